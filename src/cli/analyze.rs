@@ -1,0 +1,118 @@
+//! `pss analyze`: score trace files and print or write a report.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{print, warn, CmdResult, Failure};
+use crate::config::Config;
+use crate::report::{self, OutputFormat};
+use crate::score::GroupBy;
+use crate::trace::{read_all, Source};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  pss analyze traces.json\n  pss analyze logs/*.jsonl --format json --output report.json\n  \
+zcat traces.json.gz | pss analyze - --fail-if-below 80\n  pss analyze traces.json --format html --output report.html"
+)]
+pub struct AnalyzeArgs {
+    /// Trace files: JSON array, {"traces": [...]}, JSON Lines, CSV, Parquet, or gzip of these; `-` reads stdin.
+    pub files: Vec<String>,
+    /// A trace file (pypss's flag; may be repeated, combined with FILE arguments).
+    #[arg(long = "trace-file", value_name = "FILE")]
+    pub trace_file: Vec<String>,
+    /// Configuration file with a [pss], [pypss] or [tool.pypss] table
+    /// (default: ./pss.toml, ./pypss.toml or ./pyproject.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Break the score down by module or by function name.
+    #[arg(long, value_enum, default_value_t = ByArg::Module)]
+    pub by: ByArg,
+    /// Exit with code 1 when the PSS is below N (a CI gate).
+    #[arg(long, value_name = "N")]
+    pub fail_if_below: Option<f64>,
+}
+
+/// `--by` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ByArg {
+    Module,
+    Name,
+}
+
+/// Runs `pss analyze`.
+pub fn run(a: AnalyzeArgs) -> CmdResult {
+    let mut names = a.files.clone();
+    names.extend(a.trace_file.iter().cloned());
+    if names.is_empty() {
+        return Err(Failure::input(
+            "no trace files given. Usage: pss analyze FILE... (or --trace-file FILE, or - for stdin)",
+        ));
+    }
+    if names.iter().filter(|n| *n == "-").count() > 1 {
+        return Err(Failure::input("standard input (-) can be read only once"));
+    }
+    let cfg = Config::discover(a.config.as_deref())?;
+    if !cfg.unknown_keys.is_empty() {
+        warn(&format!(
+            "{}: unknown configuration keys ignored: {}",
+            cfg.source,
+            cfg.unknown_keys.join(", ")
+        ));
+    }
+    if !cfg.plugins.is_empty() {
+        warn(&format!(
+            "{}: pss cannot load pypss plugins ({}); their custom metrics are not part of this score",
+            cfg.source,
+            cfg.plugins.join(", ")
+        ));
+    }
+    let sources: Vec<Source> = names.iter().map(|n| Source::from_arg(n)).collect();
+    let (cols, files) = read_all(&sources, &cfg.unknown_module)?;
+    let by = match a.by {
+        ByArg::Module => GroupBy::Module,
+        ByArg::Name => GroupBy::Name,
+    };
+    let rep = report::build(&cols, &files, &cfg, by);
+    if rep.skipped.total() > 0 && a.format != OutputFormat::Text {
+        warn(&format!(
+            "skipped {} traces: {}",
+            rep.skipped.total(),
+            rep.skipped.describe()
+        ));
+    }
+    let body = report::render(&rep, a.format);
+    match &a.output {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Failure::input(format!("{}: cannot create directory: {e}", dir.display()))
+                })?;
+            }
+            std::fs::write(path, body).map_err(|e| {
+                Failure::input(format!("{}: cannot write report: {e}", path.display()))
+            })?;
+            print(&format!(
+                "PSS: {}/100 — report saved to {}\n",
+                rep.score.pss,
+                path.display()
+            ))?;
+        }
+        None => print(&body)?,
+    }
+    if let Some(n) = a.fail_if_below {
+        if (rep.score.pss as f64) < n {
+            return Err(Failure::check(format!(
+                "PSS {} is below threshold {n}. Failing.",
+                rep.score.pss
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The command line: clap definitions, one module per command, printing and
+//! exit codes. The library below never prints; this is the only place that
+//! decides what a person sees and which code the process exits with.
+//!
+//! Exit codes: 0 success; 1 a threshold or regression check failed;
+//! 2 usage or input error; 75 another run holds the lock.
+
+pub mod analyze;
+
+use std::io::{self, Write};
+
+use clap::{Parser, Subcommand};
+
+/// A failure that ends the command, with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    /// Usage or input error (exit 2).
+    pub fn input(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    /// A check failed (exit 1).
+    pub fn check(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::trace::ReadError> for Failure {
+    fn from(e: crate::trace::ReadError) -> Self {
+        Failure::input(e.to_string())
+    }
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Failure::input(e.to_string())
+    }
+}
+
+/// Result of a command.
+pub type CmdResult = Result<(), Failure>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pss",
+    version,
+    about = "Program Stability Score: score the run-time stability of a program from its pypss traces",
+    long_about = "pss reads the traces pypss writes (JSON, JSON Lines, CSV, Parquet, gzip) and gives the \
+same 0-100 Program Stability Score as pypss 1.3.1, much faster.\n\n\
+Exit codes: 0 success, 1 a threshold check failed (--fail-if-below), 2 usage or input error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Score trace files: PSS, the five sub-scores, per-module breakdown and advice.
+    Analyze(analyze::AnalyzeArgs),
+}
+
+/// Writes to stdout; a closed pipe (`pss ... | head`) ends quietly.
+pub fn print(s: &str) -> CmdResult {
+    let mut out = io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Failure {
+            code: 0,
+            message: String::new(),
+        }),
+        Err(e) => Err(Failure::input(format!(
+            "cannot write to standard output: {e}"
+        ))),
+    }
+}
+
+/// A warning on stderr.
+pub fn warn(s: &str) {
+    let _ = writeln!(io::stderr(), "warning: {s}");
+}
+
+/// Parses arguments, runs the command, and returns the exit code.
+pub fn run_pss<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let res = match cli.command {
+        Command::Analyze(a) => analyze::run(a),
+    };
+    finish(res)
+}
+
+/// Prints a failure and turns the result into an exit code.
+pub fn finish(res: CmdResult) -> i32 {
+    match res {
+        Ok(()) => 0,
+        Err(f) => {
+            if !f.message.is_empty() {
+                let prefix = if f.code == 1 { "" } else { "error: " };
+                let _ = writeln!(io::stderr(), "{prefix}{}", f.message);
+            }
+            f.code
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The five stability sub-scores and the PSS, computed exactly as pypss
+//! 1.3.1's `compute_pss_from_traces` does, and per-module / per-name
+//! breakdowns (pypss's `get_module_score_breakdown`).
+
+pub mod pystats;
+
+use serde::Serialize;
+
+use crate::config::ScoreParams;
+use crate::trace::{Stage, TraceColumns, NONE};
+use pystats::{py_builtin_sum, py_div_count, py_round, py_round2, ExactSums, Num};
+
+/// The five sub-scores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct Breakdown {
+    pub timing_stability: f64,
+    pub memory_stability: f64,
+    pub error_volatility: f64,
+    pub branching_entropy: f64,
+    pub concurrency_chaos: f64,
+}
+
+impl Breakdown {
+    /// The sub-scores with pypss's keys and short codes, in pypss's order.
+    pub fn entries(&self) -> [(&'static str, &'static str, f64); 5] {
+        [
+            ("timing_stability", "ts", self.timing_stability),
+            ("memory_stability", "ms", self.memory_stability),
+            ("error_volatility", "ev", self.error_volatility),
+            ("branching_entropy", "be", self.branching_entropy),
+            ("concurrency_chaos", "cc", self.concurrency_chaos),
+        ]
+    }
+
+    fn rounded(&self) -> Breakdown {
+        Breakdown {
+            timing_stability: py_round2(self.timing_stability),
+            memory_stability: py_round2(self.memory_stability),
+            error_volatility: py_round2(self.error_volatility),
+            branching_entropy: py_round2(self.branching_entropy),
+            concurrency_chaos: py_round2(self.concurrency_chaos),
+        }
+    }
+}
+
+/// A scored set of traces.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    /// The PSS, 0–100, an integer as pypss reports it.
+    pub pss: i64,
+    /// Sub-scores rounded to two decimals (pypss's `breakdown`).
+    pub breakdown: Breakdown,
+    /// Sub-scores before rounding.
+    pub raw: Breakdown,
+    /// The weighted PSS before clamping and rounding (0–1 scale).
+    pub pss_raw: f64,
+    /// No traces: pypss returns PSS 0 and a breakdown of integer zeros.
+    pub empty: bool,
+    /// Non-system traces counted.
+    pub count: usize,
+}
+
+impl Score {
+    fn empty() -> Score {
+        Score {
+            pss: 0,
+            breakdown: Breakdown::default(),
+            raw: Breakdown::default(),
+            pss_raw: 0.0,
+            empty: true,
+            count: 0,
+        }
+    }
+}
+
+/// Which rows of the columns to score.
+#[derive(Clone, Copy)]
+pub enum Selection<'a> {
+    /// Every row and system trace.
+    All,
+    /// Only these rows and system traces (indices, in input order).
+    Some { rows: &'a [u32], sys: &'a [u32] },
+}
+
+/// The per-trace data one score needs, gathered as pypss's lists are.
+struct Gathered {
+    count: usize,
+    latencies: Vec<f64>,
+    memory: Vec<f64>,
+    waits: Vec<f64>,
+    errors: Vec<bool>,
+    /// Branch tag counts in order of first appearance (a Python `Counter`).
+    tags: Vec<u64>,
+    lags: Vec<Num>,
+}
+
+fn gather(c: &TraceColumns, sel: Selection<'_>) -> Gathered {
+    let all_rows: Vec<u32>;
+    let all_sys: Vec<u32>;
+    let (rows, sys): (&[u32], &[u32]) = match sel {
+        Selection::Some { rows, sys } => (rows, sys),
+        Selection::All => {
+            all_rows = Vec::new();
+            all_sys = Vec::new();
+            (&all_rows, &all_sys)
+        }
+    };
+    let is_all = matches!(sel, Selection::All);
+    let n = if is_all { c.len() } else { rows.len() };
+    let idx = |k: usize| if is_all { k } else { rows[k] as usize };
+
+    let (latencies, memory, waits, errors);
+    if is_all && c.all_complete {
+        latencies = c.duration.clone();
+        memory = c.memory.clone();
+        waits = c.wait_time.clone();
+        errors = c.error.clone();
+    } else {
+        let mut l = Vec::with_capacity(n);
+        let mut m = Vec::with_capacity(n);
+        let mut w = Vec::with_capacity(n);
+        let mut e = Vec::with_capacity(n);
+        for k in 0..n {
+            let i = idx(k);
+            let st = c.stage[i];
+            if st >= Stage::Duration {
+                l.push(c.duration[i]);
+            }
+            if st >= Stage::Memory {
+                m.push(c.memory[i]);
+            }
+            if st == Stage::Complete {
+                w.push(c.wait_time[i]);
+                e.push(c.error[i]);
+            }
+        }
+        latencies = l;
+        memory = m;
+        waits = w;
+        errors = e;
+    }
+    // Counter of tags in first-appearance order within this selection.
+    let mut slot = vec![u32::MAX; c.tags.len()];
+    let mut tags: Vec<u64> = Vec::new();
+    for k in 0..n {
+        let t = c.branch_tag[idx(k)];
+        if t != NONE {
+            let s = &mut slot[t as usize];
+            if *s == u32::MAX {
+                *s = tags.len() as u32;
+                tags.push(0);
+            }
+            tags[*s as usize] += 1;
+        }
+    }
+    let lags: Vec<Num> = if is_all {
+        c.sys_lag.iter().flatten().copied().collect()
+    } else {
+        sys.iter().filter_map(|&i| c.sys_lag[i as usize]).collect()
+    };
+    Gathered {
+        count: n,
+        latencies,
+        memory,
+        waits,
+        errors,
+        tags,
+        lags,
+    }
+}
+
+/// `exponential_decay_score(metric, alpha)`: `exp(-alpha * metric)`.
+#[inline]
+fn decay(metric: f64, alpha: f64) -> f64 {
+    ((-alpha) * metric).exp()
+}
+
+/// pypss's `calculate_cv`: exact stdev over exact mean, 0 when undefined.
+fn cv(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let sums = ExactSums::of(xs, true);
+    let mean = sums.mean().expect("non-empty");
+    if mean == 0.0 {
+        return 0.0;
+    }
+    sums.stdev().expect("n >= 2") / mean
+}
+
+/// Timing Stability: latency CV and tail ratio (p95 / p50).
+pub fn timing_stability(latencies: &mut [f64], p: &ScoreParams) -> f64 {
+    if latencies.is_empty() {
+        return 1.0;
+    }
+    let cv = cv(latencies);
+    let mut tail_ratio = 1.0;
+    if latencies.len() > 1 {
+        let q =
+            pystats::percentiles(latencies, &[49, p.score_latency_tail_percentile]).expect("n > 1");
+        if q[0] > 0.0 {
+            tail_ratio = q[1] / q[0];
+        }
+    }
+    let part1 = decay(cv, p.alpha);
+    let part2 = 1.0 / (1.0 + p.beta * (tail_ratio - 1.0).max(0.0));
+    part1 * part2
+}
+
+/// Memory Stability: spread and peak relative to the median, spike penalty.
+pub fn memory_stability(memory: &mut [f64], p: &ScoreParams) -> f64 {
+    if memory.len() < 2 {
+        return 1.0;
+    }
+    let peak = memory.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sums = ExactSums::of(memory, true);
+    let mut median = pystats::median(memory).expect("n >= 2");
+    median += p.score_memory_epsilon;
+    if median <= p.score_memory_epsilon {
+        return if peak == 0.0 { 1.0 } else { 0.0 };
+    }
+    let std = sums.stdev().expect("n >= 2");
+    let metric = (std / median) + (peak / median - 1.0);
+    let mut ms = decay(metric, p.gamma);
+    if peak / median > p.mem_spike_threshold_ratio {
+        let spike = (peak / median) - p.mem_spike_threshold_ratio;
+        ms *= decay(spike, p.gamma);
+    }
+    ms
+}
+
+/// Error Volatility: error rate, variance-to-mean ratio, spikes and runs.
+pub fn error_volatility(errors: &[bool], p: &ScoreParams) -> f64 {
+    if errors.is_empty() {
+        return 1.0;
+    }
+    let n = errors.len() as u64;
+    let k = errors.iter().filter(|&&e| e).count() as u64;
+    let mean_count = k as f64 / n as f64;
+    let mut vmr = 0.0;
+    if n > 1 && mean_count > 0.0 {
+        vmr = pystats::variance_of_bools(k, n).expect("n > 1") / mean_count;
+    }
+    let mut ev = decay(mean_count + p.score_error_vmr_multiplier * vmr, p.delta);
+    if mean_count > p.error_spike_threshold {
+        let impact = (mean_count - p.error_spike_threshold) / (1.0 - p.error_spike_threshold);
+        ev *= 1.0 - impact * p.score_error_spike_impact_multiplier;
+    }
+    let (mut run, mut longest) = (0u64, 0u64);
+    for &e in errors {
+        run = if e { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let longest = longest as f64;
+    if longest >= p.consecutive_error_threshold {
+        let factor = longest - p.consecutive_error_threshold + 1.0;
+        ev *= decay(factor, p.delta * p.score_consecutive_error_decay_multiplier);
+    }
+    ev
+}
+
+/// Branching Entropy: 1 − normalised Shannon entropy of branch tags.
+/// `counts` are in first-appearance order (the summation order matters).
+pub fn branching_entropy(counts: &[u64]) -> f64 {
+    if counts.is_empty() {
+        return 1.0;
+    }
+    let total: u64 = counts.iter().sum();
+    let mut entropy = 0.0f64;
+    if total > 0 {
+        for &c in counts {
+            if c > 0 {
+                let pr = c as f64 / total as f64;
+                entropy -= pr * pr.log2();
+            }
+        }
+    }
+    let unique = counts.len();
+    if unique > 1 {
+        let max_entropy = (unique as f64).log2();
+        if max_entropy > 0.0 {
+            return 1.0 - (entropy / max_entropy);
+        }
+    }
+    1.0
+}
+
+/// Concurrency Chaos: wait-time CV above a threshold, event-loop lag penalty.
+pub fn concurrency_chaos(waits: &[f64], lags: &[Num], p: &ScoreParams) -> f64 {
+    let mut cc = 1.0;
+    if waits.len() >= 2 {
+        // Python's built-in sum: plain left-to-right float addition.
+        let mean_wait = waits.iter().fold(0.0, |a, &b| a + b) / waits.len() as f64;
+        if mean_wait > p.concurrency_wait_threshold {
+            cc = decay(cv(waits), p.alpha);
+        }
+    }
+    if !lags.is_empty() {
+        let mean_lag = py_div_count(py_builtin_sum(lags), lags.len());
+        if mean_lag > 0.01 {
+            let penalty = (mean_lag * 5.0).min(1.0);
+            cc *= 1.0 - penalty;
+        }
+    }
+    cc.max(0.0)
+}
+
+/// Scores a selection of traces: pypss's `compute_pss_from_traces`.
+pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
+    let mut g = gather(c, sel);
+    if g.count == 0 && g.lags.is_empty() {
+        return Score::empty();
+    }
+    let ts = timing_stability(&mut g.latencies, p);
+    let ms = memory_stability(&mut g.memory, p);
+    let ev = error_volatility(&g.errors, p);
+    let be = branching_entropy(&g.tags);
+    let cc = concurrency_chaos(&g.waits, &g.lags, p);
+    let raw = Breakdown {
+        timing_stability: ts,
+        memory_stability: ms,
+        error_volatility: ev,
+        branching_entropy: be,
+        concurrency_chaos: cc,
+    };
+    let mut pss_raw = p.w_ts * ts + p.w_ms * ms + p.w_ev * ev + p.w_be * be + p.w_cc * cc;
+    let total_weight = p.w_ts + p.w_ms + p.w_ev + p.w_be + p.w_cc;
+    if total_weight > 0.0 {
+        pss_raw /= total_weight;
+    }
+    let clamped = 0.0f64.max(pss_raw.min(1.0));
+    let pss = py_round(clamped * 100.0) as i64;
+    Score {
+        pss,
+        breakdown: raw.rounded(),
+        raw,
+        pss_raw,
+        empty: false,
+        count: g.count,
+    }
+}
+
+/// How to group traces for a breakdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    Module,
+    Name,
+}
+
+/// One group's score.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupScore {
+    pub key: String,
+    pub score: Score,
+    /// Traces in the group (system traces included).
+    pub traces: usize,
+    pub errors: usize,
+}
+
+/// Scores each module (or name) separately, worst PSS first; ties keep the
+/// order in which groups first appeared.
+pub fn breakdown_by(c: &TraceColumns, by: GroupBy, p: &ScoreParams) -> Vec<GroupScore> {
+    let (ids, groups) = match by {
+        GroupBy::Module => (&c.module, c.modules.len()),
+        GroupBy::Name => (&c.name, c.names.len()),
+    };
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); groups];
+    for (i, &g) in ids.iter().enumerate() {
+        rows[g as usize].push(i as u32);
+    }
+    let mut sys: Vec<Vec<u32>> = vec![Vec::new(); groups];
+    if by == GroupBy::Module {
+        for (i, &g) in c.sys_module.iter().enumerate() {
+            sys[g as usize].push(i as u32);
+        }
+    }
+    let mut out: Vec<GroupScore> = (0..groups)
+        .filter(|&g| !rows[g].is_empty() || !sys[g].is_empty())
+        .map(|g| {
+            let s = score(
+                c,
+                Selection::Some {
+                    rows: &rows[g],
+                    sys: &sys[g],
+                },
+                p,
+            );
+            let key = match by {
+                GroupBy::Module => c.modules.get(g as u32),
+                GroupBy::Name => c.names.get(g as u32),
+            };
+            let errors = rows[g].iter().filter(|&&i| c.error[i as usize]).count();
+            GroupScore {
+                key: key.to_string(),
+                score: s,
+                traces: rows[g].len() + sys[g].len(),
+                errors,
+            }
+        })
+        .collect();
+    out.sort_by_key(|g| g.score.pss);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::read_bytes;
+
+    fn score_text(text: &str) -> Score {
+        let mut c = TraceColumns::new("unknown");
+        read_bytes("t", text.as_bytes(), &mut c).unwrap();
+        score(&c, Selection::All, &ScoreParams::default())
+    }
+
+    #[test]
+    fn empty_is_zero() {
+        let s = score_text("[]");
+        assert!(s.empty);
+        assert_eq!(s.pss, 0);
+    }
+
+    #[test]
+    fn two_traces_known_result() {
+        // pypss 1.3.1: compute_pss_from_traces([{'duration':0.1,'memory':10},{'duration':0.2,'memory':12}])
+        // == {'pss': 69, 'breakdown': {ts 0.21, ms 0.64, ev 1.0, be 1.0, cc 1.0}}
+        let s = score_text(r#"[{"duration":0.1,"memory":10},{"duration":0.2,"memory":12}]"#);
+        assert_eq!(s.pss, 69);
+        assert_eq!(s.breakdown.timing_stability, 0.21);
+        assert_eq!(s.breakdown.memory_stability, 0.64);
+    }
+
+    #[test]
+    fn only_unconvertible_durations_score_100_like_pypss() {
+        let s = score_text(r#"[{"duration": null}, {"duration": "x"}]"#);
+        assert_eq!(s.pss, 100);
+        assert!(!s.empty);
+    }
+
+    #[test]
+    fn entropy_of_two_equal_tags_is_zero_score() {
+        assert_eq!(branching_entropy(&[5, 5]), 0.0);
+        assert_eq!(branching_entropy(&[7]), 1.0);
+    }
+}

@@ -1,0 +1,468 @@
+//! The columnar batch that scoring consumes, filled trace by trace with
+//! exactly the semantics of pypss 1.3.1's `compute_pss_from_traces` loop.
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use super::json::{MetaShape, RawTrace, Scalar};
+use crate::score::pystats::{py_float_from_str, Num};
+
+/// Marks "no value" in an interned column.
+pub const NONE: u32 = u32::MAX;
+
+/// Strings stored once, referred to by index (module, name, tag columns).
+#[derive(Debug, Default, Clone)]
+pub struct Interner {
+    ids: FxHashMap<Box<str>, u32>,
+    values: Vec<Box<str>>,
+}
+
+impl Interner {
+    /// The id of `s`, adding it on first sight (ids follow first appearance,
+    /// like the insertion order of a Python dict or `Counter`).
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.values.len() as u32;
+        self.values.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+
+    /// The string of an id.
+    pub fn get(&self, id: u32) -> &str {
+        &self.values[id as usize]
+    }
+
+    /// How many distinct strings there are.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// How far pypss got through a trace before a value failed to convert.
+/// pypss appends to its lists one at a time, so a trace whose `memory` cannot
+/// be converted still contributes its `duration`. pss reproduces that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Stage {
+    /// Counted, nothing appended (`duration` failed).
+    Counted = 0,
+    /// `duration` appended (`memory` failed).
+    Duration = 1,
+    /// `duration` and `memory` appended (`wait_time` failed).
+    Memory = 2,
+    /// Complete.
+    Complete = 3,
+}
+
+/// Traces pss read but left out of the score, by reason. Never silent: the
+/// total is printed and is the JSON report's `skipped` key.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    /// Array or line elements that are not JSON objects (pypss skips them).
+    pub not_object: u64,
+    /// A value pypss's `float()` cannot convert (null, text, list…); pypss
+    /// skips the rest of the trace after appending the values before it.
+    pub unconvertible: u64,
+    /// `inf`, `-inf` or `NaN` (including `1e400`): pypss crashes or silently
+    /// mis-scores; pss leaves the whole trace out.
+    pub non_finite: u64,
+    /// A system trace whose `metadata` pypss cannot read (`null`, a number,
+    /// a string or list mentioning `lag`…).
+    pub bad_metadata: u64,
+    /// A system trace whose `lag` is not a number (pypss crashes).
+    pub bad_lag: u64,
+}
+
+impl Skipped {
+    /// All skipped traces.
+    pub fn total(&self) -> u64 {
+        self.not_object + self.unconvertible + self.non_finite + self.bad_metadata + self.bad_lag
+    }
+
+    /// Adds another file's counts.
+    pub fn add(&mut self, o: &Skipped) {
+        self.not_object += o.not_object;
+        self.unconvertible += o.unconvertible;
+        self.non_finite += o.non_finite;
+        self.bad_metadata += o.bad_metadata;
+        self.bad_lag += o.bad_lag;
+    }
+
+    /// "3 not objects, 1 unconvertible value" — the non-zero reasons.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            (self.not_object, "not a JSON object"),
+            (self.unconvertible, "value not convertible to a number"),
+            (self.non_finite, "inf/NaN value"),
+            (self.bad_metadata, "unreadable system metadata"),
+            (self.bad_lag, "non-numeric lag"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        parts.join(", ")
+    }
+}
+
+/// Why a value did not convert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvError {
+    /// Python raises (TypeError, ValueError, OverflowError).
+    Unconvertible,
+}
+
+/// Python's `float(value)` for a JSON value. Non-finite results are returned
+/// as such; the caller decides.
+pub fn py_float(s: &Scalar<'_>) -> Result<f64, ConvError> {
+    match s {
+        Scalar::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
+        Scalar::Int(t) => {
+            let v: f64 = t.parse().map_err(|_| ConvError::Unconvertible)?;
+            if v.is_infinite() {
+                Err(ConvError::Unconvertible) // OverflowError: int too large
+            } else if v == 0.0 {
+                Ok(0.0) // Python ints have no negative zero
+            } else {
+                Ok(v)
+            }
+        }
+        Scalar::Float(f) => Ok(*f),
+        Scalar::Str(t) => py_float_from_str(t).ok_or(ConvError::Unconvertible),
+        Scalar::Null | Scalar::Array(_) | Scalar::Object(_) => Err(ConvError::Unconvertible),
+    }
+}
+
+/// A numeric JSON value as Python's `sum()` sees it; `None` if not numeric.
+fn py_number(s: &Scalar<'_>) -> Option<Num> {
+    match s {
+        Scalar::Bool(b) => Some(Num::Int(*b as i64)),
+        Scalar::Int(t) => t.parse::<i64>().ok().map(Num::Int),
+        Scalar::Float(f) => Some(Num::Float(*f)),
+        _ => None,
+    }
+}
+
+/// A grouping key as Python would print it (`module`, `name`).
+fn key_text(s: &Scalar<'_>) -> String {
+    match s {
+        Scalar::Str(t) => t.to_string(),
+        Scalar::Null => "None".into(),
+        Scalar::Bool(true) => "True".into(),
+        Scalar::Bool(false) => "False".into(),
+        Scalar::Int(t) => t.to_string(),
+        Scalar::Float(f) => format!("{f:?}"),
+        Scalar::Array(_) => "[...]".into(),
+        Scalar::Object(_) => "{...}".into(),
+    }
+}
+
+/// Trace data in columns. Rows are the non-system traces pypss counts, in
+/// input order; system traces (event-loop metrics) have their own columns.
+#[derive(Debug, Default, Clone)]
+pub struct TraceColumns {
+    pub duration: Vec<f64>,
+    pub memory: Vec<f64>,
+    pub wait_time: Vec<f64>,
+    pub error: Vec<bool>,
+    /// Interned non-empty string `branch_tag`, or [`NONE`].
+    pub branch_tag: Vec<u32>,
+    pub stage: Vec<Stage>,
+    pub module: Vec<u32>,
+    pub name: Vec<u32>,
+    /// Epoch seconds, NaN when missing.
+    pub timestamp: Vec<f64>,
+    /// Interned `exception_type` of error traces, or [`NONE`].
+    pub exception_type: Vec<u32>,
+
+    pub sys_module: Vec<u32>,
+    /// `metadata.lag`, when the key is present.
+    pub sys_lag: Vec<Option<Num>>,
+    pub sys_timestamp: Vec<f64>,
+
+    pub tags: Interner,
+    pub modules: Interner,
+    pub names: Interner,
+    pub exception_types: Interner,
+    /// First message seen for each exception type (at most 300 characters).
+    pub exception_examples: Vec<String>,
+
+    pub skipped: Skipped,
+    /// Unknown module name from config (`discovery_unknown_module_name`).
+    pub unknown_module: String,
+    /// True when every row is [`Stage::Complete`].
+    pub all_complete: bool,
+    checkpoint: (usize, usize),
+}
+
+impl TraceColumns {
+    /// Empty columns; `unknown_module` names traces without a `module`.
+    pub fn new(unknown_module: &str) -> Self {
+        TraceColumns {
+            unknown_module: unknown_module.to_string(),
+            all_complete: true,
+            ..Default::default()
+        }
+    }
+
+    /// Non-system traces counted (pypss's `count`).
+    pub fn len(&self) -> usize {
+        self.stage.len()
+    }
+
+    /// True when there are no rows and no system traces.
+    pub fn is_empty(&self) -> bool {
+        self.stage.is_empty() && self.sys_module.is_empty()
+    }
+
+    /// Number of traces kept, system traces included.
+    pub fn traces(&self) -> usize {
+        self.stage.len() + self.sys_module.len()
+    }
+
+    /// Marks the start of a new source: [`reset`](Self::reset) goes back here.
+    pub fn begin_source(&mut self) {
+        self.checkpoint = (self.stage.len(), self.sys_module.len());
+    }
+
+    /// Forgets the rows of the current source (a later `traces` key replaces
+    /// an earlier one, as in a Python dict). Skip counts are kept.
+    pub fn reset(&mut self) {
+        let (r, s) = self.checkpoint;
+        self.duration.truncate(r);
+        self.memory.truncate(r);
+        self.wait_time.truncate(r);
+        self.error.truncate(r);
+        self.branch_tag.truncate(r);
+        self.stage.truncate(r);
+        self.module.truncate(r);
+        self.name.truncate(r);
+        self.timestamp.truncate(r);
+        self.exception_type.truncate(r);
+        self.sys_module.truncate(s);
+        self.sys_lag.truncate(s);
+        self.sys_timestamp.truncate(s);
+        self.all_complete = self.stage.iter().all(|&st| st == Stage::Complete);
+    }
+
+    fn group(&mut self, which: &Option<Scalar<'_>>, names: bool) -> u32 {
+        let text = match which {
+            None => self.unknown_module.clone(),
+            Some(Scalar::Str(s)) => {
+                let i = if names {
+                    &mut self.names
+                } else {
+                    &mut self.modules
+                };
+                return i.intern(s);
+            }
+            Some(s) => key_text(s),
+        };
+        if names {
+            self.names.intern(&text)
+        } else {
+            self.modules.intern(&text)
+        }
+    }
+
+    /// A stream element that is not an object.
+    pub fn push_not_object(&mut self) {
+        self.skipped.not_object += 1;
+    }
+
+    /// Adds one trace, as pypss's loop body does.
+    pub fn push(&mut self, t: &RawTrace<'_>) {
+        let ts = t
+            .timestamp
+            .as_ref()
+            .and_then(|s| py_float(s).ok())
+            .unwrap_or(f64::NAN);
+        if t.system_metric.as_ref().is_some_and(|s| s.truthy()) {
+            self.push_system(t, ts);
+            return;
+        }
+        // duration, memory, wait_time: float(t.get(key, 0.0)), in this order.
+        let mut vals = [0.0f64; 3];
+        let mut stage = Stage::Complete;
+        for (k, slot) in [&t.duration, &t.memory, &t.wait_time]
+            .into_iter()
+            .enumerate()
+        {
+            match slot.as_ref().map(py_float).unwrap_or(Ok(0.0)) {
+                Ok(v) => vals[k] = v,
+                Err(ConvError::Unconvertible) => {
+                    stage = match k {
+                        0 => Stage::Counted,
+                        1 => Stage::Duration,
+                        _ => Stage::Memory,
+                    };
+                    break;
+                }
+            }
+        }
+        let reached = stage as usize;
+        if vals[..reached].iter().any(|v| !v.is_finite()) {
+            self.skipped.non_finite += 1;
+            return;
+        }
+        if stage != Stage::Complete {
+            self.skipped.unconvertible += 1;
+            self.all_complete = false;
+        }
+        let module = self.group(&t.module, false);
+        let name = self.group(&t.name, true);
+        let complete = stage == Stage::Complete;
+        let error = complete && t.error.as_ref().is_some_and(|e| e.truthy());
+        let tag = match &t.branch_tag {
+            Some(Scalar::Str(s)) if complete && !s.is_empty() => self.tags.intern(s),
+            _ => NONE,
+        };
+        let exc = match (&t.exception_type, error) {
+            (Some(Scalar::Str(s)), true) if !s.is_empty() => {
+                let id = self.exception_types.intern(s);
+                if id as usize == self.exception_examples.len() {
+                    let msg = match &t.exception_message {
+                        Some(Scalar::Str(m)) => m.chars().take(300).collect(),
+                        _ => String::new(),
+                    };
+                    self.exception_examples.push(msg);
+                }
+                id
+            }
+            _ => NONE,
+        };
+        self.duration.push(vals[0]);
+        self.memory.push(vals[1]);
+        self.wait_time.push(vals[2]);
+        self.error.push(error);
+        self.branch_tag.push(tag);
+        self.stage.push(stage);
+        self.module.push(module);
+        self.name.push(name);
+        self.timestamp.push(ts);
+        self.exception_type.push(exc);
+    }
+
+    fn push_system(&mut self, t: &RawTrace<'_>, ts: f64) {
+        let mut lag = None;
+        if let Some(m) = &t.metadata {
+            match &m.shape {
+                MetaShape::Object => {
+                    if let Some(l) = &m.lag {
+                        match py_number(l) {
+                            Some(Num::Float(f)) if !f.is_finite() => {
+                                self.skipped.non_finite += 1;
+                                return;
+                            }
+                            Some(n) => lag = Some(n),
+                            None => {
+                                self.skipped.bad_lag += 1;
+                                return;
+                            }
+                        }
+                    }
+                }
+                MetaShape::Str(s) => {
+                    if s.contains("lag") || s.contains("active_tasks") || s.contains("churn_rate") {
+                        self.skipped.bad_metadata += 1;
+                        return;
+                    }
+                }
+                MetaShape::Array(has_key) => {
+                    if *has_key {
+                        self.skipped.bad_metadata += 1;
+                        return;
+                    }
+                }
+                MetaShape::Other(_) => {
+                    self.skipped.bad_metadata += 1;
+                    return;
+                }
+            }
+        }
+        let module = self.group(&t.module, false);
+        self.sys_module.push(module);
+        self.sys_lag.push(lag);
+        self.sys_timestamp.push(ts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::json::{Element, Scanner};
+
+    fn cols(lines: &[&str]) -> TraceColumns {
+        let mut c = TraceColumns::new("unknown");
+        for l in lines {
+            let mut sc = Scanner::new(l.as_bytes(), true);
+            match sc.element().unwrap() {
+                Element::Trace(t) => c.push(&t),
+                Element::NotObject(_) => c.push_not_object(),
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn partial_rows_follow_pypss_append_order() {
+        let c = cols(&[
+            r#"{"duration": 1.5, "memory": "x"}"#,
+            r#"{"duration": null}"#,
+            r#"{"duration": "2"}"#,
+        ]);
+        assert_eq!(
+            c.stage,
+            vec![Stage::Duration, Stage::Counted, Stage::Complete]
+        );
+        assert_eq!(c.duration[2], 2.0);
+        assert_eq!(c.skipped.unconvertible, 2);
+    }
+
+    #[test]
+    fn non_finite_and_non_objects_are_counted() {
+        let c = cols(&[
+            r#"{"duration": 1e400}"#,
+            "5",
+            r#"{"wait_time": NaN}"#,
+            r#"{"duration": 1}"#,
+        ]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.skipped.non_finite, 2);
+        assert_eq!(c.skipped.not_object, 1);
+    }
+
+    #[test]
+    fn system_traces() {
+        let c = cols(&[
+            r#"{"system_metric": true, "metadata": {"lag": 0.5}}"#,
+            r#"{"system_metric": true, "metadata": null}"#,
+            r#"{"system_metric": true, "metadata": {"lag": "x"}}"#,
+            r#"{"system_metric": true}"#,
+            r#"{"system_metric": 1, "metadata": "nothing here"}"#,
+        ]);
+        assert_eq!(c.sys_lag, vec![Some(Num::Float(0.5)), None, None]);
+        assert_eq!(c.skipped.bad_metadata, 1);
+        assert_eq!(c.skipped.bad_lag, 1);
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn tags_only_non_empty_strings() {
+        let c = cols(&[
+            r#"{"branch_tag": ""}"#,
+            r#"{"branch_tag": null}"#,
+            r#"{"branch_tag": 5}"#,
+            r#"{"branch_tag": "a"}"#,
+        ]);
+        assert_eq!(c.branch_tag, vec![NONE, NONE, NONE, 0]);
+    }
+}

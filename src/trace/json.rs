@@ -1,0 +1,833 @@
+//! A streaming, allocation-light JSON scanner for trace files.
+//!
+//! Written by hand rather than on `serde_json` for three reasons that no JSON
+//! crate covers together: pypss reads traces with Python's `json`, which
+//! accepts `NaN`, `Infinity` and `-Infinity` and turns `1e400` into `inf`
+//! (serde_json rejects all four); scoring must know whether a number was an
+//! integer or a float literal, as Python does; and a 1,000,000-trace file has
+//! to be read field by field into columns, never as a tree of values, with
+//! errors that carry a byte offset. The scanner works on a buffer that may end
+//! mid-value: it then answers [`ScanError::Incomplete`] and the caller refills
+//! the buffer and scans the element again from its start.
+
+use std::borrow::Cow;
+
+/// Deepest nesting accepted; Python's `json` fails near 1,000 with a
+/// `RecursionError`, pss stops earlier with a clear error.
+pub const MAX_DEPTH: usize = 512;
+
+/// Why a scan stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanError {
+    /// The buffer ended inside a value and more input may follow.
+    Incomplete,
+    /// The input is not valid JSON at byte `pos` of the buffer.
+    Syntax { pos: usize, msg: String },
+}
+
+type Res<T> = Result<T, ScanError>;
+
+/// A JSON value as far as scoring needs to know it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    /// An integer literal, kept as text: Python ints are unbounded.
+    Int(&'a str),
+    /// A float literal (or `NaN`/`Infinity`), parsed as Python's `float()` would.
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An array; `true` when it has elements.
+    Array(bool),
+    /// An object; `true` when it has members.
+    Object(bool),
+}
+
+impl Scalar<'_> {
+    /// Python truthiness of the value.
+    pub fn truthy(&self) -> bool {
+        match self {
+            Scalar::Null => false,
+            Scalar::Bool(b) => *b,
+            Scalar::Int(t) => t.bytes().any(|b| (b'1'..=b'9').contains(&b)),
+            Scalar::Float(f) => *f != 0.0,
+            Scalar::Str(s) => !s.is_empty(),
+            Scalar::Array(n) | Scalar::Object(n) => *n,
+        }
+    }
+
+    /// A short name of the JSON type, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Null => "null",
+            Scalar::Bool(_) => "boolean",
+            Scalar::Int(_) | Scalar::Float(_) => "number",
+            Scalar::Str(_) => "string",
+            Scalar::Array(_) => "array",
+            Scalar::Object(_) => "object",
+        }
+    }
+}
+
+/// The `metadata` member of a system trace, as pypss's `in` tests see it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metadata<'a> {
+    /// What the value was: an object (the normal case), or something else.
+    pub shape: MetaShape<'a>,
+    pub lag: Option<Scalar<'a>>,
+    pub active_tasks: Option<Scalar<'a>>,
+    pub churn_rate: Option<Scalar<'a>>,
+}
+
+/// The JSON type of `metadata`, with what `"lag" in metadata` needs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum MetaShape<'a> {
+    #[default]
+    Object,
+    /// A string: Python's `in` is a substring test.
+    Str(Cow<'a, str>),
+    /// An array: `in` is membership; `true` when it holds one of the three key names.
+    Array(bool),
+    /// null, a number or a boolean: `in` raises `TypeError`.
+    Other(&'static str),
+}
+
+/// The members of one trace object that pss reads. Later duplicates win, as
+/// with Python's `dict`.
+#[derive(Debug, Default, Clone)]
+pub struct RawTrace<'a> {
+    pub trace_id: Option<Scalar<'a>>,
+    pub name: Option<Scalar<'a>>,
+    pub filename: Option<Scalar<'a>>,
+    pub lineno: Option<Scalar<'a>>,
+    pub module: Option<Scalar<'a>>,
+    pub duration: Option<Scalar<'a>>,
+    pub cpu_time: Option<Scalar<'a>>,
+    pub wait_time: Option<Scalar<'a>>,
+    pub memory: Option<Scalar<'a>>,
+    pub memory_diff: Option<Scalar<'a>>,
+    pub error: Option<Scalar<'a>>,
+    pub exception_type: Option<Scalar<'a>>,
+    pub exception_message: Option<Scalar<'a>>,
+    pub branch_tag: Option<Scalar<'a>>,
+    pub timestamp: Option<Scalar<'a>>,
+    pub async_op: Option<Scalar<'a>>,
+    pub yield_count: Option<Scalar<'a>>,
+    pub system_metric: Option<Scalar<'a>>,
+    pub metadata: Option<Metadata<'a>>,
+    /// Other members, as `(key, raw JSON text)`, when the caller asked for them.
+    pub extras: Vec<(Cow<'a, str>, &'a str)>,
+    /// Number of members seen (including extras not captured).
+    pub members: usize,
+    /// Whether a `traces` member was seen (wrapper detection).
+    pub has_traces_key: bool,
+}
+
+impl RawTrace<'_> {
+    /// True when at least one pypss trace field is present.
+    pub fn has_trace_field(&self) -> bool {
+        self.trace_id.is_some()
+            || self.name.is_some()
+            || self.duration.is_some()
+            || self.timestamp.is_some()
+            || self.system_metric.is_some()
+            || self.module.is_some()
+            || self.memory.is_some()
+            || self.wait_time.is_some()
+            || self.error.is_some()
+    }
+}
+
+/// One element of a trace stream: a trace object, or something pypss skips.
+#[derive(Debug)]
+pub enum Element<'a> {
+    Trace(Box<RawTrace<'a>>),
+    /// Not an object (pypss's `t.get` raises and the trace is skipped).
+    NotObject(&'static str),
+}
+
+/// Cursor over a buffer of JSON text.
+pub struct Scanner<'a> {
+    buf: &'a [u8],
+    /// Current position in `buf`.
+    pub pos: usize,
+    /// True when `buf` holds the end of the input.
+    eof: bool,
+    capture_extras: bool,
+}
+
+#[inline]
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner over `buf`; `eof` says whether input ends with it.
+    pub fn new(buf: &'a [u8], eof: bool) -> Self {
+        Scanner {
+            buf,
+            pos: 0,
+            eof,
+            capture_extras: false,
+        }
+    }
+
+    /// The bytes from `from` to the cursor.
+    pub fn slice(&self, from: usize) -> &'a [u8] {
+        &self.buf[from..self.pos]
+    }
+
+    /// Also keep members pss does not interpret, as raw JSON text.
+    pub fn with_extras(mut self, yes: bool) -> Self {
+        self.capture_extras = yes;
+        self
+    }
+
+    fn err<T>(&self, pos: usize, msg: impl Into<String>) -> Res<T> {
+        Err(ScanError::Syntax {
+            pos,
+            msg: msg.into(),
+        })
+    }
+
+    fn end<T>(&self, what: &str) -> Res<T> {
+        if self.eof {
+            self.err(self.pos, format!("unexpected end of input {what}"))
+        } else {
+            Err(ScanError::Incomplete)
+        }
+    }
+
+    /// Skips JSON whitespace; returns the next byte without consuming it, or
+    /// `None` at the end of the buffer (the caller decides what that means).
+    #[inline]
+    pub fn peek_non_ws(&mut self) -> Option<u8> {
+        while self.pos < self.buf.len() {
+            let b = self.buf[self.pos];
+            if !is_ws(b) {
+                return Some(b);
+            }
+            self.pos += 1;
+        }
+        None
+    }
+
+    /// True when only whitespace is left and the input has ended.
+    pub fn at_eof(&mut self) -> Res<bool> {
+        match self.peek_non_ws() {
+            Some(_) => Ok(false),
+            None if self.eof => Ok(true),
+            None => Err(ScanError::Incomplete),
+        }
+    }
+
+    /// Next non-whitespace byte, which must exist.
+    #[inline]
+    fn next_byte(&mut self, what: &str) -> Res<u8> {
+        match self.peek_non_ws() {
+            Some(b) => Ok(b),
+            None => self.end(what),
+        }
+    }
+
+    /// Consumes `b` (after whitespace) or fails with `msg`.
+    pub fn expect(&mut self, b: u8, msg: &str) -> Res<()> {
+        let got = self.next_byte(msg)?;
+        if got == b {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.err(self.pos, format!("{msg}, found {}", describe_byte(got)))
+        }
+    }
+
+    /// Parses a string starting at the opening quote.
+    pub fn string(&mut self) -> Res<Cow<'a, str>> {
+        debug_assert_eq!(self.buf[self.pos], b'"');
+        let start = self.pos + 1;
+        // Fast path: no escapes, the text is borrowed.
+        match memchr::memchr2(b'"', b'\\', &self.buf[start..]) {
+            None => self.end("inside a string"),
+            Some(off) if self.buf[start + off] == b'"' => {
+                let raw = &self.buf[start..start + off];
+                self.check_raw(start, raw)?;
+                self.pos = start + off + 1;
+                Ok(Cow::Borrowed(std::str::from_utf8(raw).expect("validated")))
+            }
+            Some(_) => self.string_slow(start),
+        }
+    }
+
+    fn check_raw(&self, start: usize, raw: &[u8]) -> Res<()> {
+        if let Some(k) = raw.iter().position(|&b| b < 0x20) {
+            return self.err(start + k, "invalid control character in string");
+        }
+        if let Err(e) = std::str::from_utf8(raw) {
+            return self.err(start + e.valid_up_to(), "invalid UTF-8 in string");
+        }
+        Ok(())
+    }
+
+    fn string_slow(&mut self, start: usize) -> Res<Cow<'a, str>> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut i = start;
+        loop {
+            let off = match memchr::memchr2(b'"', b'\\', &self.buf[i..]) {
+                None => return self.end("inside a string"),
+                Some(off) => off,
+            };
+            let j = i + off;
+            self.check_raw(i, &self.buf[i..j])?;
+            out.extend_from_slice(&self.buf[i..j]);
+            if self.buf[j] == b'"' {
+                self.pos = j + 1;
+                return Ok(Cow::Owned(String::from_utf8(out).expect("validated")));
+            }
+            // Escape at j.
+            if j + 1 >= self.buf.len() {
+                return self.end("inside a string escape");
+            }
+            let e = self.buf[j + 1];
+            let simple = match e {
+                b'"' => Some(b'"'),
+                b'\\' => Some(b'\\'),
+                b'/' => Some(b'/'),
+                b'b' => Some(8),
+                b'f' => Some(12),
+                b'n' => Some(b'\n'),
+                b'r' => Some(b'\r'),
+                b't' => Some(b'\t'),
+                b'u' => None,
+                _ => return self.err(j, "invalid escape in string"),
+            };
+            if let Some(c) = simple {
+                out.push(c);
+                i = j + 2;
+                continue;
+            }
+            let cp = self.hex4(j + 2)?;
+            let mut next = j + 6;
+            let ch = if (0xD800..0xDC00).contains(&cp) {
+                // A high surrogate: a low one should follow.
+                if next + 6 <= self.buf.len()
+                    && self.buf[next] == b'\\'
+                    && self.buf[next + 1] == b'u'
+                {
+                    let lo = self.hex4(next + 2)?;
+                    if (0xDC00..0xE000).contains(&lo) {
+                        next += 6;
+                        char::from_u32(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00))
+                    } else {
+                        None
+                    }
+                } else if next + 6 > self.buf.len() && !self.eof {
+                    return Err(ScanError::Incomplete);
+                } else {
+                    None
+                }
+            } else {
+                char::from_u32(cp)
+            };
+            // Lone surrogates (valid in Python strings) become U+FFFD.
+            let ch = ch.unwrap_or('\u{FFFD}');
+            let mut tmp = [0u8; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+            i = next;
+        }
+    }
+
+    fn hex4(&self, at: usize) -> Res<u32> {
+        if at + 4 > self.buf.len() {
+            return self.end("inside a \\u escape");
+        }
+        let mut v = 0u32;
+        for k in 0..4 {
+            let d = match self.buf[at + k] {
+                c @ b'0'..=b'9' => c - b'0',
+                c @ b'a'..=b'f' => c - b'a' + 10,
+                c @ b'A'..=b'F' => c - b'A' + 10,
+                _ => return self.err(at + k, "invalid \\u escape"),
+            };
+            v = v * 16 + d as u32;
+        }
+        Ok(v)
+    }
+
+    /// Skips a string without decoding it (still validated).
+    fn skip_string(&mut self) -> Res<()> {
+        let mut i = self.pos + 1;
+        loop {
+            let off = match memchr::memchr2(b'"', b'\\', &self.buf[i..]) {
+                None => return self.end("inside a string"),
+                Some(off) => off,
+            };
+            let j = i + off;
+            self.check_raw(i, &self.buf[i..j])?;
+            if self.buf[j] == b'"' {
+                self.pos = j + 1;
+                return Ok(());
+            }
+            if j + 1 >= self.buf.len() {
+                return self.end("inside a string escape");
+            }
+            match self.buf[j + 1] {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i = j + 2,
+                b'u' => {
+                    self.hex4(j + 2)?;
+                    i = j + 6;
+                }
+                _ => return self.err(j, "invalid escape in string"),
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Res<()> {
+        let end = self.pos + word.len();
+        let avail = &self.buf[self.pos..self.buf.len().min(end)];
+        if !word.starts_with(avail) {
+            return self.err(self.pos, "invalid literal");
+        }
+        if avail.len() < word.len() {
+            return self.end("inside a literal");
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Parses a number (or `NaN`/`Infinity`/`-Infinity`) at the cursor.
+    fn number(&mut self) -> Res<Scalar<'a>> {
+        let start = self.pos;
+        let b = self.buf;
+        let mut i = start;
+        if i < b.len() && b[i] == b'-' {
+            i += 1;
+            if i < b.len() && b[i] == b'I' {
+                self.pos = i;
+                self.literal(b"Infinity")?;
+                return Ok(Scalar::Float(f64::NEG_INFINITY));
+            }
+        }
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            *i - s
+        };
+        if i >= b.len() {
+            return self.end("inside a number");
+        }
+        if b[i] == b'0' {
+            i += 1;
+        } else if b[i].is_ascii_digit() {
+            digits(&mut i);
+        } else {
+            return self.err(i, "invalid number");
+        }
+        let mut is_float = false;
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            if digits(&mut i) == 0 {
+                if i >= b.len() {
+                    return self.end("inside a number");
+                }
+                return self.err(i, "invalid number: digits expected after '.'");
+            }
+            is_float = true;
+        }
+        if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+            i += 1;
+            if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                if i >= b.len() {
+                    return self.end("inside a number");
+                }
+                return self.err(i, "invalid number: digits expected in exponent");
+            }
+            is_float = true;
+        }
+        if i >= b.len() && !self.eof {
+            // The number may go on in the next chunk.
+            return Err(ScanError::Incomplete);
+        }
+        self.pos = i;
+        // The grammar above is ASCII only.
+        let text = std::str::from_utf8(&b[start..i]).expect("ascii");
+        if is_float {
+            // Rust's parser is correctly rounded, like Python's; overflow gives inf.
+            Ok(Scalar::Float(
+                text.parse::<f64>().expect("validated number"),
+            ))
+        } else {
+            Ok(Scalar::Int(text))
+        }
+    }
+
+    /// Parses any value into a [`Scalar`], skipping the inside of arrays and objects.
+    pub fn scalar(&mut self, depth: usize) -> Res<Scalar<'a>> {
+        let b = self.next_byte("where a value was expected")?;
+        match b {
+            b'"' => Ok(Scalar::Str(self.string()?)),
+            b'{' => Ok(Scalar::Object(self.skip_container(depth)?)),
+            b'[' => Ok(Scalar::Array(self.skip_container(depth)?)),
+            b't' => self.literal(b"true").map(|_| Scalar::Bool(true)),
+            b'f' => self.literal(b"false").map(|_| Scalar::Bool(false)),
+            b'n' => self.literal(b"null").map(|_| Scalar::Null),
+            b'N' => self.literal(b"NaN").map(|_| Scalar::Float(f64::NAN)),
+            b'I' => self
+                .literal(b"Infinity")
+                .map(|_| Scalar::Float(f64::INFINITY)),
+            b'-' | b'0'..=b'9' => self.number(),
+            other => self.err(
+                self.pos,
+                format!("expected a value, found {}", describe_byte(other)),
+            ),
+        }
+    }
+
+    /// Skips any value.
+    pub fn skip_value(&mut self, depth: usize) -> Res<()> {
+        let b = self.next_byte("where a value was expected")?;
+        match b {
+            b'"' => self.skip_string(),
+            b'{' | b'[' => self.skip_container(depth).map(|_| ()),
+            _ => self.scalar(depth).map(|_| ()),
+        }
+    }
+
+    /// Skips an array or object at the cursor; returns whether it had members.
+    fn skip_container(&mut self, depth: usize) -> Res<bool> {
+        if depth >= MAX_DEPTH {
+            return self.err(self.pos, format!("nesting deeper than {MAX_DEPTH} levels"));
+        }
+        let open = self.buf[self.pos];
+        let close = if open == b'{' { b'}' } else { b']' };
+        self.pos += 1;
+        if self.next_byte("inside an array or object")? == close {
+            self.pos += 1;
+            return Ok(false);
+        }
+        loop {
+            if open == b'{' {
+                if self.next_byte("where a key was expected")? != b'"' {
+                    return self.err(self.pos, "expected a string key");
+                }
+                self.skip_string()?;
+                self.expect(b':', "expected ':' after an object key")?;
+            }
+            self.skip_value(depth + 1)?;
+            match self.next_byte("inside an array or object")? {
+                b',' => {
+                    self.pos += 1;
+                    // Python rejects trailing commas.
+                    if self.next_byte("after ','")? == close {
+                        return self.err(self.pos, "trailing comma");
+                    }
+                }
+                c if c == close => {
+                    self.pos += 1;
+                    return Ok(true);
+                }
+                other => {
+                    let what = if open == b'{' {
+                        "',' or '}'"
+                    } else {
+                        "',' or ']'"
+                    };
+                    return self.err(
+                        self.pos,
+                        format!("expected {what}, found {}", describe_byte(other)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Parses one stream element: a trace object, or a value pypss would skip.
+    pub fn element(&mut self) -> Res<Element<'a>> {
+        let b = self.next_byte("where a trace was expected")?;
+        if b == b'{' {
+            let mut t = RawTrace::default();
+            self.object_members(&mut t)?;
+            Ok(Element::Trace(Box::new(t)))
+        } else {
+            let s = self.scalar(1)?;
+            Ok(Element::NotObject(s.kind()))
+        }
+    }
+
+    /// Parses the members of the object at the cursor into `t`.
+    pub fn object_members(&mut self, t: &mut RawTrace<'a>) -> Res<()> {
+        self.pos += 1; // '{'
+        if self.next_byte("inside an object")? == b'}' {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            if self.next_byte("where a key was expected")? != b'"' {
+                return self.err(self.pos, "expected a string key");
+            }
+            let key = self.string()?;
+            self.expect(b':', "expected ':' after an object key")?;
+            self.member(t, key)?;
+            match self.next_byte("inside an object")? {
+                b',' => {
+                    self.pos += 1;
+                    if self.next_byte("after ','")? == b'}' {
+                        return self.err(self.pos, "trailing comma");
+                    }
+                }
+                b'}' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                other => {
+                    return self.err(
+                        self.pos,
+                        format!("expected ',' or '}}', found {}", describe_byte(other)),
+                    )
+                }
+            }
+        }
+    }
+
+    /// Parses one member value, storing it when pss reads that key.
+    pub fn member(&mut self, t: &mut RawTrace<'a>, key: Cow<'a, str>) -> Res<()> {
+        t.members += 1;
+        let slot = match key.as_ref() {
+            "trace_id" => &mut t.trace_id,
+            "name" => &mut t.name,
+            "filename" => &mut t.filename,
+            "lineno" => &mut t.lineno,
+            "module" => &mut t.module,
+            "duration" => &mut t.duration,
+            "cpu_time" => &mut t.cpu_time,
+            "wait_time" => &mut t.wait_time,
+            "memory" => &mut t.memory,
+            "memory_diff" => &mut t.memory_diff,
+            "error" => &mut t.error,
+            "exception_type" => &mut t.exception_type,
+            "exception_message" => &mut t.exception_message,
+            "branch_tag" => &mut t.branch_tag,
+            "timestamp" => &mut t.timestamp,
+            "async_op" => &mut t.async_op,
+            "yield_count" => &mut t.yield_count,
+            "system_metric" => &mut t.system_metric,
+            "metadata" => {
+                let m = self.metadata()?;
+                t.metadata = Some(m);
+                return Ok(());
+            }
+            other => {
+                if other == "traces" {
+                    t.has_traces_key = true;
+                }
+                self.next_byte("where a value was expected")?;
+                let from = self.pos;
+                self.skip_value(1)?;
+                if self.capture_extras {
+                    let raw =
+                        std::str::from_utf8(&self.buf[from..self.pos]).expect("validated json");
+                    // A duplicate key replaces the earlier value, as in Python.
+                    t.extras.retain(|(k, _)| k.as_ref() != key.as_ref());
+                    t.extras.push((key, raw));
+                }
+                return Ok(());
+            }
+        };
+        *slot = Some(self.scalar(1)?);
+        Ok(())
+    }
+
+    fn metadata(&mut self) -> Res<Metadata<'a>> {
+        let b = self.next_byte("where a value was expected")?;
+        let mut m = Metadata::default();
+        match b {
+            b'{' => {
+                self.pos += 1;
+                if self.next_byte("inside an object")? == b'}' {
+                    self.pos += 1;
+                    return Ok(m);
+                }
+                loop {
+                    if self.next_byte("where a key was expected")? != b'"' {
+                        return self.err(self.pos, "expected a string key");
+                    }
+                    let key = self.string()?;
+                    self.expect(b':', "expected ':' after an object key")?;
+                    match key.as_ref() {
+                        "lag" => m.lag = Some(self.scalar(2)?),
+                        "active_tasks" => m.active_tasks = Some(self.scalar(2)?),
+                        "churn_rate" => m.churn_rate = Some(self.scalar(2)?),
+                        _ => self.skip_value(2)?,
+                    }
+                    match self.next_byte("inside an object")? {
+                        b',' => {
+                            self.pos += 1;
+                            if self.next_byte("after ','")? == b'}' {
+                                return self.err(self.pos, "trailing comma");
+                            }
+                        }
+                        b'}' => {
+                            self.pos += 1;
+                            return Ok(m);
+                        }
+                        other => {
+                            return self.err(
+                                self.pos,
+                                format!("expected ',' or '}}', found {}", describe_byte(other)),
+                            )
+                        }
+                    }
+                }
+            }
+            b'"' => {
+                m.shape = MetaShape::Str(self.string()?);
+                Ok(m)
+            }
+            b'[' => {
+                // Membership test: does the array hold "lag" etc. as strings?
+                self.pos += 1;
+                let mut has = false;
+                if self.next_byte("inside an array")? == b']' {
+                    self.pos += 1;
+                    m.shape = MetaShape::Array(false);
+                    return Ok(m);
+                }
+                loop {
+                    if let Scalar::Str(s) = self.scalar(2)? {
+                        if matches!(s.as_ref(), "lag" | "active_tasks" | "churn_rate") {
+                            has = true;
+                        }
+                    }
+                    match self.next_byte("inside an array")? {
+                        b',' => {
+                            self.pos += 1;
+                            if self.next_byte("after ','")? == b']' {
+                                return self.err(self.pos, "trailing comma");
+                            }
+                        }
+                        b']' => {
+                            self.pos += 1;
+                            m.shape = MetaShape::Array(has);
+                            return Ok(m);
+                        }
+                        other => {
+                            return self.err(
+                                self.pos,
+                                format!("expected ',' or ']', found {}", describe_byte(other)),
+                            )
+                        }
+                    }
+                }
+            }
+            _ => {
+                let s = self.scalar(1)?;
+                m.shape = MetaShape::Other(s.kind());
+                Ok(m)
+            }
+        }
+    }
+}
+
+/// Names a byte for an error message.
+pub fn describe_byte(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("'{}'", b as char)
+    } else {
+        format!("byte 0x{b:02x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(text: &str) -> RawTrace<'_> {
+        let mut sc = Scanner::new(text.as_bytes(), true);
+        match sc.element().unwrap() {
+            Element::Trace(t) => *t,
+            other => panic!("not a trace: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_known_fields_and_python_literals() {
+        let t = trace(
+            r#"{"name":"f\u00e9","duration":NaN,"memory":-Infinity,"wait_time":1e400,"lineno":12,"x":[1,{"a":2}]}"#,
+        );
+        assert_eq!(t.name, Some(Scalar::Str(Cow::Owned("fé".into()))));
+        assert!(matches!(t.duration, Some(Scalar::Float(f)) if f.is_nan()));
+        assert_eq!(t.memory, Some(Scalar::Float(f64::NEG_INFINITY)));
+        assert_eq!(t.wait_time, Some(Scalar::Float(f64::INFINITY)));
+        assert_eq!(t.lineno, Some(Scalar::Int("12")));
+        assert_eq!(t.members, 6);
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins() {
+        let t = trace(r#"{"duration": 1, "duration": 2.5}"#);
+        assert_eq!(t.duration, Some(Scalar::Float(2.5)));
+    }
+
+    #[test]
+    fn incomplete_is_not_an_error() {
+        for cut in 1..30 {
+            let text = br#"{"duration": 12.5, "name": "abc"}"#;
+            let mut sc = Scanner::new(&text[..cut], false);
+            assert_eq!(
+                sc.element().unwrap_err(),
+                ScanError::Incomplete,
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_carry_positions() {
+        for bad in [
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":01}"#,
+            "{\"a\":\"x\u{1}\"}",
+            r#"{"a":tru}"#,
+        ] {
+            let mut sc = Scanner::new(bad.as_bytes(), true);
+            assert!(
+                matches!(sc.element(), Err(ScanError::Syntax { .. })),
+                "{bad}"
+            );
+        }
+        let deep = "[".repeat(MAX_DEPTH + 5);
+        let mut sc = Scanner::new(deep.as_bytes(), true);
+        assert!(matches!(sc.skip_value(0), Err(ScanError::Syntax { .. })));
+    }
+
+    #[test]
+    fn truthiness_matches_python() {
+        assert!(!Scalar::Int("0").truthy());
+        assert!(!Scalar::Int("-0").truthy());
+        assert!(Scalar::Int("10").truthy());
+        assert!(Scalar::Float(f64::NAN).truthy());
+        assert!(!Scalar::Float(-0.0).truthy());
+        assert!(Scalar::Str(Cow::Borrowed("false")).truthy());
+        assert!(!Scalar::Array(false).truthy());
+    }
+
+    #[test]
+    fn metadata_shapes() {
+        let t = trace(r#"{"system_metric":true,"metadata":{"lag":0.02,"other":[1]}}"#);
+        let m = t.metadata.unwrap();
+        assert_eq!(m.shape, MetaShape::Object);
+        assert_eq!(m.lag, Some(Scalar::Float(0.02)));
+        let t = trace(r#"{"metadata":"flag"}"#);
+        assert_eq!(
+            t.metadata.unwrap().shape,
+            MetaShape::Str(Cow::Borrowed("flag"))
+        );
+        let t = trace(r#"{"metadata":null}"#);
+        assert_eq!(t.metadata.unwrap().shape, MetaShape::Other("null"));
+    }
+}

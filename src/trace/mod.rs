@@ -1,0 +1,70 @@
+//! Traces in: pypss's trace records from every file shape it writes, read
+//! into columns ([`TraceColumns`]) that scoring consumes.
+
+pub mod columns;
+pub mod json;
+pub mod reader;
+pub mod tabular;
+
+pub use columns::{Interner, Skipped, Stage, TraceColumns, NONE};
+pub use json::RawTrace;
+pub use reader::{read_bytes, read_source, FileSummary, Format, Source};
+
+/// Why a trace source could not be read. Every variant names the source.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content is not valid JSON at a known place.
+    #[error("{path}:{line}: {msg} (byte {byte})")]
+    Syntax {
+        path: String,
+        line: u64,
+        byte: u64,
+        msg: String,
+    },
+    /// The content is not a trace file of any shape pss reads.
+    #[error("{path}: {msg}")]
+    Format { path: String, msg: String },
+}
+
+/// Receives traces as a reader finds them.
+pub trait TraceSink {
+    /// One trace object.
+    fn trace(&mut self, t: &RawTrace<'_>);
+    /// An element that is not an object (pypss skips it).
+    fn not_object(&mut self);
+    /// Drop everything received so far.
+    fn reset(&mut self);
+}
+
+impl TraceSink for TraceColumns {
+    fn trace(&mut self, t: &RawTrace<'_>) {
+        self.push(t)
+    }
+    fn not_object(&mut self) {
+        self.push_not_object()
+    }
+    fn reset(&mut self) {
+        TraceColumns::reset(self)
+    }
+}
+
+/// Reads several sources, in order, into one set of columns.
+pub fn read_all(
+    sources: &[Source],
+    unknown_module: &str,
+) -> Result<(TraceColumns, Vec<FileSummary>), ReadError> {
+    let mut cols = TraceColumns::new(unknown_module);
+    let mut summaries = Vec::with_capacity(sources.len());
+    for s in sources {
+        cols.begin_source();
+        summaries.push(read_source(s, &mut cols)?);
+    }
+    Ok((cols, summaries))
+}

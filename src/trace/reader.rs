@@ -1,0 +1,735 @@
+//! Reading trace files of every shape pypss users have, sniffed from content:
+//! a JSON array, an object with a `traces` array (`pypss run --output`),
+//! JSON Lines (`FileFIFOCollector`), gzip of any of these, CSV and Parquet.
+//!
+//! JSON is streamed through a bounded buffer: the file is never held whole,
+//! and each trace goes straight into a [`TraceSink`].
+
+use std::fs::File;
+use std::io::{self, Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use super::json::{describe_byte, Element, RawTrace, ScanError, Scanner};
+use super::{ReadError, TraceSink};
+
+/// Where traces come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file on disk.
+    Path(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+}
+
+impl Source {
+    /// `-` means standard input.
+    pub fn from_arg(s: &str) -> Self {
+        if s == "-" {
+            Source::Stdin
+        } else {
+            Source::Path(PathBuf::from(s))
+        }
+    }
+
+    /// The name used in messages.
+    pub fn display(&self) -> String {
+        match self {
+            Source::Path(p) => p.display().to_string(),
+            Source::Stdin => "<stdin>".to_string(),
+        }
+    }
+}
+
+/// The shape a file turned out to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    JsonArray,
+    JsonObject,
+    JsonLines,
+    Csv,
+    Parquet,
+}
+
+/// What reading one source found.
+#[derive(Debug, Clone)]
+pub struct FileSummary {
+    pub source: String,
+    pub format: Format,
+    pub gzip: bool,
+    pub elements: u64,
+    pub bytes: u64,
+}
+
+/// Largest single JSON element (one trace) accepted, to bound memory.
+pub const MAX_ELEMENT_BYTES: usize = 64 << 20;
+const CHUNK: usize = 1 << 20;
+
+/// Reads one source into `sink`.
+pub fn read_source(source: &Source, sink: &mut dyn TraceSink) -> Result<FileSummary, ReadError> {
+    let name = source.display();
+    let io_err = |e: io::Error| ReadError::Io {
+        path: name.clone(),
+        source: e,
+    };
+    let reader: Box<dyn Read> = match source {
+        Source::Path(p) => {
+            let meta = std::fs::metadata(p).map_err(io_err)?;
+            if meta.is_dir() {
+                return Err(ReadError::Format {
+                    path: name,
+                    msg: "is a directory, not a trace file".into(),
+                });
+            }
+            Box::new(File::open(p).map_err(io_err)?)
+        }
+        Source::Stdin => Box::new(io::stdin().lock()),
+    };
+    let path = match source {
+        Source::Path(p) => Some(p.as_path()),
+        Source::Stdin => None,
+    };
+    read_stream(&name, path, reader, false, sink)
+}
+
+/// Reads traces from `text` (for tests and for data already in memory).
+pub fn read_bytes(
+    name: &str,
+    bytes: &[u8],
+    sink: &mut dyn TraceSink,
+) -> Result<FileSummary, ReadError> {
+    read_stream(
+        name,
+        None,
+        Box::new(Cursor::new(bytes.to_vec())),
+        false,
+        sink,
+    )
+}
+
+fn read_stream(
+    name: &str,
+    path: Option<&Path>,
+    reader: Box<dyn Read + '_>,
+    gzip: bool,
+    sink: &mut dyn TraceSink,
+) -> Result<FileSummary, ReadError> {
+    let mut feed = Feed::new(name, reader, gzip);
+    feed.fill_at_least(8)?;
+    let head = feed.window();
+    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+        if gzip {
+            return Err(feed.format_err("gzip inside gzip is not supported"));
+        }
+        let prefix = head.to_vec();
+        let rest = feed.into_reader();
+        let dec = MultiGzDecoder::new(Cursor::new(prefix).chain(rest));
+        return read_stream(name, None, Box::new(dec), true, sink);
+    }
+    if head.starts_with(b"PAR1") {
+        let bytes = match (path, gzip) {
+            (Some(p), false) => std::fs::read(p).map_err(|e| ReadError::Io {
+                path: name.into(),
+                source: e,
+            })?,
+            _ => feed.read_all()?,
+        };
+        let n = super::tabular::read_parquet(name, bytes, sink)?;
+        return Ok(FileSummary {
+            source: name.into(),
+            format: Format::Parquet,
+            gzip,
+            elements: n,
+            bytes: 0,
+        });
+    }
+    feed.skip_bom();
+    let first = feed.first_non_ws()?;
+    let format = match first {
+        None => {
+            return Err(
+                feed.format_err("the file is empty (no JSON, JSON Lines, CSV or Parquet content)")
+            )
+        }
+        Some(b'[') => {
+            feed.json_array(sink)?;
+            Format::JsonArray
+        }
+        Some(b'{') => feed.json_object_or_lines(sink)?,
+        Some(b) => {
+            let head = feed.window().to_vec();
+            if super::tabular::looks_like_csv(&head) {
+                let bytes = feed.read_all()?;
+                let n = super::tabular::read_csv(name, bytes, sink)?;
+                return Ok(FileSummary {
+                    source: name.into(),
+                    format: Format::Csv,
+                    gzip,
+                    elements: n,
+                    bytes: 0,
+                });
+            }
+            return Err(feed.not_traces(b));
+        }
+    };
+    Ok(FileSummary {
+        source: name.into(),
+        format,
+        gzip,
+        elements: feed.elements,
+        bytes: feed.consumed(),
+    })
+}
+
+/// A bounded window over a byte stream, refilled as the scanner asks.
+struct Feed<'r> {
+    name: String,
+    reader: Box<dyn Read + 'r>,
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+    /// Absolute offset of `buf[0]` in the (decompressed) stream.
+    base: u64,
+    /// Newlines in the stream before `buf[0]`.
+    lines: u64,
+    eof: bool,
+    gzip: bool,
+    elements: u64,
+}
+
+impl<'r> Feed<'r> {
+    fn new(name: &str, reader: Box<dyn Read + 'r>, gzip: bool) -> Self {
+        Feed {
+            name: name.to_string(),
+            reader,
+            buf: vec![0; CHUNK],
+            start: 0,
+            len: 0,
+            base: 0,
+            lines: 0,
+            eof: false,
+            gzip,
+            elements: 0,
+        }
+    }
+
+    fn window(&self) -> &[u8] {
+        &self.buf[self.start..self.len]
+    }
+
+    fn consumed(&self) -> u64 {
+        self.base + self.start as u64
+    }
+
+    fn into_reader(self) -> Box<dyn Read + 'r> {
+        self.reader
+    }
+
+    fn io_err(&self, e: io::Error) -> ReadError {
+        let msg = if self.gzip {
+            format!(
+                "gzip data is corrupt or truncated after {} decompressed bytes: {e}",
+                self.base + self.len as u64
+            )
+        } else {
+            e.to_string()
+        };
+        ReadError::Format {
+            path: self.name.clone(),
+            msg,
+        }
+    }
+
+    fn format_err(&self, msg: &str) -> ReadError {
+        ReadError::Format {
+            path: self.name.clone(),
+            msg: msg.to_string(),
+        }
+    }
+
+    /// Reads more input: keeps the unconsumed part, grows the buffer when one
+    /// element fills it, up to [`MAX_ELEMENT_BYTES`].
+    fn fill(&mut self) -> Result<(), ReadError> {
+        if self.eof {
+            return Ok(());
+        }
+        if self.start > 0 {
+            self.lines += self.buf[..self.start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            self.buf.copy_within(self.start..self.len, 0);
+            self.base += self.start as u64;
+            self.len -= self.start;
+            self.start = 0;
+        }
+        if self.len == self.buf.len() {
+            if self.buf.len() >= MAX_ELEMENT_BYTES {
+                return Err(self.syntax_at(
+                    0,
+                    format!(
+                        "one JSON value is larger than {} MiB",
+                        MAX_ELEMENT_BYTES >> 20
+                    ),
+                ));
+            }
+            let new_len = (self.buf.len() * 2).min(MAX_ELEMENT_BYTES);
+            self.buf.resize(new_len, 0);
+        }
+        loop {
+            match self.reader.read(&mut self.buf[self.len..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.len += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_err(e)),
+            }
+        }
+    }
+
+    fn fill_at_least(&mut self, n: usize) -> Result<(), ReadError> {
+        while self.len - self.start < n && !self.eof {
+            self.fill()?;
+        }
+        Ok(())
+    }
+
+    fn read_all(&mut self) -> Result<Vec<u8>, ReadError> {
+        let mut out = self.window().to_vec();
+        self.reader
+            .read_to_end(&mut out)
+            .map_err(|e| self.io_err(e))?;
+        Ok(out)
+    }
+
+    fn skip_bom(&mut self) {
+        if self.window().starts_with(b"\xEF\xBB\xBF") {
+            self.start += 3;
+        }
+    }
+
+    fn first_non_ws(&mut self) -> Result<Option<u8>, ReadError> {
+        loop {
+            let w = self.window();
+            if let Some(i) = w
+                .iter()
+                .position(|&b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+            {
+                let b = w[i];
+                // Keep whitespace before it so line numbers stay right.
+                self.fill_at_least(i + 4096)?;
+                return Ok(Some(b));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill()?;
+        }
+    }
+
+    fn syntax_at(&self, rel: usize, msg: String) -> ReadError {
+        let abs = self.start + rel;
+        let upto = abs.min(self.len);
+        let line = self.lines + self.buf[..upto].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        ReadError::Syntax {
+            path: self.name.clone(),
+            line,
+            byte: self.base + abs as u64,
+            msg,
+        }
+    }
+
+    /// Runs `f` on the unconsumed input, refilling and retrying while it
+    /// reports [`ScanError::Incomplete`]; consumes what `f` scanned.
+    fn run<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Scanner<'_>) -> Result<T, ScanError>,
+    ) -> Result<T, ReadError> {
+        loop {
+            let mut sc = Scanner::new(&self.buf[self.start..self.len], self.eof);
+            match f(&mut sc) {
+                Ok(v) => {
+                    self.start += sc.pos;
+                    return Ok(v);
+                }
+                Err(ScanError::Incomplete) => {
+                    let before = (self.len - self.start, self.eof);
+                    self.fill()?;
+                    if (self.len - self.start, self.eof) == before {
+                        return Err(
+                            self.syntax_at(self.len - self.start, "unexpected end of input".into())
+                        );
+                    }
+                }
+                Err(ScanError::Syntax { pos, msg }) => return Err(self.syntax_at(pos, msg)),
+            }
+        }
+    }
+
+    /// Streams the elements of an array whose `[` is next.
+    fn array_elements(&mut self, sink: &mut dyn TraceSink) -> Result<(), ReadError> {
+        let empty = self.run(|sc| {
+            sc.expect(b'[', "expected '['")?;
+            match sc.peek_non_ws() {
+                Some(b']') => {
+                    sc.pos += 1;
+                    Ok(true)
+                }
+                Some(_) => Ok(false),
+                None => Err(if sc_eof(sc) {
+                    syntax(sc.pos, "unexpected end of input in array")
+                } else {
+                    ScanError::Incomplete
+                }),
+            }
+        })?;
+        if empty {
+            return Ok(());
+        }
+        let mut count = 0u64;
+        loop {
+            let done = self.run(|sc| {
+                let el = sc.element()?;
+                let done = match sc.peek_non_ws() {
+                    Some(b',') => {
+                        sc.pos += 1;
+                        match sc.peek_non_ws() {
+                            Some(b']') => return Err(syntax(sc.pos, "trailing comma before ']'")),
+                            Some(_) => false,
+                            None if sc_eof(sc) => {
+                                return Err(syntax(sc.pos, "unexpected end of input in array"))
+                            }
+                            None => return Err(ScanError::Incomplete),
+                        }
+                    }
+                    Some(b']') => {
+                        sc.pos += 1;
+                        true
+                    }
+                    Some(other) => {
+                        return Err(syntax(
+                            sc.pos,
+                            format!(
+                                "expected ',' or ']' after a trace, found {}",
+                                describe_byte(other)
+                            ),
+                        ))
+                    }
+                    None if sc_eof(sc) => {
+                        return Err(syntax(
+                            sc.pos,
+                            "unexpected end of input: the array is not closed",
+                        ))
+                    }
+                    None => return Err(ScanError::Incomplete),
+                };
+                match el {
+                    Element::Trace(t) => sink.trace(&t),
+                    Element::NotObject(_) => sink.not_object(),
+                }
+                Ok(done)
+            })?;
+            count += 1;
+            if done {
+                break;
+            }
+        }
+        self.elements += count;
+        Ok(())
+    }
+
+    fn expect_eof(&mut self, after: &str) -> Result<(), ReadError> {
+        let end = self.run(|sc| sc.at_eof())?;
+        if !end {
+            let pos = self
+                .window()
+                .iter()
+                .position(|&b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+                .unwrap_or(0);
+            return Err(self.syntax_at(pos, format!("unexpected data after {after}")));
+        }
+        Ok(())
+    }
+
+    fn json_array(&mut self, sink: &mut dyn TraceSink) -> Result<(), ReadError> {
+        self.array_elements(sink)?;
+        self.expect_eof("the end of the JSON array")
+    }
+
+    /// `{` first: either a wrapper object with a `traces` array, or the first
+    /// trace of a JSON Lines stream.
+    fn json_object_or_lines(&mut self, sink: &mut dyn TraceSink) -> Result<Format, ReadError> {
+        enum Step {
+            Traces,
+            Member(Vec<u8>),
+            End,
+        }
+        let mut members: Vec<Vec<u8>> = Vec::new();
+        let mut captured = 0usize;
+        let mut saw_traces = false;
+        self.run(|sc| sc.expect(b'{', "expected '{'"))?;
+        let mut first = true;
+        loop {
+            let step = self.run(|sc| {
+                if first {
+                    if sc.peek_non_ws() == Some(b'}') {
+                        sc.pos += 1;
+                        return Ok(Step::End);
+                    }
+                } else {
+                    match sc.peek_non_ws() {
+                        Some(b',') => sc.pos += 1,
+                        Some(b'}') => {
+                            sc.pos += 1;
+                            return Ok(Step::End);
+                        }
+                        Some(other) => {
+                            return Err(syntax(
+                                sc.pos,
+                                format!("expected ',' or '}}', found {}", describe_byte(other)),
+                            ))
+                        }
+                        None if sc_eof(sc) => {
+                            return Err(syntax(sc.pos, "unexpected end of input in object"))
+                        }
+                        None => return Err(ScanError::Incomplete),
+                    }
+                }
+                match sc.peek_non_ws() {
+                    Some(b'"') => {}
+                    Some(other) => {
+                        return Err(syntax(
+                            sc.pos,
+                            format!("expected a string key, found {}", describe_byte(other)),
+                        ))
+                    }
+                    None if sc_eof(sc) => {
+                        return Err(syntax(sc.pos, "unexpected end of input in object"))
+                    }
+                    None => return Err(ScanError::Incomplete),
+                }
+                let key_start = sc.pos;
+                let key = sc.string()?;
+                sc.expect(b':', "expected ':' after an object key")?;
+                if key == "traces" {
+                    match sc.peek_non_ws() {
+                        Some(b'[') => return Ok(Step::Traces),
+                        Some(_) => {
+                            let at = sc.pos;
+                            let v = sc.scalar(1)?;
+                            return Err(syntax(
+                                at,
+                                format!(
+                                    "\"traces\" must be an array of traces, found a {}",
+                                    v.kind()
+                                ),
+                            ));
+                        }
+                        None if sc_eof(sc) => {
+                            return Err(syntax(sc.pos, "unexpected end of input"))
+                        }
+                        None => return Err(ScanError::Incomplete),
+                    }
+                }
+                sc.skip_value(1)?;
+                Ok(Step::Member(sc_slice(sc, key_start)))
+            })?;
+            first = false;
+            match step {
+                Step::End => break,
+                Step::Traces => {
+                    if saw_traces {
+                        sink.reset(); // a later duplicate key wins, as in Python
+                    }
+                    saw_traces = true;
+                    self.array_elements(sink)?;
+                }
+                Step::Member(raw) => {
+                    if !saw_traces {
+                        captured += raw.len();
+                        if captured > MAX_ELEMENT_BYTES {
+                            return Err(self.format_err("top-level object is too large to be a trace and has no \"traces\" array before this point"));
+                        }
+                        members.push(raw);
+                    }
+                }
+            }
+        }
+        if saw_traces {
+            self.expect_eof("the top-level object")?;
+            return Ok(Format::JsonObject);
+        }
+        // No `traces` key: the object is the first trace of JSON Lines.
+        let mut text = Vec::with_capacity(captured + members.len() + 2);
+        text.push(b'{');
+        for (i, m) in members.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            text.extend_from_slice(m);
+        }
+        text.push(b'}');
+        let mut sc = Scanner::new(&text, true);
+        let mut t = RawTrace::default();
+        sc.object_members(&mut t)
+            .map_err(|_| self.format_err("internal error re-reading the first object"))?;
+        if !t.has_trace_field() {
+            return Err(self.format_err(
+                "the top-level object has no \"traces\" array and no trace fields (duration, name, timestamp, …); expected a JSON array of traces, an object with a \"traces\" array, or JSON Lines",
+            ));
+        }
+        sink.trace(&t);
+        self.elements += 1;
+        loop {
+            let more = self.run(|sc| {
+                if sc.at_eof()? {
+                    return Ok(false);
+                }
+                match sc.element()? {
+                    Element::Trace(t) => sink.trace(&t),
+                    Element::NotObject(_) => sink.not_object(),
+                }
+                Ok(true)
+            })?;
+            if !more {
+                break;
+            }
+            self.elements += 1;
+        }
+        Ok(Format::JsonLines)
+    }
+
+    fn not_traces(&self, b: u8) -> ReadError {
+        let w = self.window();
+        if w.contains(&0) || std::str::from_utf8(&w[..w.len().min(1024)]).is_err() && !w.is_empty()
+        {
+            // from_utf8 may fail only because the window cut a character.
+            let valid = match std::str::from_utf8(&w[..w.len().min(1024)]) {
+                Ok(_) => true,
+                Err(e) => e.error_len().is_none(),
+            };
+            if w.contains(&0) || !valid {
+                return self.format_err("binary data: not JSON, JSON Lines, CSV, Parquet or gzip");
+            }
+        }
+        let mut sc = Scanner::new(w, self.eof);
+        let pos = w.iter().position(|&c| c == b).unwrap_or(0);
+        sc.pos = pos;
+        if let Ok(v) = sc.scalar(0) {
+            return self.format_err(&format!(
+                "the top-level JSON value is a {}; expected an array of traces, an object with a \"traces\" array, or JSON Lines",
+                v.kind()
+            ));
+        }
+        self.syntax_at(pos, format!("not a trace file: starts with {}; expected JSON, JSON Lines, CSV with a header row, Parquet or gzip", describe_byte(b)))
+    }
+}
+
+fn sc_eof(sc: &mut Scanner<'_>) -> bool {
+    matches!(sc.at_eof(), Ok(true) | Err(ScanError::Syntax { .. }))
+}
+
+fn sc_slice(sc: &Scanner<'_>, from: usize) -> Vec<u8> {
+    sc.slice(from).to_vec()
+}
+
+fn syntax(pos: usize, msg: impl Into<String>) -> ScanError {
+    ScanError::Syntax {
+        pos,
+        msg: msg.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::TraceColumns;
+
+    fn read(text: &str) -> Result<(TraceColumns, FileSummary), ReadError> {
+        let mut c = TraceColumns::new("unknown");
+        let s = read_bytes("t.json", text.as_bytes(), &mut c)?;
+        Ok((c, s))
+    }
+
+    #[test]
+    fn shapes() {
+        let (c, s) = read(r#"[{"duration": 1}, {"duration": 2}]"#).unwrap();
+        assert_eq!((c.len(), s.format), (2, Format::JsonArray));
+        let (c, s) = read(r#"{"overall": {"pss": 1}, "traces": [{"duration": 1}]}"#).unwrap();
+        assert_eq!((c.len(), s.format), (1, Format::JsonObject));
+        let (c, s) = read("{\"duration\": 1}\n\n{\"duration\": 2}\n").unwrap();
+        assert_eq!((c.len(), s.format), (2, Format::JsonLines));
+        let (c, _) = read("[]").unwrap();
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        for bad in [
+            "",
+            "   \n",
+            "[{\"duration\": 1}",
+            "[1,2] x",
+            "5",
+            "{\"traces\": 5}",
+            "{}",
+            "[1,]",
+            "\"abc\"",
+            "{\"a\": 1}",
+        ] {
+            assert!(read(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = read("{\"duration\": 1}\n{\"duration\": 2}\n{\"duration\": }\n").unwrap_err();
+        match err {
+            ReadError::Syntax { line, .. } => assert_eq!(line, 3),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tiny_chunks_give_the_same_result() {
+        // Elements crossing chunk borders are re-scanned, never pushed twice.
+        let mut text = String::from("[");
+        for i in 0..500 {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&format!(
+                "{{\"duration\": {}.25, \"name\": \"f\\u00e9{}\", \"x\": [1, 2, {{\"y\": null}}]}}",
+                i,
+                i % 7
+            ));
+        }
+        text.push(']');
+        struct Trickle(Cursor<Vec<u8>>);
+        impl Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(7);
+                self.0.read(&mut buf[..n])
+            }
+        }
+        let mut c = TraceColumns::new("unknown");
+        read_stream(
+            "t",
+            None,
+            Box::new(Trickle(Cursor::new(text.into_bytes()))),
+            false,
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.len(), 500);
+        assert_eq!(c.duration[499], 499.25);
+        assert_eq!(c.names.len(), 7);
+    }
+}
