@@ -335,7 +335,16 @@ impl<'r> Feed<'r> {
     }
 
     fn syntax_at(&self, rel: usize, msg: String) -> ReadError {
-        let abs = self.start + rel;
+        let mut abs = self.start + rel;
+        if msg.starts_with("unexpected end") {
+            // Point at the last byte of content, not at trailing newlines.
+            while abs > self.start
+                && abs <= self.len
+                && matches!(self.buf[abs - 1], b' ' | b'\n' | b'\r' | b'\t')
+            {
+                abs -= 1;
+            }
+        }
         let upto = abs.min(self.len);
         let line = self.lines + self.buf[..upto].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
         ReadError::Syntax {
