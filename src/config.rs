@@ -22,11 +22,7 @@ pub enum ConfigError {
     #[error("{path}: no [pss], [pypss] or [tool.pypss] table")]
     NoTable { path: String },
     #[error("{path}: key `{key}`: {msg}")]
-    Invalid {
-        path: String,
-        key: String,
-        msg: String,
-    },
+    Invalid { path: String, key: String, msg: String },
 }
 
 /// The type pypss gives a key.
@@ -239,14 +235,7 @@ pub struct AlertParams {
 
 impl Default for AlertParams {
     fn default() -> Self {
-        AlertParams {
-            pss: 60.0,
-            ts: 0.70,
-            ms: 0.70,
-            ev: 0.80,
-            be: 0.70,
-            cc: 0.70,
-        }
+        AlertParams { pss: 60.0, ts: 0.70, ms: 0.70, ev: 0.80, be: 0.70, cc: 0.70 }
     }
 }
 
@@ -346,19 +335,14 @@ impl Config {
     /// when several are present: `[tool.pypss]`, then `[pypss]`, then `[pss]`).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            path: name.clone(),
-            source: e,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io { path: name.clone(), source: e })?;
         Config::from_toml_str(&text, &name)
     }
 
     /// Loads from TOML text; `name` is used in messages.
     pub fn from_toml_str(text: &str, name: &str) -> Result<Config, ConfigError> {
-        let doc: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Toml {
-            path: name.into(),
-            msg: e.to_string().trim().into(),
-        })?;
+        let doc: toml::Table = toml::from_str(text)
+            .map_err(|e| ConfigError::Toml { path: name.into(), msg: e.to_string().trim().into() })?;
         let mut tables = Vec::new();
         if let Some(t) = doc.get("tool").and_then(|t| t.get("pypss")) {
             tables.push(("[tool.pypss]", t));
@@ -383,10 +367,7 @@ impl Config {
             };
             flatten(t, "", &mut flat);
         }
-        let mut cfg = Config {
-            source: name.to_string(),
-            ..Config::default()
-        };
+        let mut cfg = Config { source: name.to_string(), ..Config::default() };
         for (k, v) in flat {
             cfg.set(&k, v, name)?;
         }
@@ -399,26 +380,18 @@ impl Config {
             self.unknown_keys.push(key.to_string());
             return Ok(());
         };
-        let bad = |msg: String| ConfigError::Invalid {
-            path: file.into(),
-            key: key.into(),
-            msg,
-        };
+        let bad = |msg: String| ConfigError::Invalid { path: file.into(), key: key.into(), msg };
         let type_name = v.type_str();
         let num = match (&v, kind) {
             (toml::Value::Float(f), Kind::Float | Kind::Number) => Some(*f),
             (toml::Value::Integer(i), Kind::Float | Kind::Number | Kind::Int) => Some(*i as f64),
-            (_, Kind::Float | Kind::Number) => {
-                return Err(bad(format!("expected a number, found {type_name}")))
-            }
+            (_, Kind::Float | Kind::Number) => return Err(bad(format!("expected a number, found {type_name}"))),
             (_, Kind::Int) => return Err(bad(format!("expected an integer, found {type_name}"))),
             (toml::Value::String(_), Kind::Str)
             | (toml::Value::Boolean(_), Kind::Bool)
             | (toml::Value::Array(_), Kind::List) => None,
             (_, Kind::Str) => return Err(bad(format!("expected a string, found {type_name}"))),
-            (_, Kind::Bool) => {
-                return Err(bad(format!("expected true or false, found {type_name}")))
-            }
+            (_, Kind::Bool) => return Err(bad(format!("expected true or false, found {type_name}"))),
             (_, Kind::List) => return Err(bad(format!("expected a list, found {type_name}"))),
             (_, Kind::Dict) => None,
         };
@@ -455,9 +428,7 @@ impl Config {
             "score_memory_epsilon" => s.score_memory_epsilon = n,
             "score_error_vmr_multiplier" => s.score_error_vmr_multiplier = n,
             "score_error_spike_impact_multiplier" => s.score_error_spike_impact_multiplier = n,
-            "score_consecutive_error_decay_multiplier" => {
-                s.score_consecutive_error_decay_multiplier = n
-            }
+            "score_consecutive_error_decay_multiplier" => s.score_consecutive_error_decay_multiplier = n,
             "advisor_threshold_excellent" => a.threshold_excellent = n,
             "advisor_threshold_good" => a.threshold_good = n,
             "advisor_threshold_warning" => a.threshold_warning = n,
@@ -477,17 +448,12 @@ impl Config {
                 }
                 self.other.insert(key.to_string(), v);
             }
-            "discovery_unknown_module_name" => {
-                self.unknown_module = v.as_str().unwrap_or_default().to_string()
-            }
+            "discovery_unknown_module_name" => self.unknown_module = v.as_str().unwrap_or_default().to_string(),
             "window" => {
                 let text = v.as_str().unwrap_or_default();
-                self.window_seconds =
-                    parse_duration(text).filter(|w| *w > 0.0).ok_or_else(|| {
-                        bad(format!(
-                            "expected a duration like '60s', '5m', '1.5h', found '{text}'"
-                        ))
-                    })?;
+                self.window_seconds = parse_duration(text)
+                    .filter(|w| *w > 0.0)
+                    .ok_or_else(|| bad(format!("expected a duration like '60s', '5m', '1.5h', found '{text}'")))?;
             }
             "min_window_traces" => {
                 if n < 0.0 {
@@ -499,13 +465,7 @@ impl Config {
                 self.plugins = v
                     .as_array()
                     .map(|a| {
-                        a.iter()
-                            .map(|x| {
-                                x.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| x.to_string())
-                            })
-                            .collect()
+                        a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect()
                     })
                     .unwrap_or_default()
             }
@@ -518,36 +478,20 @@ impl Config {
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let s = &self.score;
-        let bad = |key: &str, msg: &str| ConfigError::Invalid {
-            path: file.into(),
-            key: key.into(),
-            msg: msg.into(),
-        };
-        for (k, w) in [
-            ("w_ts", s.w_ts),
-            ("w_ms", s.w_ms),
-            ("w_ev", s.w_ev),
-            ("w_be", s.w_be),
-            ("w_cc", s.w_cc),
-        ] {
+        let bad = |key: &str, msg: &str| ConfigError::Invalid { path: file.into(), key: key.into(), msg: msg.into() };
+        for (k, w) in [("w_ts", s.w_ts), ("w_ms", s.w_ms), ("w_ev", s.w_ev), ("w_be", s.w_be), ("w_cc", s.w_cc)] {
             if w < 0.0 {
                 return Err(bad(k, &format!("weights must not be negative, found {w}")));
             }
         }
         if s.w_ts + s.w_ms + s.w_ev + s.w_be + s.w_cc <= 0.0 {
-            return Err(bad(
-                "w_ts",
-                "the five weights (w_ts, w_ms, w_ev, w_be, w_cc) are all zero",
-            ));
+            return Err(bad("w_ts", "the five weights (w_ts, w_ms, w_ev, w_be, w_cc) are all zero"));
         }
         if s.score_memory_epsilon < 0.0 {
             return Err(bad("score_memory_epsilon", "must not be negative"));
         }
         if s.error_spike_threshold >= 1.0 {
-            return Err(bad(
-                "error_spike_threshold",
-                "must be below 1 (pypss divides by 1 - error_spike_threshold)",
-            ));
+            return Err(bad("error_spike_threshold", "must be below 1 (pypss divides by 1 - error_spike_threshold)"));
         }
         Ok(())
     }
@@ -571,15 +515,10 @@ mod tests {
 
     #[test]
     fn reads_pypss_tables_and_flattens() {
-        let c = Config::from_toml_str(
-            "[pypss]\nalpha = 3\n[pypss.alert]\nthreshold_ts = 0.5\n",
-            "pypss.toml",
-        )
-        .unwrap();
+        let c = Config::from_toml_str("[pypss]\nalpha = 3\n[pypss.alert]\nthreshold_ts = 0.5\n", "pypss.toml").unwrap();
         assert_eq!(c.score.alpha, 3.0);
         assert_eq!(c.alert.ts, 0.5);
-        let c = Config::from_toml_str("[tool.pypss]\nw_ts = 0.5\nbogus = 1\n", "pyproject.toml")
-            .unwrap();
+        let c = Config::from_toml_str("[tool.pypss]\nw_ts = 0.5\nbogus = 1\n", "pyproject.toml").unwrap();
         assert_eq!(c.score.w_ts, 0.5);
         assert_eq!(c.unknown_keys, vec!["bogus".to_string()]);
     }
@@ -589,29 +528,15 @@ mod tests {
         for (text, key) in [
             ("[pss]\nw_ts = -1\n", "w_ts"),
             ("[pss]\nalpha = \"2\"\n", "alpha"),
-            (
-                "[pss]\nscore_latency_tail_percentile = 99\n",
-                "score_latency_tail_percentile",
-            ),
-            (
-                "[pss]\nw_ts = 0\nw_ms = 0\nw_ev = 0\nw_be = 0\nw_cc = 0\n",
-                "w_ts",
-            ),
+            ("[pss]\nscore_latency_tail_percentile = 99\n", "score_latency_tail_percentile"),
+            ("[pss]\nw_ts = 0\nw_ms = 0\nw_ev = 0\nw_be = 0\nw_cc = 0\n", "w_ts"),
             ("[pss]\nwindow = \"10 minutes\"\n", "window"),
         ] {
-            let e = Config::from_toml_str(text, "x.toml")
-                .unwrap_err()
-                .to_string();
+            let e = Config::from_toml_str(text, "x.toml").unwrap_err().to_string();
             assert!(e.contains(key) && e.contains("x.toml"), "{e}");
         }
-        assert!(matches!(
-            Config::from_toml_str("[other]\n", "x.toml"),
-            Err(ConfigError::NoTable { .. })
-        ));
-        assert!(matches!(
-            Config::from_toml_str("[pss\n", "x.toml"),
-            Err(ConfigError::Toml { .. })
-        ));
+        assert!(matches!(Config::from_toml_str("[other]\n", "x.toml"), Err(ConfigError::NoTable { .. })));
+        assert!(matches!(Config::from_toml_str("[pss\n", "x.toml"), Err(ConfigError::Toml { .. })));
     }
 
     #[test]

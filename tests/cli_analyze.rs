@@ -8,11 +8,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 fn pss(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pss"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).args(args).output().unwrap()
 }
 
 fn pss_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
@@ -60,63 +56,24 @@ fn bad_inputs_exit_2_with_the_file_named() {
     let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
         ("empty.json", vec![], Some("empty")),
         ("blank.json", b"  \n\t\n".to_vec(), Some("empty")),
-        (
-            "truncated.json",
-            br#"[{"duration": 1.0}, {"durat"#.to_vec(),
-            Some(":1:"),
-        ),
-        (
-            "trailing.json",
-            b"[{\"duration\": 1.0}]\n garbage".to_vec(),
-            Some(":2:"),
-        ),
+        ("truncated.json", br#"[{"duration": 1.0}, {"durat"#.to_vec(), Some(":1:")),
+        ("trailing.json", b"[{\"duration\": 1.0}]\n garbage".to_vec(), Some(":2:")),
         ("scalar.json", b"42".to_vec(), Some("number")),
         ("string.json", b"\"traces\"".to_vec(), Some("string")),
-        (
-            "traces5.json",
-            br#"{"traces": 5}"#.to_vec(),
-            Some("must be an array"),
-        ),
-        (
-            "binary.bin",
-            vec![0u8, 159, 146, 150, 0, 1, 2, 3, 255, 254],
-            Some("binary"),
-        ),
-        (
-            "badutf8.json",
-            b"[{\"name\": \"\xff\xfe\"}]".to_vec(),
-            Some("UTF-8"),
-        ),
-        (
-            "nesting.json",
-            "[".repeat(100_000).into_bytes(),
-            Some("nesting"),
-        ),
-        (
-            "truncated.json.gz",
-            gz[..gz.len() / 2].to_vec(),
-            Some("gzip"),
-        ),
-        (
-            "noshape.json",
-            br#"{"overall": {"pss": 5}}"#.to_vec(),
-            Some("no \"traces\""),
-        ),
-        (
-            "badline.jsonl",
-            b"{\"duration\": 1}\n{\"duration\": 2}\n{\"duration\": 3,\n".to_vec(),
-            Some(":3:"),
-        ),
+        ("traces5.json", br#"{"traces": 5}"#.to_vec(), Some("must be an array")),
+        ("binary.bin", vec![0u8, 159, 146, 150, 0, 1, 2, 3, 255, 254], Some("binary")),
+        ("badutf8.json", b"[{\"name\": \"\xff\xfe\"}]".to_vec(), Some("UTF-8")),
+        ("nesting.json", "[".repeat(100_000).into_bytes(), Some("nesting")),
+        ("truncated.json.gz", gz[..gz.len() / 2].to_vec(), Some("gzip")),
+        ("noshape.json", br#"{"overall": {"pss": 5}}"#.to_vec(), Some("no \"traces\"")),
+        ("badline.jsonl", b"{\"duration\": 1}\n{\"duration\": 2}\n{\"duration\": 3,\n".to_vec(), Some(":3:")),
     ];
     for (name, bytes, needle) in cases {
         std::fs::write(d.join(name), &bytes).unwrap();
         let o = pss(d, &["analyze", name]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
-        assert!(
-            err.contains(name),
-            "{name}: message must name the file: {err}"
-        );
+        assert!(err.contains(name), "{name}: message must name the file: {err}");
         if let Some(n) = needle {
             assert!(err.contains(n), "{name}: expected {n:?} in {err}");
         }
@@ -149,16 +106,11 @@ fn empty_array_scores_zero_like_pypss() {
 fn fail_if_below_is_a_ci_gate() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("t.json"), sample_traces(300)).unwrap();
-    let v: Value =
-        serde_json::from_slice(&pss(dir.path(), &["analyze", "t.json", "--format", "json"]).stdout)
-            .unwrap();
+    let v: Value = serde_json::from_slice(&pss(dir.path(), &["analyze", "t.json", "--format", "json"]).stdout).unwrap();
     let score = v["pss"].as_i64().unwrap();
     let above = (score + 1).to_string();
     let at = score.to_string();
-    let o = pss(
-        dir.path(),
-        &["analyze", "t.json", "--fail-if-below", &above],
-    );
+    let o = pss(dir.path(), &["analyze", "t.json", "--fail-if-below", &above]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("below threshold"));
     let o = pss(dir.path(), &["analyze", "t.json", "--fail-if-below", &at]);
@@ -188,22 +140,12 @@ fn several_files_and_stdin_combine() {
     let dir = tempfile::tempdir().unwrap();
     let all = sample_traces(100);
     let v: Vec<Value> = serde_json::from_str(&all).unwrap();
-    std::fs::write(
-        dir.path().join("a.json"),
-        serde_json::to_string(&v[..60]).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("a.json"), serde_json::to_string(&v[..60]).unwrap()).unwrap();
     let b: String = v[60..].iter().map(|t| t.to_string() + "\n").collect();
     std::fs::write(dir.path().join("all.json"), &all).unwrap();
-    let whole: Value = serde_json::from_slice(
-        &pss(dir.path(), &["analyze", "all.json", "--format", "json"]).stdout,
-    )
-    .unwrap();
-    let o = pss_stdin(
-        dir.path(),
-        &["analyze", "a.json", "-", "--format", "json"],
-        b.as_bytes(),
-    );
+    let whole: Value =
+        serde_json::from_slice(&pss(dir.path(), &["analyze", "all.json", "--format", "json"]).stdout).unwrap();
+    let o = pss_stdin(dir.path(), &["analyze", "a.json", "-", "--format", "json"], b.as_bytes());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let split: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(split["pss"], whole["pss"]);
@@ -218,8 +160,7 @@ fn csv_and_parquet_score_like_json() {
     let all = sample_traces(120);
     std::fs::write(dir.path().join("t.json"), &all).unwrap();
     let v: Vec<Value> = serde_json::from_str(&all).unwrap();
-    let mut csv =
-        String::from("trace_id,name,module,duration,memory,wait_time,error,branch_tag,timestamp\n");
+    let mut csv = String::from("trace_id,name,module,duration,memory,wait_time,error,branch_tag,timestamp\n");
     for t in &v {
         csv.push_str(&format!(
             "{},{},{},{},{},{},{},{},{}\n",
@@ -266,23 +207,12 @@ fn config_errors_name_key_and_file_and_unknown_keys_warn() {
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(e.contains("pypss.toml") && e.contains("w_ts"), "{e}");
-    std::fs::write(
-        dir.path().join("pypss.toml"),
-        "[pypss]\nalpha = 3\nnot_a_key = 1\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("pypss.toml"), "[pypss]\nalpha = 3\nnot_a_key = 1\n").unwrap();
     let o = pss(dir.path(), &["analyze", "t.json"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("not_a_key"));
-    std::fs::write(
-        dir.path().join("custom.toml"),
-        "[pss]\nscore_latency_tail_percentile = 120\n",
-    )
-    .unwrap();
-    let o = pss(
-        dir.path(),
-        &["analyze", "t.json", "--config", "custom.toml"],
-    );
+    std::fs::write(dir.path().join("custom.toml"), "[pss]\nscore_latency_tail_percentile = 120\n").unwrap();
+    let o = pss(dir.path(), &["analyze", "t.json", "--config", "custom.toml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("score_latency_tail_percentile"));
 }
@@ -292,31 +222,16 @@ fn html_escapes_trace_strings_and_is_self_contained() {
     let dir = tempfile::tempdir().unwrap();
     let evil = r#"[{"name":"<script>alert(1)</script>","module":"<img src=x onerror=alert(2)>","duration":0.1,"error":true,"exception_type":"E<b>","exception_message":"</td><script>x</script>"},{"name":"ok","module":"m","duration":0.2}]"#;
     std::fs::write(dir.path().join("t.json"), evil).unwrap();
-    let o = pss(
-        dir.path(),
-        &["analyze", "t.json", "--format", "html", "--by", "name"],
-    );
+    let o = pss(dir.path(), &["analyze", "t.json", "--format", "html", "--by", "name"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let html = String::from_utf8(o.stdout).unwrap();
     assert!(!html.contains("<script"), "unescaped script tag");
     assert!(!html.contains("<img"), "unescaped img tag");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    for fetch in [
-        "src=\"http",
-        "href=\"http",
-        "url(",
-        "@import",
-        "<link",
-        "<script",
-    ] {
+    for fetch in ["src=\"http", "href=\"http", "url(", "@import", "<link", "<script"] {
         assert!(!html.contains(fetch), "no external fetches: found {fetch}");
     }
-    let o = pss(
-        dir.path(),
-        &[
-            "analyze", "t.json", "--format", "markdown", "--output", "out/r.md",
-        ],
-    );
+    let o = pss(dir.path(), &["analyze", "t.json", "--format", "markdown", "--output", "out/r.md"]);
     assert_eq!(o.status.code(), Some(0));
     let md = std::fs::read_to_string(dir.path().join("out/r.md")).unwrap();
     assert!(md.contains("# Program Stability Score"));

@@ -33,23 +33,10 @@ fn python() -> PathBuf {
 fn generate() -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pypss/cases.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(dir.path())
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "case generator failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let index: Vec<String> =
-        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
-    assert!(
-        index.len() >= 100,
-        "expected at least 100 cases, got {}",
-        index.len()
-    );
+    let out = Command::new(python()).arg(&script).arg(dir.path()).output().expect("run python");
+    assert!(out.status.success(), "case generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    let index: Vec<String> = serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    assert!(index.len() >= 100, "expected at least 100 cases, got {}", index.len());
     (dir, index)
 }
 
@@ -60,16 +47,8 @@ fn pss_json(case_dir: &Path, file: &str) -> (Value, String) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "pss failed in {}: {stderr}",
-        case_dir.display()
-    );
-    (
-        serde_json::from_slice(&out.stdout).expect("pss prints JSON"),
-        stderr,
-    )
+    assert_eq!(out.status.code(), Some(0), "pss failed in {}: {stderr}", case_dir.display());
+    (serde_json::from_slice(&out.stdout).expect("pss prints JSON"), stderr)
 }
 
 fn pick(v: &Value) -> Value {
@@ -84,37 +63,26 @@ fn pss_equals_pypss_on_every_case() {
     let mut crashes = 0;
     for name in &index {
         let case = dir.path().join(name);
-        let expected: Value =
-            serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+        let expected: Value = serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
         let (got, _) = pss_json(&case, "traces.json");
         if expected.get("crash").is_some() {
             // pypss raises here; pss must score what it can and count what it skipped.
             crashes += 1;
             if got["skipped"].as_u64().unwrap_or(0) == 0 {
-                failures.push(format!(
-                    "{name}: pypss crashes ({}), pss skipped nothing",
-                    expected["crash"]
-                ));
+                failures.push(format!("{name}: pypss crashes ({}), pss skipped nothing", expected["crash"]));
             }
             continue;
         }
         compared += 1;
         if pick(&got) != expected["overall"] {
-            failures.push(format!(
-                "{name}: overall\n  pypss {}\n  pss   {}",
-                expected["overall"],
-                pick(&got)
-            ));
+            failures.push(format!("{name}: overall\n  pypss {}\n  pss   {}", expected["overall"], pick(&got)));
         }
         let exp_mods = expected["modules"].as_object().unwrap();
         let got_mods = got["modules"].as_object().unwrap();
         for (m, e) in exp_mods {
             match got_mods.get(m) {
                 Some(g) if pick(g) == *e => {}
-                Some(g) => failures.push(format!(
-                    "{name}: module {m}\n  pypss {e}\n  pss   {}",
-                    pick(g)
-                )),
+                Some(g) => failures.push(format!("{name}: module {m}\n  pypss {e}\n  pss   {}", pick(g))),
                 None => failures.push(format!("{name}: module {m} missing from pss")),
             }
         }
@@ -125,12 +93,7 @@ fn pss_equals_pypss_on_every_case() {
         }
     }
     assert!(crashes >= 4, "the crash cases must be generated");
-    assert!(
-        failures.is_empty(),
-        "{} of {compared} cases differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {compared} cases differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// The same traces as JSON Lines, wrapped in {"traces": ...}, gzip-compressed,
@@ -138,30 +101,22 @@ fn pss_equals_pypss_on_every_case() {
 #[test]
 fn every_json_shape_scores_the_same() {
     let (dir, index) = generate();
-    for name in index.iter().filter(|n| {
-        n.starts_with("normal_") || n.starts_with("mixed_1") || n.starts_with("system_lag")
-    }) {
+    for name in
+        index.iter().filter(|n| n.starts_with("normal_") || n.starts_with("mixed_1") || n.starts_with("system_lag"))
+    {
         let case = dir.path().join(name);
-        let traces: Value =
-            serde_json::from_slice(&std::fs::read(case.join("traces.json")).unwrap()).unwrap();
+        let traces: Value = serde_json::from_slice(&std::fs::read(case.join("traces.json")).unwrap()).unwrap();
         let arr = traces.as_array().unwrap();
         if arr.is_empty() {
             continue;
         }
         let (reference, _) = pss_json(&case, "traces.json");
         // JSON Lines, in a file named .json (sniffed from content).
-        let jsonl: String = arr
-            .iter()
-            .map(|t| serde_json::to_string(t).unwrap() + "\n")
-            .collect();
+        let jsonl: String = arr.iter().map(|t| serde_json::to_string(t).unwrap() + "\n").collect();
         std::fs::write(case.join("lines.json"), &jsonl).unwrap();
         // pypss run --output shape: traces after other keys.
         let wrapped = serde_json::json!({"overall": {"pss": 1}, "modules": {}, "traces": traces});
-        std::fs::write(
-            case.join("wrapped.json"),
-            serde_json::to_string_pretty(&wrapped).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(case.join("wrapped.json"), serde_json::to_string_pretty(&wrapped).unwrap()).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(jsonl.as_bytes()).unwrap();
         std::fs::write(case.join("lines.jsonl.gz"), gz.finish().unwrap()).unwrap();

@@ -8,7 +8,7 @@ use super::{print, warn, CmdResult, Failure};
 use crate::config::Config;
 use crate::report::{self, OutputFormat};
 use crate::score::GroupBy;
-use crate::trace::{read_all, Source};
+use crate::trace::{read_all, ColumnOptions, Source};
 
 #[derive(Args, Debug)]
 #[command(
@@ -60,11 +60,7 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
     }
     let cfg = Config::discover(a.config.as_deref())?;
     if !cfg.unknown_keys.is_empty() {
-        warn(&format!(
-            "{}: unknown configuration keys ignored: {}",
-            cfg.source,
-            cfg.unknown_keys.join(", ")
-        ));
+        warn(&format!("{}: unknown configuration keys ignored: {}", cfg.source, cfg.unknown_keys.join(", ")));
     }
     if !cfg.plugins.is_empty() {
         warn(&format!(
@@ -74,44 +70,33 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
         ));
     }
     let sources: Vec<Source> = names.iter().map(|n| Source::from_arg(n)).collect();
-    let (cols, files) = read_all(&sources, &cfg.unknown_module)?;
     let by = match a.by {
         ByArg::Module => GroupBy::Module,
         ByArg::Name => GroupBy::Name,
     };
+    // Timestamps feed the charts only; names only the by-name breakdown.
+    let keep = ColumnOptions { timestamps: a.format == OutputFormat::Html, names: by == GroupBy::Name };
+    let (cols, files) = read_all(&sources, &cfg.unknown_module, keep)?;
     let rep = report::build(&cols, &files, &cfg, by);
     if rep.skipped.total() > 0 && a.format != OutputFormat::Text {
-        warn(&format!(
-            "skipped {} traces: {}",
-            rep.skipped.total(),
-            rep.skipped.describe()
-        ));
+        warn(&format!("skipped {} traces: {}", rep.skipped.total(), rep.skipped.describe()));
     }
     let body = report::render(&rep, a.format);
     match &a.output {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Failure::input(format!("{}: cannot create directory: {e}", dir.display()))
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Failure::input(format!("{}: cannot create directory: {e}", dir.display())))?;
             }
-            std::fs::write(path, body).map_err(|e| {
-                Failure::input(format!("{}: cannot write report: {e}", path.display()))
-            })?;
-            print(&format!(
-                "PSS: {}/100 — report saved to {}\n",
-                rep.score.pss,
-                path.display()
-            ))?;
+            std::fs::write(path, body)
+                .map_err(|e| Failure::input(format!("{}: cannot write report: {e}", path.display())))?;
+            print(&format!("PSS: {}/100 — report saved to {}\n", rep.score.pss, path.display()))?;
         }
         None => print(&body)?,
     }
     if let Some(n) = a.fail_if_below {
         if (rep.score.pss as f64) < n {
-            return Err(Failure::check(format!(
-                "PSS {} is below threshold {n}. Failing.",
-                rep.score.pss
-            )));
+            return Err(Failure::check(format!("PSS {} is below threshold {n}. Failing.", rep.score.pss)));
         }
     }
     Ok(())

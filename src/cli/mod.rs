@@ -21,17 +21,11 @@ pub struct Failure {
 impl Failure {
     /// Usage or input error (exit 2).
     pub fn input(message: impl Into<String>) -> Self {
-        Failure {
-            code: 2,
-            message: message.into(),
-        }
+        Failure { code: 2, message: message.into() }
     }
     /// A check failed (exit 1).
     pub fn check(message: impl Into<String>) -> Self {
-        Failure {
-            code: 1,
-            message: message.into(),
-        }
+        Failure { code: 1, message: message.into() }
     }
 }
 
@@ -75,13 +69,8 @@ pub fn print(s: &str) -> CmdResult {
     let mut out = io::stdout().lock();
     match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Failure {
-            code: 0,
-            message: String::new(),
-        }),
-        Err(e) => Err(Failure::input(format!(
-            "cannot write to standard output: {e}"
-        ))),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Failure { code: 0, message: String::new() }),
+        Err(e) => Err(Failure::input(format!("cannot write to standard output: {e}"))),
     }
 }
 

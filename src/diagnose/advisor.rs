@@ -24,13 +24,7 @@ pub fn advise(score: &Score, p: &AdvisorParams) -> Advice {
         // pypss reads the integer zeros of an empty report.
         (0.0, 0.0, 0.0, 0.0, 0.0)
     } else {
-        (
-            b.timing_stability,
-            b.memory_stability,
-            b.error_volatility,
-            b.branching_entropy,
-            b.concurrency_chaos,
-        )
+        (b.timing_stability, b.memory_stability, b.error_volatility, b.branching_entropy, b.concurrency_chaos)
     };
 
     let threshold = p.metric_score_critical + 0.1;
@@ -44,9 +38,7 @@ pub fn advise(score: &Score, p: &AdvisorParams) -> Advice {
         a.push("Consider implementing a timeout budget or circuit breaker.".into());
     } else if ts < p.metric_score_warning {
         d.push("Moderate timing inconsistency.".into());
-        a.push(
-            "Investigate potential resource contention (CPU/Disk) causing sporadic delays.".into(),
-        );
+        a.push("Investigate potential resource contention (CPU/Disk) causing sporadic delays.".into());
     }
     if ms < p.metric_score_critical {
         d.push("Critical memory instability (spikes or rapid growth).".into());
@@ -63,19 +55,11 @@ pub fn advise(score: &Score, p: &AdvisorParams) -> Advice {
     }
     if be < p.entropy_threshold {
         d.push("High Branching Entropy: Execution paths are highly unpredictable.".into());
-        a.push(
-            "Code flow is data-dependent to an extreme degree. Ensure all edge cases are tested."
-                .into(),
-        );
+        a.push("Code flow is data-dependent to an extreme degree. Ensure all edge cases are tested.".into());
     }
     if cc < p.metric_score_critical {
-        d.push(
-            "Severe Concurrency Chaos: Thread/Process wait times are highly inconsistent.".into(),
-        );
-        a.push(
-            "High contention on locks or shared resources detected. Review critical sections."
-                .into(),
-        );
+        d.push("Severe Concurrency Chaos: Thread/Process wait times are highly inconsistent.".into());
+        a.push("High contention on locks or shared resources detected. Review critical sections.".into());
     } else if cc < p.metric_score_warning {
         d.push("Mild locking overhead detected.".into());
     }
@@ -89,21 +73,12 @@ pub fn advise(score: &Score, p: &AdvisorParams) -> Advice {
     } else {
         "🔥 System is critically unstable. Immediate remediation required."
     };
-    Advice {
-        summary: summary.into(),
-        diagnosis: d,
-        advice: a,
-    }
+    Advice { summary: summary.into(), diagnosis: d, advice: a }
 }
 
 /// pypss's `generate_advisor_report` text block.
 pub fn render_text(adv: &Advice) -> String {
-    let bullets = |v: &[String]| {
-        v.iter()
-            .map(|s| format!("- {s}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let bullets = |v: &[String]| v.iter().map(|s| format!("- {s}")).collect::<Vec<_>>().join("\n");
     format!(
         "\n🧠 AI Stability Diagnosis\n=========================\n{}\n\n🔍 Observations:\n{}\n\n💡 Recommendations:\n{}\n",
         adv.summary,

@@ -36,10 +36,7 @@ pub fn latency_histogram(r: &Report) -> Option<String> {
         let ymax = nice_max(bins.iter().map(|b| b.2).max().unwrap_or(1) as f64);
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
-            .caption(
-                "Latency distribution (last bar: above p99)",
-                ("sans-serif", 15),
-            )
+            .caption("Latency distribution (last bar: above p99)", ("sans-serif", 15))
             .x_label_area_size(34)
             .y_label_area_size(56)
             .build_cartesian_2d(x0..x1, 0.0..ymax)?;
@@ -52,32 +49,20 @@ pub fn latency_histogram(r: &Report) -> Option<String> {
             .x_label_formatter(&|v| format!("{v:.4}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
-        chart
-            .draw_series(bins.iter().map(|&(a, b, c)| {
-                Rectangle::new([(a, 0.0), (b, c as f64)], BAR.mix(0.8).filled())
-            }))?;
-        for (label, v, color) in [
-            ("p50", r.latency.p50, BLACK),
-            ("p95", r.latency.p95, ERR),
-            ("p99", r.latency.p99, RGBColor(150, 0, 150)),
-        ] {
+        chart.draw_series(
+            bins.iter().map(|&(a, b, c)| Rectangle::new([(a, 0.0), (b, c as f64)], BAR.mix(0.8).filled())),
+        )?;
+        for (label, v, color) in
+            [("p50", r.latency.p50, BLACK), ("p95", r.latency.p95, ERR), ("p99", r.latency.p99, RGBColor(150, 0, 150))]
+        {
             if v >= x0 && v <= x1 {
                 chart
-                    .draw_series(LineSeries::new(
-                        vec![(v, 0.0), (v, ymax)],
-                        color.stroke_width(2),
-                    ))?
+                    .draw_series(LineSeries::new(vec![(v, 0.0), (v, ymax)], color.stroke_width(2)))?
                     .label(format!("{label} = {v:.4}s"))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                    });
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw()?;
         root.present()?;
         Ok(())
     })();
@@ -115,10 +100,7 @@ pub fn error_timeline(r: &Report) -> Option<String> {
             .draw()?;
         chart.draw_series(tl.iter().map(|&(x, _, e)| {
             let a = (x - t0) / scale;
-            Rectangle::new(
-                [(a, 0.0), (a + step / scale, e as f64)],
-                ERR.mix(0.85).filled(),
-            )
+            Rectangle::new([(a, 0.0), (a + step / scale, e as f64)], ERR.mix(0.85).filled())
         }))?;
         root.present()?;
         Ok(())
@@ -142,17 +124,10 @@ pub fn memory_over_time(r: &Report) -> Option<String> {
     let res: DrawResult = (|| {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE)?;
-        let x1 = m
-            .last()
-            .map(|p| (p.0 - t0) / scale)
-            .unwrap_or(1.0)
-            .max(1e-9);
+        let x1 = m.last().map(|p| (p.0 - t0) / scale).unwrap_or(1.0).max(1e-9);
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
-            .caption(
-                "Memory over time (band: min–max per bucket)",
-                ("sans-serif", 15),
-            )
+            .caption("Memory over time (band: min–max per bucket)", ("sans-serif", 15))
             .x_label_area_size(34)
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..x1, (lo - pad)..(hi + pad))?;
@@ -167,10 +142,7 @@ pub fn memory_over_time(r: &Report) -> Option<String> {
         let mut band: Vec<(f64, f64)> = m.iter().map(|p| ((p.0 - t0) / scale, p.2)).collect();
         band.extend(m.iter().rev().map(|p| ((p.0 - t0) / scale, p.1)));
         chart.draw_series(std::iter::once(Polygon::new(band, MEM.mix(0.3).filled())))?;
-        chart.draw_series(LineSeries::new(
-            m.iter().map(|p| ((p.0 - t0) / scale, p.2)),
-            MEM.stroke_width(2),
-        ))?;
+        chart.draw_series(LineSeries::new(m.iter().map(|p| ((p.0 - t0) / scale, p.2)), MEM.stroke_width(2)))?;
         root.present()?;
         Ok(())
     })();

@@ -10,11 +10,7 @@ use crate::score::Score;
 pub fn score_value(s: &Score) -> Value {
     let mut b = Map::new();
     for (key, _, v) in s.breakdown.entries() {
-        let v = if s.empty {
-            Value::from(0)
-        } else {
-            Value::from(v)
-        };
+        let v = if s.empty { Value::from(0) } else { Value::from(v) };
         b.insert(key.to_string(), v);
     }
     json!({ "pss": s.pss, "breakdown": Value::Object(b) })
@@ -48,31 +44,11 @@ pub fn to_value(r: &Report) -> Value {
     root.insert("system_traces".into(), r.system_traces.into());
     root.insert("errors".into(), r.errors.into());
     root.insert("skipped".into(), r.skipped.total().into());
-    root.insert(
-        "skipped_by_reason".into(),
-        serde_json::to_value(r.skipped).expect("plain struct"),
-    );
-    root.insert(
-        "latency".into(),
-        serde_json::to_value(&r.latency).expect("plain struct"),
-    );
-    root.insert(
-        "memory".into(),
-        serde_json::to_value(&r.memory).expect("plain struct"),
-    );
-    root.insert(
-        "exceptions".into(),
-        serde_json::to_value(&r.exceptions).expect("plain struct"),
-    );
-    root.insert(
-        "files".into(),
-        Value::Array(
-            r.files
-                .iter()
-                .map(|(p, f)| json!({"path": p, "format": f}))
-                .collect(),
-        ),
-    );
+    root.insert("skipped_by_reason".into(), serde_json::to_value(r.skipped).expect("plain struct"));
+    root.insert("latency".into(), serde_json::to_value(&r.latency).expect("plain struct"));
+    root.insert("memory".into(), serde_json::to_value(&r.memory).expect("plain struct"));
+    root.insert("exceptions".into(), serde_json::to_value(&r.exceptions).expect("plain struct"));
+    root.insert("files".into(), Value::Array(r.files.iter().map(|(p, f)| json!({"path": p, "format": f})).collect()));
     root.insert("config_source".into(), r.config_source.clone().into());
     root.insert("pss_version".into(), env!("CARGO_PKG_VERSION").into());
     Value::Object(root)

@@ -46,11 +46,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "- {a}");
     }
     if !r.groups.is_empty() {
-        let label = if r.group_by == GroupBy::Module {
-            "Module"
-        } else {
-            "Function"
-        };
+        let label = if r.group_by == GroupBy::Module { "Module" } else { "Function" };
         let _ = writeln!(o, "\n## By {} (worst first)\n", label.to_lowercase());
         let _ = writeln!(o, "| {label} | PSS | TS | MS | EV | BE | CC | Traces | Errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for g in &r.groups {
@@ -71,16 +67,8 @@ pub fn render(r: &Report) -> String {
         }
     }
     o.push_str("\n## Latency and memory\n\n| | mean | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n");
-    for (name, s) in [
-        ("latency (s)", &r.latency),
-        ("wait time (s)", &r.wait_time),
-        ("memory", &r.memory),
-    ] {
-        let _ = writeln!(
-            o,
-            "| {name} | {:.6} | {:.6} | {:.6} | {:.6} | {:.6} |",
-            s.mean, s.p50, s.p95, s.p99, s.max
-        );
+    for (name, s) in [("latency (s)", &r.latency), ("wait time (s)", &r.wait_time), ("memory", &r.memory)] {
+        let _ = writeln!(o, "| {name} | {:.6} | {:.6} | {:.6} | {:.6} | {:.6} |", s.mean, s.p50, s.p95, s.p99, s.max);
     }
     if !r.exceptions.is_empty() {
         o.push_str("\n## Top exceptions\n\n| Type | Count | Example message |\n|---|---:|---|\n");
@@ -101,11 +89,7 @@ pub fn render(r: &Report) -> String {
         r.system_traces,
         r.errors,
         r.skipped.total(),
-        if r.skipped.total() > 0 {
-            format!(" ({})", r.skipped.describe())
-        } else {
-            String::new()
-        },
+        if r.skipped.total() > 0 { format!(" ({})", r.skipped.describe()) } else { String::new() },
         escape(&r.config_source)
     );
     o

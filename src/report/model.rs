@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::diagnose::advisor::{advise, Advice};
 use crate::score::{breakdown_by, pystats, score, GroupBy, GroupScore, Score, Selection};
-use crate::trace::{FileSummary, Skipped, TraceColumns, NONE};
+use crate::trace::{FileSummary, Skipped, TraceColumns};
 
 /// Latency or memory distribution summary.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -30,14 +30,7 @@ fn summarize(xs: &[f64]) -> Summary {
         Some(q) => (q[0], q[1], q[2]),
         None => (xs[0], xs[0], xs[0]),
     };
-    Summary {
-        count: xs.len(),
-        mean,
-        p50,
-        p95,
-        p99,
-        max,
-    }
+    Summary { count: xs.len(), mean, p50, p95, p99, max }
 }
 
 /// An exception type and how often it occurred.
@@ -90,19 +83,20 @@ const BUCKETS: usize = 60;
 /// Analyses columns: the overall score, the breakdown by module or name,
 /// the advisor, summaries and chart data.
 pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy) -> Report {
-    let s = score(c, Selection::All, &cfg.score);
-    let groups = breakdown_by(c, by, &cfg.score);
+    // The breakdown re-scores every group: run it beside the overall score
+    // and the summaries.
+    let (s, groups, latency, memory, wait_time) = std::thread::scope(|scope| {
+        let groups = scope.spawn(|| breakdown_by(c, by, &cfg.score));
+        let s = score(c, Selection::All, &cfg.score);
+        let (l, m, w) = (summarize(&c.duration), summarize(&c.memory), summarize(&c.wait_time));
+        (s, groups.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), l, m, w)
+    });
     let advice = advise(&s, &cfg.advisor);
     let errors = c.error.iter().filter(|&&e| e).count();
     let mut exc: Vec<ExceptionCount> = {
-        let mut counts = vec![0usize; c.exception_types.len()];
-        for &e in &c.exception_type {
-            if e != NONE {
-                counts[e as usize] += 1;
-            }
-        }
-        counts
-            .into_iter()
+        c.exception_counts
+            .iter()
+            .map(|&n| n as usize)
             .enumerate()
             .map(|(i, n)| ExceptionCount {
                 exception_type: c.exception_types.get(i as u32).to_string(),
@@ -115,19 +109,11 @@ pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy)
     exc.sort_by(|a, b| b.count.cmp(&a.count));
     exc.truncate(10);
 
-    let ts: Vec<f64> = c
-        .timestamp
-        .iter()
-        .copied()
-        .filter(|t| t.is_finite())
-        .collect();
+    let ts: Vec<f64> = c.timestamp.iter().copied().filter(|t| t.is_finite()).collect();
     let time_range = if ts.is_empty() {
         None
     } else {
-        Some((
-            ts.iter().copied().fold(f64::INFINITY, f64::min),
-            ts.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        ))
+        Some((ts.iter().copied().fold(f64::INFINITY, f64::min), ts.iter().copied().fold(f64::NEG_INFINITY, f64::max)))
     };
 
     Report {
@@ -138,62 +124,47 @@ pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy)
         system_traces: c.sys_module.len(),
         errors,
         skipped: c.skipped,
-        latency: summarize(&c.duration),
-        memory: summarize(&c.memory),
-        wait_time: summarize(&c.wait_time),
+        charts: charts(c, time_range, &latency),
+        latency,
+        memory,
+        wait_time,
         exceptions: exc,
         files: files
             .iter()
-            .map(|f| {
-                (
-                    f.source.clone(),
-                    format!("{:?}{}", f.format, if f.gzip { " (gzip)" } else { "" }),
-                )
-            })
+            .map(|f| (f.source.clone(), format!("{:?}{}", f.format, if f.gzip { " (gzip)" } else { "" })))
             .collect(),
         config_source: cfg.source.clone(),
         unknown_config_keys: cfg.unknown_keys.clone(),
-        charts: charts(c, time_range),
         time_range,
         score: s,
     }
 }
 
-fn charts(c: &TraceColumns, time_range: Option<(f64, f64)>) -> ChartData {
+fn charts(c: &TraceColumns, time_range: Option<(f64, f64)>, lat: &Summary) -> ChartData {
     let mut out = ChartData::default();
     let n = c.len();
     if n == 0 {
         return out;
     }
     // Latency histogram up to p99, then one overflow bin.
-    let lat = summarize(&c.duration);
     let lo = c.duration.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = if lat.p99 > lo { lat.p99 } else { lat.max };
     let bins = 40;
-    let width = if hi > lo {
-        (hi - lo) / bins as f64
-    } else {
-        1.0
-    };
+    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
     let mut counts = vec![0u64; bins + 1];
     for &d in &c.duration {
-        let k = if d > hi {
-            bins
-        } else {
-            (((d - lo) / width) as usize).min(bins - 1)
-        };
+        let k = if d > hi { bins } else { (((d - lo) / width) as usize).min(bins - 1) };
         counts[k] += 1;
     }
     for (k, &cnt) in counts.iter().enumerate() {
         if k < bins {
-            out.latency_bins
-                .push((lo + k as f64 * width, lo + (k + 1) as f64 * width, cnt));
+            out.latency_bins.push((lo + k as f64 * width, lo + (k + 1) as f64 * width, cnt));
         } else if cnt > 0 {
             out.latency_bins.push((hi, lat.max, cnt));
         }
     }
     // Timeline on timestamps when every trace has one, else on trace index.
-    let all_ts = c.timestamp.iter().all(|t| t.is_finite());
+    let all_ts = c.timestamp.len() == n && c.timestamp.iter().all(|t| t.is_finite());
     let (x0, x1) = match (time_range, all_ts) {
         (Some(r), true) if r.1 > r.0 => r,
         _ => (0.0, n as f64),

@@ -51,13 +51,7 @@ pub fn render(r: &Report) -> String {
             GroupBy::Name => "Function",
         };
         let _ = writeln!(out, "\n📦 {label} Stability Breakdown (worst first)");
-        let w = r
-            .groups
-            .iter()
-            .map(|g| g.key.chars().count().min(40))
-            .max()
-            .unwrap_or(6)
-            .max(label.len());
+        let w = r.groups.iter().map(|g| g.key.chars().count().min(40)).max().unwrap_or(6).max(label.len());
         let _ = writeln!(
             out,
             "  {:<w$}  {:>5}  {:>5} {:>5} {:>5} {:>5} {:>5}  {:>8}  {:>6}",
@@ -80,20 +74,10 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "\nTraces: {} ({} system), errors: {}",
-        r.traces + r.system_traces,
-        r.system_traces,
-        r.errors
-    );
+    let _ =
+        writeln!(out, "\nTraces: {} ({} system), errors: {}", r.traces + r.system_traces, r.system_traces, r.errors);
     if r.skipped.total() > 0 {
-        let _ = writeln!(
-            out,
-            "Skipped: {} traces ({})",
-            r.skipped.total(),
-            r.skipped.describe()
-        );
+        let _ = writeln!(out, "Skipped: {} traces ({})", r.skipped.total(), r.skipped.describe());
     } else {
         out.push_str("Skipped: 0 traces\n");
     }

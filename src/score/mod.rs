@@ -4,6 +4,8 @@
 
 pub mod pystats;
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::config::ScoreParams;
@@ -83,18 +85,18 @@ pub enum Selection<'a> {
 }
 
 /// The per-trace data one score needs, gathered as pypss's lists are.
-struct Gathered {
+struct Gathered<'c> {
     count: usize,
-    latencies: Vec<f64>,
-    memory: Vec<f64>,
-    waits: Vec<f64>,
-    errors: Vec<bool>,
+    latencies: Cow<'c, [f64]>,
+    memory: Cow<'c, [f64]>,
+    waits: Cow<'c, [f64]>,
+    errors: Cow<'c, [bool]>,
     /// Branch tag counts in order of first appearance (a Python `Counter`).
     tags: Vec<u64>,
     lags: Vec<Num>,
 }
 
-fn gather(c: &TraceColumns, sel: Selection<'_>) -> Gathered {
+fn gather<'c>(c: &'c TraceColumns, sel: Selection<'_>) -> Gathered<'c> {
     let all_rows: Vec<u32>;
     let all_sys: Vec<u32>;
     let (rows, sys): (&[u32], &[u32]) = match sel {
@@ -111,10 +113,10 @@ fn gather(c: &TraceColumns, sel: Selection<'_>) -> Gathered {
 
     let (latencies, memory, waits, errors);
     if is_all && c.all_complete {
-        latencies = c.duration.clone();
-        memory = c.memory.clone();
-        waits = c.wait_time.clone();
-        errors = c.error.clone();
+        latencies = Cow::Borrowed(&c.duration[..]);
+        memory = Cow::Borrowed(&c.memory[..]);
+        waits = Cow::Borrowed(&c.wait_time[..]);
+        errors = Cow::Borrowed(&c.error[..]);
     } else {
         let mut l = Vec::with_capacity(n);
         let mut m = Vec::with_capacity(n);
@@ -134,10 +136,10 @@ fn gather(c: &TraceColumns, sel: Selection<'_>) -> Gathered {
                 e.push(c.error[i]);
             }
         }
-        latencies = l;
-        memory = m;
-        waits = w;
-        errors = e;
+        latencies = Cow::Owned(l);
+        memory = Cow::Owned(m);
+        waits = Cow::Owned(w);
+        errors = Cow::Owned(e);
     }
     // Counter of tags in first-appearance order within this selection.
     let mut slot = vec![u32::MAX; c.tags.len()];
@@ -158,15 +160,7 @@ fn gather(c: &TraceColumns, sel: Selection<'_>) -> Gathered {
     } else {
         sys.iter().filter_map(|&i| c.sys_lag[i as usize]).collect()
     };
-    Gathered {
-        count: n,
-        latencies,
-        memory,
-        waits,
-        errors,
-        tags,
-        lags,
-    }
+    Gathered { count: n, latencies, memory, waits, errors, tags, lags }
 }
 
 /// `exponential_decay_score(metric, alpha)`: `exp(-alpha * metric)`.
@@ -189,15 +183,15 @@ fn cv(xs: &[f64]) -> f64 {
 }
 
 /// Timing Stability: latency CV and tail ratio (p95 / p50).
-pub fn timing_stability(latencies: &mut [f64], p: &ScoreParams) -> f64 {
+pub fn timing_stability(latencies: &[f64], p: &ScoreParams) -> f64 {
     if latencies.is_empty() {
         return 1.0;
     }
     let cv = cv(latencies);
     let mut tail_ratio = 1.0;
     if latencies.len() > 1 {
-        let q =
-            pystats::percentiles(latencies, &[49, p.score_latency_tail_percentile]).expect("n > 1");
+        let mut work = latencies.to_vec(); // selection reorders
+        let q = pystats::percentiles(&mut work, &[49, p.score_latency_tail_percentile]).expect("n > 1");
         if q[0] > 0.0 {
             tail_ratio = q[1] / q[0];
         }
@@ -208,13 +202,13 @@ pub fn timing_stability(latencies: &mut [f64], p: &ScoreParams) -> f64 {
 }
 
 /// Memory Stability: spread and peak relative to the median, spike penalty.
-pub fn memory_stability(memory: &mut [f64], p: &ScoreParams) -> f64 {
+pub fn memory_stability(memory: &[f64], p: &ScoreParams) -> f64 {
     if memory.len() < 2 {
         return 1.0;
     }
     let peak = memory.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let sums = ExactSums::of(memory, true);
-    let mut median = pystats::median(memory).expect("n >= 2");
+    let mut median = pystats::median(&mut memory.to_vec()).expect("n >= 2");
     median += p.score_memory_epsilon;
     if median <= p.score_memory_epsilon {
         return if peak == 0.0 { 1.0 } else { 0.0 };
@@ -307,12 +301,12 @@ pub fn concurrency_chaos(waits: &[f64], lags: &[Num], p: &ScoreParams) -> f64 {
 
 /// Scores a selection of traces: pypss's `compute_pss_from_traces`.
 pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
-    let mut g = gather(c, sel);
+    let g = gather(c, sel);
     if g.count == 0 && g.lags.is_empty() {
         return Score::empty();
     }
-    let ts = timing_stability(&mut g.latencies, p);
-    let ms = memory_stability(&mut g.memory, p);
+    let ts = timing_stability(&g.latencies, p);
+    let ms = memory_stability(&g.memory, p);
     let ev = error_volatility(&g.errors, p);
     let be = branching_entropy(&g.tags);
     let cc = concurrency_chaos(&g.waits, &g.lags, p);
@@ -330,14 +324,7 @@ pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
     }
     let clamped = 0.0f64.max(pss_raw.min(1.0));
     let pss = py_round(clamped * 100.0) as i64;
-    Score {
-        pss,
-        breakdown: raw.rounded(),
-        raw,
-        pss_raw,
-        empty: false,
-        count: g.count,
-    }
+    Score { pss, breakdown: raw.rounded(), raw, pss_raw, empty: false, count: g.count }
 }
 
 /// How to group traces for a breakdown.
@@ -365,6 +352,9 @@ pub fn breakdown_by(c: &TraceColumns, by: GroupBy, p: &ScoreParams) -> Vec<Group
         GroupBy::Module => (&c.module, c.modules.len()),
         GroupBy::Name => (&c.name, c.names.len()),
     };
+    if ids.len() != c.len() {
+        return Vec::new(); // that column was not kept
+    }
     let mut rows: Vec<Vec<u32>> = vec![Vec::new(); groups];
     for (i, &g) in ids.iter().enumerate() {
         rows[g as usize].push(i as u32);
@@ -378,25 +368,13 @@ pub fn breakdown_by(c: &TraceColumns, by: GroupBy, p: &ScoreParams) -> Vec<Group
     let mut out: Vec<GroupScore> = (0..groups)
         .filter(|&g| !rows[g].is_empty() || !sys[g].is_empty())
         .map(|g| {
-            let s = score(
-                c,
-                Selection::Some {
-                    rows: &rows[g],
-                    sys: &sys[g],
-                },
-                p,
-            );
+            let s = score(c, Selection::Some { rows: &rows[g], sys: &sys[g] }, p);
             let key = match by {
                 GroupBy::Module => c.modules.get(g as u32),
                 GroupBy::Name => c.names.get(g as u32),
             };
             let errors = rows[g].iter().filter(|&&i| c.error[i as usize]).count();
-            GroupScore {
-                key: key.to_string(),
-                score: s,
-                traces: rows[g].len() + sys[g].len(),
-                errors,
-            }
+            GroupScore { key: key.to_string(), score: s, traces: rows[g].len() + sys[g].len(), errors }
         })
         .collect();
     out.sort_by_key(|g| g.score.pss);

@@ -52,16 +52,7 @@ pub const MAX_EXACT_COUNT: u64 = 1 << 30;
 impl ExactSums {
     /// An empty accumulator; `with_squares` also keeps the sum of squares.
     pub fn new(with_squares: bool) -> Self {
-        ExactSums {
-            sum: vec![0; 66],
-            sq: if with_squares {
-                vec![0; 132]
-            } else {
-                Vec::new()
-            },
-            n: 0,
-            with_squares,
-        }
+        ExactSums { sum: vec![0; 66], sq: if with_squares { vec![0; 132] } else { Vec::new() }, n: 0, with_squares }
     }
 
     /// Sums every value of `xs`.
@@ -78,10 +69,7 @@ impl ExactSums {
     pub fn add(&mut self, x: f64) {
         debug_assert!(x.is_finite());
         self.n += 1;
-        assert!(
-            self.n <= MAX_EXACT_COUNT,
-            "ExactSums holds at most 2^30 values"
-        );
+        assert!(self.n <= MAX_EXACT_COUNT, "ExactSums holds at most 2^30 values");
         if x == 0.0 {
             return;
         }
@@ -219,11 +207,7 @@ fn biguint_ratio_to_f64(a: &BigUint, b: &BigUint) -> f64 {
     // the sticky bit.
     let e = a.bits() as i64 - b.bits() as i64;
     let s = 55 - e; // quotient q = floor(a * 2^s / b) has 55 or 56 bits
-    let (q, r) = if s >= 0 {
-        (a << (s as usize)).div_rem(b)
-    } else {
-        a.div_rem(&(b << ((-s) as usize)))
-    };
+    let (q, r) = if s >= 0 { (a << (s as usize)).div_rem(b) } else { a.div_rem(&(b << ((-s) as usize))) };
     let sticky = !r.is_zero();
     round_scaled(&q, sticky, -s)
 }
@@ -342,11 +326,7 @@ pub fn py_round2(x: f64) -> f64 {
             q
         }
     };
-    let v: f64 = if k == 0 {
-        0.0
-    } else {
-        format!("{k}e-2").parse().expect("valid float literal")
-    };
+    let v: f64 = if k == 0 { 0.0 } else { format!("{k}e-2").parse().expect("valid float literal") };
     if neg {
         -v
     } else {
@@ -366,10 +346,7 @@ pub fn median(xs: &mut [f64]) -> Option<f64> {
         return Some(hi);
     }
     // The lower middle is the largest of the left part.
-    let lo = xs[..n / 2]
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
+    let lo = xs[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
     Some((lo + hi) / 2.0)
 }
 
@@ -575,10 +552,7 @@ mod tests {
     #[test]
     fn stdev_matches_cpython_examples() {
         // Examples from CPython's statistics docstrings.
-        assert_eq!(
-            stdev(&[1.5, 2.5, 2.5, 2.75, 3.25, 4.75]),
-            Some(1.0810874155219827)
-        );
+        assert_eq!(stdev(&[1.5, 2.5, 2.5, 2.75, 3.25, 4.75]), Some(1.0810874155219827));
         let v = ExactSums::of(&[2.75, 1.75, 1.25, 0.25, 0.5, 1.25, 3.5], true).variance();
         assert_eq!(v, Some(1.3720238095238095));
         assert_eq!(stdev(&[1.0]), None);

@@ -180,8 +180,8 @@ pub struct TraceColumns {
     pub name: Vec<u32>,
     /// Epoch seconds, NaN when missing.
     pub timestamp: Vec<f64>,
-    /// Interned `exception_type` of error traces, or [`NONE`].
-    pub exception_type: Vec<u32>,
+    /// Error traces per interned `exception_type`.
+    pub exception_counts: Vec<u64>,
 
     pub sys_module: Vec<u32>,
     /// `metadata.lag`, when the key is present.
@@ -200,17 +200,36 @@ pub struct TraceColumns {
     pub unknown_module: String,
     /// True when every row is [`Stage::Complete`].
     pub all_complete: bool,
-    checkpoint: (usize, usize),
+    /// Which optional columns are kept.
+    pub keep: ColumnOptions,
+    checkpoint: (usize, usize, Vec<u64>),
+}
+
+/// Optional columns: leaving out what a command does not need keeps a
+/// million-trace read small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnOptions {
+    /// Keep `timestamp` (charts, windows).
+    pub timestamps: bool,
+    /// Keep `name` (breakdown by function).
+    pub names: bool,
+}
+
+impl Default for ColumnOptions {
+    fn default() -> Self {
+        ColumnOptions { timestamps: true, names: true }
+    }
 }
 
 impl TraceColumns {
     /// Empty columns; `unknown_module` names traces without a `module`.
     pub fn new(unknown_module: &str) -> Self {
-        TraceColumns {
-            unknown_module: unknown_module.to_string(),
-            all_complete: true,
-            ..Default::default()
-        }
+        Self::with_options(unknown_module, ColumnOptions::default())
+    }
+
+    /// Empty columns keeping only the optional columns asked for.
+    pub fn with_options(unknown_module: &str, keep: ColumnOptions) -> Self {
+        TraceColumns { unknown_module: unknown_module.to_string(), all_complete: true, keep, ..Default::default() }
     }
 
     /// Non-system traces counted (pypss's `count`).
@@ -230,13 +249,15 @@ impl TraceColumns {
 
     /// Marks the start of a new source: [`reset`](Self::reset) goes back here.
     pub fn begin_source(&mut self) {
-        self.checkpoint = (self.stage.len(), self.sys_module.len());
+        self.checkpoint = (self.stage.len(), self.sys_module.len(), self.exception_counts.clone());
     }
 
     /// Forgets the rows of the current source (a later `traces` key replaces
     /// an earlier one, as in a Python dict). Skip counts are kept.
     pub fn reset(&mut self) {
-        let (r, s) = self.checkpoint;
+        let (r, s, ref counts) = self.checkpoint;
+        self.exception_counts.clone_from(counts);
+        self.exception_counts.resize(self.exception_types.len(), 0);
         self.duration.truncate(r);
         self.memory.truncate(r);
         self.wait_time.truncate(r);
@@ -246,7 +267,6 @@ impl TraceColumns {
         self.module.truncate(r);
         self.name.truncate(r);
         self.timestamp.truncate(r);
-        self.exception_type.truncate(r);
         self.sys_module.truncate(s);
         self.sys_lag.truncate(s);
         self.sys_timestamp.truncate(s);
@@ -257,11 +277,7 @@ impl TraceColumns {
         let text = match which {
             None => self.unknown_module.clone(),
             Some(Scalar::Str(s)) => {
-                let i = if names {
-                    &mut self.names
-                } else {
-                    &mut self.modules
-                };
+                let i = if names { &mut self.names } else { &mut self.modules };
                 return i.intern(s);
             }
             Some(s) => key_text(s),
@@ -273,6 +289,44 @@ impl TraceColumns {
         }
     }
 
+    /// Appends `other` (read from later input) after these rows, as if the
+    /// traces had been pushed here: interned ids are remapped in `other`'s
+    /// first-appearance order.
+    pub fn absorb(&mut self, other: TraceColumns) {
+        fn remap(into: &mut Interner, from: &Interner) -> Vec<u32> {
+            (0..from.len() as u32).map(|i| into.intern(from.get(i))).collect()
+        }
+        let m = remap(&mut self.modules, &other.modules);
+        let n = remap(&mut self.names, &other.names);
+        let t = remap(&mut self.tags, &other.tags);
+        let before = self.exception_types.len();
+        let e = remap(&mut self.exception_types, &other.exception_types);
+        self.exception_counts.resize(self.exception_types.len(), 0);
+        for (i, &id) in e.iter().enumerate() {
+            if id as usize >= before && id as usize == self.exception_examples.len() {
+                self.exception_examples.push(other.exception_examples.get(i).cloned().unwrap_or_default());
+            }
+            self.exception_counts[id as usize] += other.exception_counts.get(i).copied().unwrap_or(0);
+        }
+        let map = |ids: &[u32], v: &[u32]| -> Vec<u32> {
+            v.iter().map(|&x| if x == NONE { NONE } else { ids[x as usize] }).collect()
+        };
+        self.duration.extend_from_slice(&other.duration);
+        self.memory.extend_from_slice(&other.memory);
+        self.wait_time.extend_from_slice(&other.wait_time);
+        self.error.extend_from_slice(&other.error);
+        self.branch_tag.extend(map(&t, &other.branch_tag));
+        self.stage.extend_from_slice(&other.stage);
+        self.module.extend(map(&m, &other.module));
+        self.name.extend(map(&n, &other.name));
+        self.timestamp.extend_from_slice(&other.timestamp);
+        self.sys_module.extend(map(&m, &other.sys_module));
+        self.sys_lag.extend_from_slice(&other.sys_lag);
+        self.sys_timestamp.extend_from_slice(&other.sys_timestamp);
+        self.skipped.add(&other.skipped);
+        self.all_complete &= other.all_complete;
+    }
+
     /// A stream element that is not an object.
     pub fn push_not_object(&mut self) {
         self.skipped.not_object += 1;
@@ -280,11 +334,7 @@ impl TraceColumns {
 
     /// Adds one trace, as pypss's loop body does.
     pub fn push(&mut self, t: &RawTrace<'_>) {
-        let ts = t
-            .timestamp
-            .as_ref()
-            .and_then(|s| py_float(s).ok())
-            .unwrap_or(f64::NAN);
+        let ts = t.timestamp.as_ref().and_then(|s| py_float(s).ok()).unwrap_or(f64::NAN);
         if t.system_metric.as_ref().is_some_and(|s| s.truthy()) {
             self.push_system(t, ts);
             return;
@@ -292,10 +342,7 @@ impl TraceColumns {
         // duration, memory, wait_time: float(t.get(key, 0.0)), in this order.
         let mut vals = [0.0f64; 3];
         let mut stage = Stage::Complete;
-        for (k, slot) in [&t.duration, &t.memory, &t.wait_time]
-            .into_iter()
-            .enumerate()
-        {
+        for (k, slot) in [&t.duration, &t.memory, &t.wait_time].into_iter().enumerate() {
             match slot.as_ref().map(py_float).unwrap_or(Ok(0.0)) {
                 Ok(v) => vals[k] = v,
                 Err(ConvError::Unconvertible) => {
@@ -318,27 +365,27 @@ impl TraceColumns {
             self.all_complete = false;
         }
         let module = self.group(&t.module, false);
-        let name = self.group(&t.name, true);
+        let name = if self.keep.names { self.group(&t.name, true) } else { NONE };
         let complete = stage == Stage::Complete;
         let error = complete && t.error.as_ref().is_some_and(|e| e.truthy());
         let tag = match &t.branch_tag {
             Some(Scalar::Str(s)) if complete && !s.is_empty() => self.tags.intern(s),
             _ => NONE,
         };
-        let exc = match (&t.exception_type, error) {
-            (Some(Scalar::Str(s)), true) if !s.is_empty() => {
-                let id = self.exception_types.intern(s);
-                if id as usize == self.exception_examples.len() {
+        if let (Some(Scalar::Str(s)), true) = (&t.exception_type, error) {
+            if !s.is_empty() {
+                let id = self.exception_types.intern(s) as usize;
+                if id == self.exception_examples.len() {
                     let msg = match &t.exception_message {
                         Some(Scalar::Str(m)) => m.chars().take(300).collect(),
                         _ => String::new(),
                     };
                     self.exception_examples.push(msg);
+                    self.exception_counts.push(0);
                 }
-                id
+                self.exception_counts[id] += 1;
             }
-            _ => NONE,
-        };
+        }
         self.duration.push(vals[0]);
         self.memory.push(vals[1]);
         self.wait_time.push(vals[2]);
@@ -346,9 +393,12 @@ impl TraceColumns {
         self.branch_tag.push(tag);
         self.stage.push(stage);
         self.module.push(module);
-        self.name.push(name);
-        self.timestamp.push(ts);
-        self.exception_type.push(exc);
+        if self.keep.names {
+            self.name.push(name);
+        }
+        if self.keep.timestamps {
+            self.timestamp.push(ts);
+        }
     }
 
     fn push_system(&mut self, t: &RawTrace<'_>, ts: f64) {
@@ -391,7 +441,9 @@ impl TraceColumns {
         let module = self.group(&t.module, false);
         self.sys_module.push(module);
         self.sys_lag.push(lag);
-        self.sys_timestamp.push(ts);
+        if self.keep.timestamps {
+            self.sys_timestamp.push(ts);
+        }
     }
 }
 
@@ -414,27 +466,15 @@ mod tests {
 
     #[test]
     fn partial_rows_follow_pypss_append_order() {
-        let c = cols(&[
-            r#"{"duration": 1.5, "memory": "x"}"#,
-            r#"{"duration": null}"#,
-            r#"{"duration": "2"}"#,
-        ]);
-        assert_eq!(
-            c.stage,
-            vec![Stage::Duration, Stage::Counted, Stage::Complete]
-        );
+        let c = cols(&[r#"{"duration": 1.5, "memory": "x"}"#, r#"{"duration": null}"#, r#"{"duration": "2"}"#]);
+        assert_eq!(c.stage, vec![Stage::Duration, Stage::Counted, Stage::Complete]);
         assert_eq!(c.duration[2], 2.0);
         assert_eq!(c.skipped.unconvertible, 2);
     }
 
     #[test]
     fn non_finite_and_non_objects_are_counted() {
-        let c = cols(&[
-            r#"{"duration": 1e400}"#,
-            "5",
-            r#"{"wait_time": NaN}"#,
-            r#"{"duration": 1}"#,
-        ]);
+        let c = cols(&[r#"{"duration": 1e400}"#, "5", r#"{"wait_time": NaN}"#, r#"{"duration": 1}"#]);
         assert_eq!(c.len(), 1);
         assert_eq!(c.skipped.non_finite, 2);
         assert_eq!(c.skipped.not_object, 1);
@@ -453,6 +493,28 @@ mod tests {
         assert_eq!(c.skipped.bad_metadata, 1);
         assert_eq!(c.skipped.bad_lag, 1);
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn absorb_equals_pushing_in_order() {
+        let lines = [
+            r#"{"module": "a", "branch_tag": "x", "duration": 1}"#,
+            r#"{"module": "b", "branch_tag": "y", "duration": 2, "error": true, "exception_type": "E"}"#,
+            r#"{"module": "c", "branch_tag": "x", "duration": 3, "memory": "bad"}"#,
+            r#"{"module": "a", "branch_tag": "z", "duration": 4, "error": true, "exception_type": "F"}"#,
+            r#"{"system_metric": true, "module": "d", "metadata": {"lag": 0.1}}"#,
+        ];
+        let whole = cols(&lines);
+        let mut first = cols(&lines[..2]);
+        first.absorb(cols(&lines[2..]));
+        assert_eq!(first.module, whole.module);
+        assert_eq!(first.branch_tag, whole.branch_tag);
+        assert_eq!(first.exception_counts, whole.exception_counts);
+        assert_eq!(first.sys_module, whole.sys_module);
+        assert_eq!(first.stage, whole.stage);
+        assert_eq!(first.skipped, whole.skipped);
+        assert_eq!(first.all_complete, whole.all_complete);
+        assert_eq!(first.exception_examples, whole.exception_examples);
     }
 
     #[test]

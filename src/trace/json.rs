@@ -92,6 +92,45 @@ pub enum MetaShape<'a> {
     Other(&'static str),
 }
 
+/// Bit flags naming the trace fields, for [`Scanner::wanted`] and
+/// [`RawTrace::present`].
+pub mod field {
+    pub const TRACE_ID: u32 = 1 << 0;
+    pub const NAME: u32 = 1 << 1;
+    pub const FILENAME: u32 = 1 << 2;
+    pub const LINENO: u32 = 1 << 3;
+    pub const MODULE: u32 = 1 << 4;
+    pub const DURATION: u32 = 1 << 5;
+    pub const CPU_TIME: u32 = 1 << 6;
+    pub const WAIT_TIME: u32 = 1 << 7;
+    pub const MEMORY: u32 = 1 << 8;
+    pub const MEMORY_DIFF: u32 = 1 << 9;
+    pub const ERROR: u32 = 1 << 10;
+    pub const EXCEPTION_TYPE: u32 = 1 << 11;
+    pub const EXCEPTION_MESSAGE: u32 = 1 << 12;
+    pub const BRANCH_TAG: u32 = 1 << 13;
+    pub const TIMESTAMP: u32 = 1 << 14;
+    pub const ASYNC_OP: u32 = 1 << 15;
+    pub const YIELD_COUNT: u32 = 1 << 16;
+    pub const SYSTEM_METRIC: u32 = 1 << 17;
+    pub const METADATA: u32 = 1 << 18;
+    /// Every field.
+    pub const ALL: u32 = (1 << 19) - 1;
+    /// The fields pypss's score, the breakdowns and the reports read.
+    pub const SCORING: u32 = NAME
+        | MODULE
+        | DURATION
+        | WAIT_TIME
+        | MEMORY
+        | ERROR
+        | EXCEPTION_TYPE
+        | EXCEPTION_MESSAGE
+        | BRANCH_TAG
+        | TIMESTAMP
+        | SYSTEM_METRIC
+        | METADATA;
+}
+
 /// The members of one trace object that pss reads. Later duplicates win, as
 /// with Python's `dict`.
 #[derive(Debug, Default, Clone)]
@@ -121,25 +160,22 @@ pub struct RawTrace<'a> {
     pub members: usize,
     /// Whether a `traces` member was seen (wrapper detection).
     pub has_traces_key: bool,
+    /// Known fields seen, parsed or not ([`field`] bits).
+    pub present: u32,
 }
 
 impl RawTrace<'_> {
     /// True when at least one pypss trace field is present.
     pub fn has_trace_field(&self) -> bool {
-        self.trace_id.is_some()
-            || self.name.is_some()
-            || self.duration.is_some()
-            || self.timestamp.is_some()
-            || self.system_metric.is_some()
-            || self.module.is_some()
-            || self.memory.is_some()
-            || self.wait_time.is_some()
-            || self.error.is_some()
+        self.present != 0
     }
 }
 
 /// One element of a trace stream: a trace object, or something pypss skips.
 #[derive(Debug)]
+// The trace is returned by value: one move per element is cheaper than one
+// allocation per element on a million-trace file.
+#[allow(clippy::large_enum_variant)]
 pub enum Element<'a> {
     Trace(Box<RawTrace<'a>>),
     /// Not an object (pypss's `t.get` raises and the trace is skipped).
@@ -154,6 +190,8 @@ pub struct Scanner<'a> {
     /// True when `buf` holds the end of the input.
     eof: bool,
     capture_extras: bool,
+    /// Fields to parse ([`field`] bits); the others are only validated.
+    wanted: u32,
 }
 
 #[inline]
@@ -164,12 +202,13 @@ fn is_ws(b: u8) -> bool {
 impl<'a> Scanner<'a> {
     /// A scanner over `buf`; `eof` says whether input ends with it.
     pub fn new(buf: &'a [u8], eof: bool) -> Self {
-        Scanner {
-            buf,
-            pos: 0,
-            eof,
-            capture_extras: false,
-        }
+        Scanner { buf, pos: 0, eof, capture_extras: false, wanted: field::ALL }
+    }
+
+    /// Parse only these fields ([`field`] bits); skip the values of others.
+    pub fn with_wanted(mut self, wanted: u32) -> Self {
+        self.wanted = wanted;
+        self
     }
 
     /// The bytes from `from` to the cursor.
@@ -184,10 +223,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn err<T>(&self, pos: usize, msg: impl Into<String>) -> Res<T> {
-        Err(ScanError::Syntax {
-            pos,
-            msg: msg.into(),
-        })
+        Err(ScanError::Syntax { pos, msg: msg.into() })
     }
 
     fn end<T>(&self, what: &str) -> Res<T> {
@@ -202,14 +238,29 @@ impl<'a> Scanner<'a> {
     /// `None` at the end of the buffer (the caller decides what that means).
     #[inline]
     pub fn peek_non_ws(&mut self) -> Option<u8> {
-        while self.pos < self.buf.len() {
-            let b = self.buf[self.pos];
-            if !is_ws(b) {
+        let buf = self.buf;
+        loop {
+            // Eight bytes at a time: indentation is runs of spaces.
+            while self.pos + 8 <= buf.len() {
+                let w = u64::from_le_bytes(buf[self.pos..self.pos + 8].try_into().expect("8 bytes"));
+                let x = w ^ 0x2020_2020_2020_2020;
+                if x == 0 {
+                    self.pos += 8;
+                    continue;
+                }
+                self.pos += (x.trailing_zeros() / 8) as usize;
+                let b = buf[self.pos];
+                if b > b' ' || !is_ws(b) {
+                    return Some(b);
+                }
+                self.pos += 1;
+            }
+            let b = *buf.get(self.pos)?;
+            if b > b' ' || !is_ws(b) {
                 return Some(b);
             }
             self.pos += 1;
         }
-        None
     }
 
     /// True when only whitespace is left and the input has ended.
@@ -245,17 +296,64 @@ impl<'a> Scanner<'a> {
     pub fn string(&mut self) -> Res<Cow<'a, str>> {
         debug_assert_eq!(self.buf[self.pos], b'"');
         let start = self.pos + 1;
-        // Fast path: no escapes, the text is borrowed.
-        match memchr::memchr2(b'"', b'\\', &self.buf[start..]) {
-            None => self.end("inside a string"),
-            Some(off) if self.buf[start + off] == b'"' => {
-                let raw = &self.buf[start..start + off];
-                self.check_raw(start, raw)?;
-                self.pos = start + off + 1;
-                Ok(Cow::Borrowed(std::str::from_utf8(raw).expect("validated")))
+        let buf = self.buf;
+        // One pass: find the closing quote, and learn whether the text is
+        // plain ASCII without escapes or control characters (the common case).
+        let mut i = start;
+        let mut ascii = true;
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        loop {
+            // Eight bytes at a time: stop at the first quote, backslash,
+            // control character or non-ASCII byte (SWAR: the lowest flagged
+            // byte is always exact).
+            while i + 8 <= buf.len() {
+                let w = u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
+                let q = w ^ (ONES * b'"' as u64);
+                let bs = w ^ (ONES * b'\\' as u64);
+                let m = (q.wrapping_sub(ONES) & !q)
+                    | (bs.wrapping_sub(ONES) & !bs)
+                    | (w.wrapping_sub(ONES * 0x20) & !w)
+                    | w;
+                let m = m & HIGH;
+                if m == 0 {
+                    i += 8;
+                } else {
+                    i += (m.trailing_zeros() / 8) as usize;
+                    break;
+                }
             }
-            Some(_) => self.string_slow(start),
+            if i >= buf.len() {
+                break;
+            }
+            let b = buf[i];
+            if b == b'"' {
+                break;
+            }
+            if b == b'\\' {
+                return self.string_slow(start);
+            }
+            if b < 0x20 {
+                return self.err(i, "invalid control character in string");
+            }
+            ascii &= b < 0x80;
+            i += 1;
         }
+        if i >= buf.len() {
+            return self.end("inside a string");
+        }
+        let raw = &buf[start..i];
+        self.pos = i + 1;
+        let s = if ascii {
+            // SAFETY: every byte was checked to be ASCII just above.
+            unsafe { std::str::from_utf8_unchecked(raw) }
+        } else {
+            std::str::from_utf8(raw).map_err(|e| ScanError::Syntax {
+                pos: start + e.valid_up_to(),
+                msg: "invalid UTF-8 in string".into(),
+            })?
+        };
+        Ok(Cow::Borrowed(s))
     }
 
     fn check_raw(&self, start: usize, raw: &[u8]) -> Res<()> {
@@ -309,10 +407,7 @@ impl<'a> Scanner<'a> {
             let mut next = j + 6;
             let ch = if (0xD800..0xDC00).contains(&cp) {
                 // A high surrogate: a low one should follow.
-                if next + 6 <= self.buf.len()
-                    && self.buf[next] == b'\\'
-                    && self.buf[next + 1] == b'u'
-                {
+                if next + 6 <= self.buf.len() && self.buf[next] == b'\\' && self.buf[next + 1] == b'u' {
                     let lo = self.hex4(next + 2)?;
                     if (0xDC00..0xE000).contains(&lo) {
                         next += 6;
@@ -353,32 +448,9 @@ impl<'a> Scanner<'a> {
         Ok(v)
     }
 
-    /// Skips a string without decoding it (still validated).
+    /// Skips a string (still validated).
     fn skip_string(&mut self) -> Res<()> {
-        let mut i = self.pos + 1;
-        loop {
-            let off = match memchr::memchr2(b'"', b'\\', &self.buf[i..]) {
-                None => return self.end("inside a string"),
-                Some(off) => off,
-            };
-            let j = i + off;
-            self.check_raw(i, &self.buf[i..j])?;
-            if self.buf[j] == b'"' {
-                self.pos = j + 1;
-                return Ok(());
-            }
-            if j + 1 >= self.buf.len() {
-                return self.end("inside a string escape");
-            }
-            match self.buf[j + 1] {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i = j + 2,
-                b'u' => {
-                    self.hex4(j + 2)?;
-                    i = j + 6;
-                }
-                _ => return self.err(j, "invalid escape in string"),
-            }
-        }
+        self.string().map(|_| ())
     }
 
     fn literal(&mut self, word: &[u8]) -> Res<()> {
@@ -396,6 +468,11 @@ impl<'a> Scanner<'a> {
 
     /// Parses a number (or `NaN`/`Infinity`/`-Infinity`) at the cursor.
     fn number(&mut self) -> Res<Scalar<'a>> {
+        self.number_token(true)
+    }
+
+    /// Scans a number; converts a float literal only when `parse` is set.
+    fn number_token(&mut self, parse: bool) -> Res<Scalar<'a>> {
         let start = self.pos;
         let b = self.buf;
         let mut i = start;
@@ -453,13 +530,13 @@ impl<'a> Scanner<'a> {
             return Err(ScanError::Incomplete);
         }
         self.pos = i;
-        // The grammar above is ASCII only.
-        let text = std::str::from_utf8(&b[start..i]).expect("ascii");
-        if is_float {
+        // SAFETY: the grammar checked above admits only ASCII bytes.
+        let text = unsafe { std::str::from_utf8_unchecked(&b[start..i]) };
+        if is_float && !parse {
+            Ok(Scalar::Float(0.0))
+        } else if is_float {
             // Rust's parser is correctly rounded, like Python's; overflow gives inf.
-            Ok(Scalar::Float(
-                text.parse::<f64>().expect("validated number"),
-            ))
+            Ok(Scalar::Float(text.parse::<f64>().expect("validated number")))
         } else {
             Ok(Scalar::Int(text))
         }
@@ -476,14 +553,9 @@ impl<'a> Scanner<'a> {
             b'f' => self.literal(b"false").map(|_| Scalar::Bool(false)),
             b'n' => self.literal(b"null").map(|_| Scalar::Null),
             b'N' => self.literal(b"NaN").map(|_| Scalar::Float(f64::NAN)),
-            b'I' => self
-                .literal(b"Infinity")
-                .map(|_| Scalar::Float(f64::INFINITY)),
+            b'I' => self.literal(b"Infinity").map(|_| Scalar::Float(f64::INFINITY)),
             b'-' | b'0'..=b'9' => self.number(),
-            other => self.err(
-                self.pos,
-                format!("expected a value, found {}", describe_byte(other)),
-            ),
+            other => self.err(self.pos, format!("expected a value, found {}", describe_byte(other))),
         }
     }
 
@@ -493,6 +565,7 @@ impl<'a> Scanner<'a> {
         match b {
             b'"' => self.skip_string(),
             b'{' | b'[' => self.skip_container(depth).map(|_| ()),
+            b'-' | b'0'..=b'9' => self.number_token(false).map(|_| ()),
             _ => self.scalar(depth).map(|_| ()),
         }
     }
@@ -531,15 +604,8 @@ impl<'a> Scanner<'a> {
                     return Ok(true);
                 }
                 other => {
-                    let what = if open == b'{' {
-                        "',' or '}'"
-                    } else {
-                        "',' or ']'"
-                    };
-                    return self.err(
-                        self.pos,
-                        format!("expected {what}, found {}", describe_byte(other)),
-                    );
+                    let what = if open == b'{' { "',' or '}'" } else { "',' or ']'" };
+                    return self.err(self.pos, format!("expected {what}, found {}", describe_byte(other)));
                 }
             }
         }
@@ -565,13 +631,29 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             return Ok(());
         }
+        // pypss writes the fields in one order: try the next one first and
+        // compare its quoted name directly, before scanning a string.
+        let mut next = 0usize;
         loop {
             if self.next_byte("where a key was expected")? != b'"' {
                 return self.err(self.pos, "expected a string key");
             }
-            let key = self.string()?;
+            let predicted = QUOTED_FIELD_NAMES.get(next).filter(|q| self.buf[self.pos..].starts_with(q));
+            let (idx, key) = match predicted {
+                Some(q) => {
+                    self.pos += q.len();
+                    (Some(next), Cow::Borrowed(FIELD_NAMES[next]))
+                }
+                None => {
+                    let key = self.string()?;
+                    (field_index(key.as_bytes()), key)
+                }
+            };
+            if let Some(i) = idx {
+                next = i + 1;
+            }
             self.expect(b':', "expected ':' after an object key")?;
-            self.member(t, key)?;
+            self.member_at(t, idx, key)?;
             match self.next_byte("inside an object")? {
                 b',' => {
                     self.pos += 1;
@@ -583,57 +665,62 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                     return Ok(());
                 }
-                other => {
-                    return self.err(
-                        self.pos,
-                        format!("expected ',' or '}}', found {}", describe_byte(other)),
-                    )
-                }
+                other => return self.err(self.pos, format!("expected ',' or '}}', found {}", describe_byte(other))),
             }
         }
     }
 
     /// Parses one member value, storing it when pss reads that key.
     pub fn member(&mut self, t: &mut RawTrace<'a>, key: Cow<'a, str>) -> Res<()> {
+        let idx = field_index(key.as_bytes());
+        self.member_at(t, idx, key)
+    }
+
+    /// Parses one member value whose key is field `idx` of [`FIELD_NAMES`]
+    /// (`None`: not a trace field).
+    fn member_at(&mut self, t: &mut RawTrace<'a>, idx: Option<usize>, key: Cow<'a, str>) -> Res<()> {
         t.members += 1;
-        let slot = match key.as_ref() {
-            "trace_id" => &mut t.trace_id,
-            "name" => &mut t.name,
-            "filename" => &mut t.filename,
-            "lineno" => &mut t.lineno,
-            "module" => &mut t.module,
-            "duration" => &mut t.duration,
-            "cpu_time" => &mut t.cpu_time,
-            "wait_time" => &mut t.wait_time,
-            "memory" => &mut t.memory,
-            "memory_diff" => &mut t.memory_diff,
-            "error" => &mut t.error,
-            "exception_type" => &mut t.exception_type,
-            "exception_message" => &mut t.exception_message,
-            "branch_tag" => &mut t.branch_tag,
-            "timestamp" => &mut t.timestamp,
-            "async_op" => &mut t.async_op,
-            "yield_count" => &mut t.yield_count,
-            "system_metric" => &mut t.system_metric,
-            "metadata" => {
-                let m = self.metadata()?;
-                t.metadata = Some(m);
-                return Ok(());
+        let Some(i) = idx else {
+            if key == "traces" {
+                t.has_traces_key = true;
             }
-            other => {
-                if other == "traces" {
-                    t.has_traces_key = true;
-                }
-                self.next_byte("where a value was expected")?;
-                let from = self.pos;
-                self.skip_value(1)?;
-                if self.capture_extras {
-                    let raw =
-                        std::str::from_utf8(&self.buf[from..self.pos]).expect("validated json");
-                    // A duplicate key replaces the earlier value, as in Python.
-                    t.extras.retain(|(k, _)| k.as_ref() != key.as_ref());
-                    t.extras.push((key, raw));
-                }
+            self.next_byte("where a value was expected")?;
+            let from = self.pos;
+            self.skip_value(1)?;
+            if self.capture_extras {
+                let raw = std::str::from_utf8(&self.buf[from..self.pos]).expect("validated json");
+                // A duplicate key replaces the earlier value, as in Python.
+                t.extras.retain(|(k, _)| k.as_ref() != key.as_ref());
+                t.extras.push((key, raw));
+            }
+            return Ok(());
+        };
+        let bit = 1u32 << i;
+        t.present |= bit;
+        if self.wanted & bit == 0 {
+            return self.skip_value(1);
+        }
+        let slot = match i {
+            0 => &mut t.trace_id,
+            1 => &mut t.name,
+            2 => &mut t.filename,
+            3 => &mut t.lineno,
+            4 => &mut t.module,
+            5 => &mut t.duration,
+            6 => &mut t.cpu_time,
+            7 => &mut t.wait_time,
+            8 => &mut t.memory,
+            9 => &mut t.memory_diff,
+            10 => &mut t.error,
+            11 => &mut t.exception_type,
+            12 => &mut t.exception_message,
+            13 => &mut t.branch_tag,
+            14 => &mut t.timestamp,
+            15 => &mut t.async_op,
+            16 => &mut t.yield_count,
+            17 => &mut t.system_metric,
+            _ => {
+                t.metadata = Some(self.metadata()?);
                 return Ok(());
             }
         };
@@ -675,10 +762,7 @@ impl<'a> Scanner<'a> {
                             return Ok(m);
                         }
                         other => {
-                            return self.err(
-                                self.pos,
-                                format!("expected ',' or '}}', found {}", describe_byte(other)),
-                            )
+                            return self.err(self.pos, format!("expected ',' or '}}', found {}", describe_byte(other)))
                         }
                     }
                 }
@@ -715,10 +799,7 @@ impl<'a> Scanner<'a> {
                             return Ok(m);
                         }
                         other => {
-                            return self.err(
-                                self.pos,
-                                format!("expected ',' or ']', found {}", describe_byte(other)),
-                            )
+                            return self.err(self.pos, format!("expected ',' or ']', found {}", describe_byte(other)))
                         }
                     }
                 }
@@ -730,6 +811,79 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+/// The trace fields, in the order pypss writes them (and of [`field`] bits).
+pub const FIELD_NAMES: [&str; 19] = [
+    "trace_id",
+    "name",
+    "filename",
+    "lineno",
+    "module",
+    "duration",
+    "cpu_time",
+    "wait_time",
+    "memory",
+    "memory_diff",
+    "error",
+    "exception_type",
+    "exception_message",
+    "branch_tag",
+    "timestamp",
+    "async_op",
+    "yield_count",
+    "system_metric",
+    "metadata",
+];
+
+const QUOTED_FIELD_NAMES: [&[u8]; 19] = [
+    b"\"trace_id\"",
+    b"\"name\"",
+    b"\"filename\"",
+    b"\"lineno\"",
+    b"\"module\"",
+    b"\"duration\"",
+    b"\"cpu_time\"",
+    b"\"wait_time\"",
+    b"\"memory\"",
+    b"\"memory_diff\"",
+    b"\"error\"",
+    b"\"exception_type\"",
+    b"\"exception_message\"",
+    b"\"branch_tag\"",
+    b"\"timestamp\"",
+    b"\"async_op\"",
+    b"\"yield_count\"",
+    b"\"system_metric\"",
+    b"\"metadata\"",
+];
+
+/// The index in [`FIELD_NAMES`] of a key: length and first byte pick the
+/// candidate, one comparison confirms it.
+pub fn field_index(k: &[u8]) -> Option<usize> {
+    let i = match (k.len(), *k.first()?) {
+        (8, b't') => 0,
+        (4, b'n') => 1,
+        (8, b'f') => 2,
+        (6, b'l') => 3,
+        (6, b'm') if k[1] == b'o' => 4,
+        (8, b'd') => 5,
+        (8, b'c') => 6,
+        (9, b'w') => 7,
+        (6, b'm') => 8,
+        (11, b'm') => 9,
+        (5, b'e') => 10,
+        (14, b'e') => 11,
+        (17, b'e') => 12,
+        (10, b'b') => 13,
+        (9, b't') => 14,
+        (8, b'a') => 15,
+        (11, b'y') => 16,
+        (13, b's') => 17,
+        (8, b'm') => 18,
+        _ => return None,
+    };
+    (FIELD_NAMES[i].as_bytes() == k).then_some(i)
 }
 
 /// Names a byte for an error message.
@@ -777,28 +931,15 @@ mod tests {
         for cut in 1..30 {
             let text = br#"{"duration": 12.5, "name": "abc"}"#;
             let mut sc = Scanner::new(&text[..cut], false);
-            assert_eq!(
-                sc.element().unwrap_err(),
-                ScanError::Incomplete,
-                "cut at {cut}"
-            );
+            assert_eq!(sc.element().unwrap_err(), ScanError::Incomplete, "cut at {cut}");
         }
     }
 
     #[test]
     fn syntax_errors_carry_positions() {
-        for bad in [
-            r#"{"a":1,}"#,
-            r#"{"a" 1}"#,
-            r#"{"a":01}"#,
-            "{\"a\":\"x\u{1}\"}",
-            r#"{"a":tru}"#,
-        ] {
+        for bad in [r#"{"a":1,}"#, r#"{"a" 1}"#, r#"{"a":01}"#, "{\"a\":\"x\u{1}\"}", r#"{"a":tru}"#] {
             let mut sc = Scanner::new(bad.as_bytes(), true);
-            assert!(
-                matches!(sc.element(), Err(ScanError::Syntax { .. })),
-                "{bad}"
-            );
+            assert!(matches!(sc.element(), Err(ScanError::Syntax { .. })), "{bad}");
         }
         let deep = "[".repeat(MAX_DEPTH + 5);
         let mut sc = Scanner::new(deep.as_bytes(), true);
@@ -823,10 +964,7 @@ mod tests {
         assert_eq!(m.shape, MetaShape::Object);
         assert_eq!(m.lag, Some(Scalar::Float(0.02)));
         let t = trace(r#"{"metadata":"flag"}"#);
-        assert_eq!(
-            t.metadata.unwrap().shape,
-            MetaShape::Str(Cow::Borrowed("flag"))
-        );
+        assert_eq!(t.metadata.unwrap().shape, MetaShape::Str(Cow::Borrowed("flag")));
         let t = trace(r#"{"metadata":null}"#);
         assert_eq!(t.metadata.unwrap().shape, MetaShape::Other("null"));
     }

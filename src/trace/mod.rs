@@ -6,7 +6,7 @@ pub mod json;
 pub mod reader;
 pub mod tabular;
 
-pub use columns::{Interner, Skipped, Stage, TraceColumns, NONE};
+pub use columns::{ColumnOptions, Interner, Skipped, Stage, TraceColumns, NONE};
 pub use json::RawTrace;
 pub use reader::{read_bytes, read_source, FileSummary, Format, Source};
 
@@ -22,12 +22,7 @@ pub enum ReadError {
     },
     /// The content is not valid JSON at a known place.
     #[error("{path}:{line}: {msg} (byte {byte})")]
-    Syntax {
-        path: String,
-        line: u64,
-        byte: u64,
-        msg: String,
-    },
+    Syntax { path: String, line: u64, byte: u64, msg: String },
     /// The content is not a trace file of any shape pss reads.
     #[error("{path}: {msg}")]
     Format { path: String, msg: String },
@@ -41,6 +36,15 @@ pub trait TraceSink {
     fn not_object(&mut self);
     /// Drop everything received so far.
     fn reset(&mut self);
+    /// The sink as columns, when it is one: large files are then read by
+    /// two threads whose columns are merged.
+    fn columns(&mut self) -> Option<&mut TraceColumns> {
+        None
+    }
+    /// The fields this sink reads ([`json::field`] bits); others are skipped.
+    fn wanted(&self) -> u32 {
+        json::field::ALL
+    }
 }
 
 impl TraceSink for TraceColumns {
@@ -53,14 +57,28 @@ impl TraceSink for TraceColumns {
     fn reset(&mut self) {
         TraceColumns::reset(self)
     }
+    fn columns(&mut self) -> Option<&mut TraceColumns> {
+        Some(self)
+    }
+    fn wanted(&self) -> u32 {
+        let mut w = json::field::SCORING;
+        if !self.keep.timestamps {
+            w &= !json::field::TIMESTAMP;
+        }
+        if !self.keep.names {
+            w &= !json::field::NAME;
+        }
+        w
+    }
 }
 
 /// Reads several sources, in order, into one set of columns.
 pub fn read_all(
     sources: &[Source],
     unknown_module: &str,
+    keep: ColumnOptions,
 ) -> Result<(TraceColumns, Vec<FileSummary>), ReadError> {
-    let mut cols = TraceColumns::new(unknown_module);
+    let mut cols = TraceColumns::with_options(unknown_module, keep);
     let mut summaries = Vec::with_capacity(sources.len());
     for s in sources {
         cols.begin_source();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 
 use super::json::{describe_byte, Element, RawTrace, ScanError, Scanner};
-use super::{ReadError, TraceSink};
+use super::{ReadError, TraceColumns, TraceSink};
 
 /// Where traces come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,18 +70,12 @@ const CHUNK: usize = 1 << 20;
 /// Reads one source into `sink`.
 pub fn read_source(source: &Source, sink: &mut dyn TraceSink) -> Result<FileSummary, ReadError> {
     let name = source.display();
-    let io_err = |e: io::Error| ReadError::Io {
-        path: name.clone(),
-        source: e,
-    };
+    let io_err = |e: io::Error| ReadError::Io { path: name.clone(), source: e };
     let reader: Box<dyn Read> = match source {
         Source::Path(p) => {
             let meta = std::fs::metadata(p).map_err(io_err)?;
             if meta.is_dir() {
-                return Err(ReadError::Format {
-                    path: name,
-                    msg: "is a directory, not a trace file".into(),
-                });
+                return Err(ReadError::Format { path: name, msg: "is a directory, not a trace file".into() });
             }
             Box::new(File::open(p).map_err(io_err)?)
         }
@@ -91,22 +85,129 @@ pub fn read_source(source: &Source, sink: &mut dyn TraceSink) -> Result<FileSumm
         Source::Path(p) => Some(p.as_path()),
         Source::Stdin => None,
     };
-    read_stream(&name, path, reader, false, sink)
+    if let (Some(p), true) = (path, sink.columns().is_some()) {
+        if let Some(split) = plan_split(p) {
+            return read_split(&name, p, reader, split, sink);
+        }
+    }
+    read_stream(&name, path, reader, false, sink, None)
+}
+
+/// Files smaller than this are read by one thread.
+const PARALLEL_MIN_BYTES: u64 = 16 << 20;
+
+/// How the second half of a file continues: inside a JSON array (elements
+/// separated by commas) or as JSON Lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TailMode {
+    Array,
+    Lines,
+}
+
+/// A guessed element boundary near the middle of a file.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    at: u64,
+    mode: TailMode,
+}
+
+/// Finds a likely start of a top-level trace near the middle of a large JSON
+/// file: a `{` whose previous non-blank byte is `,` (array) or `}` on an
+/// earlier line (JSON Lines). It is only a guess: the first thread confirms
+/// it by reaching exactly that offset as an element start; otherwise the
+/// second thread's work is thrown away and reading goes on sequentially.
+fn plan_split(path: &Path) -> Option<Split> {
+    use std::io::{Seek, SeekFrom};
+    let size = std::fs::metadata(path).ok()?.len();
+    if size < PARALLEL_MIN_BYTES || std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) < 2 {
+        return None;
+    }
+    let mut f = File::open(path).ok()?;
+    let mut head = [0u8; 4];
+    f.read_exact(&mut head).ok()?;
+    if head[..2] == [0x1f, 0x8b] || &head == b"PAR1" {
+        return None;
+    }
+    let mid = size / 2;
+    f.seek(SeekFrom::Start(mid)).ok()?;
+    let mut win = vec![0u8; 1 << 20];
+    let n = f.read(&mut win).ok()?;
+    let win = &win[..n];
+    for q in memchr::memchr_iter(b'{', win) {
+        let mut k = q;
+        let mut newline = false;
+        while k > 0 && matches!(win[k - 1], b' ' | b'\t' | b'\r' | b'\n') {
+            newline |= win[k - 1] == b'\n';
+            k -= 1;
+        }
+        if k == 0 {
+            continue;
+        }
+        match win[k - 1] {
+            b',' => return Some(Split { at: mid + q as u64, mode: TailMode::Array }),
+            b'}' if newline => return Some(Split { at: mid + q as u64, mode: TailMode::Lines }),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// What the second thread read.
+struct TailDone {
+    cols: TraceColumns,
+    /// Absolute offset just after what it consumed.
+    end: u64,
+    /// Newlines from the split to `end`.
+    lines: u64,
+    elements: u64,
+}
+
+/// The second thread's work, handed to the first thread's [`Feed`].
+struct Tail<'scope> {
+    split: Split,
+    handle: Option<std::thread::ScopedJoinHandle<'scope, Result<TailDone, ReadError>>>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    path: PathBuf,
+}
+
+fn read_split(
+    name: &str,
+    path: &Path,
+    reader: Box<dyn Read>,
+    split: Split,
+    sink: &mut dyn TraceSink,
+) -> Result<FileSummary, ReadError> {
+    use std::io::{Seek, SeekFrom};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (unknown, keep) = sink.columns().map(|c| (c.unknown_module.clone(), c.keep)).unwrap_or_default();
+    std::thread::scope(|scope| {
+        let cancel2 = cancel.clone();
+        let name2 = name.to_string();
+        let path2 = path.to_path_buf();
+        let handle = scope.spawn(move || -> Result<TailDone, ReadError> {
+            let mut f = File::open(&path2).map_err(|e| ReadError::Io { path: name2.clone(), source: e })?;
+            f.seek(SeekFrom::Start(split.at)).map_err(|e| ReadError::Io { path: name2.clone(), source: e })?;
+            let mut feed = Feed::new(&name2, Box::new(f), false);
+            feed.base = split.at;
+            let mut cols = TraceColumns::with_options(&unknown, keep);
+            feed.wanted = cols.wanted();
+            let elements = feed.tail_elements(split.mode, &mut cols, &cancel2)?;
+            let end = feed.consumed();
+            let lines = feed.lines + bytecount::count(&feed.buf[..feed.start], b'\n') as u64;
+            Ok(TailDone { cols, end, lines, elements })
+        });
+        let tail = Tail { split, handle: Some(handle), cancel: cancel.clone(), path: path.to_path_buf() };
+        let res = read_stream(name, Some(path), reader, false, sink, Some(tail));
+        cancel.store(true, Ordering::Relaxed);
+        res
+    })
 }
 
 /// Reads traces from `text` (for tests and for data already in memory).
-pub fn read_bytes(
-    name: &str,
-    bytes: &[u8],
-    sink: &mut dyn TraceSink,
-) -> Result<FileSummary, ReadError> {
-    read_stream(
-        name,
-        None,
-        Box::new(Cursor::new(bytes.to_vec())),
-        false,
-        sink,
-    )
+pub fn read_bytes(name: &str, bytes: &[u8], sink: &mut dyn TraceSink) -> Result<FileSummary, ReadError> {
+    read_stream(name, None, Box::new(Cursor::new(bytes.to_vec())), false, sink, None)
 }
 
 fn read_stream(
@@ -115,8 +216,11 @@ fn read_stream(
     reader: Box<dyn Read + '_>,
     gzip: bool,
     sink: &mut dyn TraceSink,
+    tail: Option<Tail<'_>>,
 ) -> Result<FileSummary, ReadError> {
     let mut feed = Feed::new(name, reader, gzip);
+    feed.tail = tail;
+    feed.wanted = sink.wanted();
     feed.fill_at_least(8)?;
     let head = feed.window();
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
@@ -126,33 +230,20 @@ fn read_stream(
         let prefix = head.to_vec();
         let rest = feed.into_reader();
         let dec = MultiGzDecoder::new(Cursor::new(prefix).chain(rest));
-        return read_stream(name, None, Box::new(dec), true, sink);
+        return read_stream(name, None, Box::new(dec), true, sink, None);
     }
     if head.starts_with(b"PAR1") {
         let bytes = match (path, gzip) {
-            (Some(p), false) => std::fs::read(p).map_err(|e| ReadError::Io {
-                path: name.into(),
-                source: e,
-            })?,
+            (Some(p), false) => std::fs::read(p).map_err(|e| ReadError::Io { path: name.into(), source: e })?,
             _ => feed.read_all()?,
         };
         let n = super::tabular::read_parquet(name, bytes, sink)?;
-        return Ok(FileSummary {
-            source: name.into(),
-            format: Format::Parquet,
-            gzip,
-            elements: n,
-            bytes: 0,
-        });
+        return Ok(FileSummary { source: name.into(), format: Format::Parquet, gzip, elements: n, bytes: 0 });
     }
     feed.skip_bom();
     let first = feed.first_non_ws()?;
     let format = match first {
-        None => {
-            return Err(
-                feed.format_err("the file is empty (no JSON, JSON Lines, CSV or Parquet content)")
-            )
-        }
+        None => return Err(feed.format_err("the file is empty (no JSON, JSON Lines, CSV or Parquet content)")),
         Some(b'[') => {
             feed.json_array(sink)?;
             Format::JsonArray
@@ -163,28 +254,20 @@ fn read_stream(
             if super::tabular::looks_like_csv(&head) {
                 let bytes = feed.read_all()?;
                 let n = super::tabular::read_csv(name, bytes, sink)?;
-                return Ok(FileSummary {
-                    source: name.into(),
-                    format: Format::Csv,
-                    gzip,
-                    elements: n,
-                    bytes: 0,
-                });
+                return Ok(FileSummary { source: name.into(), format: Format::Csv, gzip, elements: n, bytes: 0 });
             }
             return Err(feed.not_traces(b));
         }
     };
-    Ok(FileSummary {
-        source: name.into(),
-        format,
-        gzip,
-        elements: feed.elements,
-        bytes: feed.consumed(),
-    })
+    Ok(FileSummary { source: name.into(), format, gzip, elements: feed.elements, bytes: feed.consumed() })
 }
 
 /// A bounded window over a byte stream, refilled as the scanner asks.
 struct Feed<'r> {
+    /// The second thread reading the rest of this file, if any.
+    tail: Option<Tail<'r>>,
+    /// Fields the sink reads.
+    wanted: u32,
     name: String,
     reader: Box<dyn Read + 'r>,
     buf: Vec<u8>,
@@ -202,6 +285,8 @@ struct Feed<'r> {
 impl<'r> Feed<'r> {
     fn new(name: &str, reader: Box<dyn Read + 'r>, gzip: bool) -> Self {
         Feed {
+            tail: None,
+            wanted: super::json::field::ALL,
             name: name.to_string(),
             reader,
             buf: vec![0; CHUNK],
@@ -229,24 +314,15 @@ impl<'r> Feed<'r> {
 
     fn io_err(&self, e: io::Error) -> ReadError {
         let msg = if self.gzip {
-            format!(
-                "gzip data is corrupt or truncated after {} decompressed bytes: {e}",
-                self.base + self.len as u64
-            )
+            format!("gzip data is corrupt or truncated after {} decompressed bytes: {e}", self.base + self.len as u64)
         } else {
             e.to_string()
         };
-        ReadError::Format {
-            path: self.name.clone(),
-            msg,
-        }
+        ReadError::Format { path: self.name.clone(), msg }
     }
 
     fn format_err(&self, msg: &str) -> ReadError {
-        ReadError::Format {
-            path: self.name.clone(),
-            msg: msg.to_string(),
-        }
+        ReadError::Format { path: self.name.clone(), msg: msg.to_string() }
     }
 
     /// Reads more input: keeps the unconsumed part, grows the buffer when one
@@ -256,10 +332,7 @@ impl<'r> Feed<'r> {
             return Ok(());
         }
         if self.start > 0 {
-            self.lines += self.buf[..self.start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64;
+            self.lines += bytecount::count(&self.buf[..self.start], b'\n') as u64;
             self.buf.copy_within(self.start..self.len, 0);
             self.base += self.start as u64;
             self.len -= self.start;
@@ -267,13 +340,7 @@ impl<'r> Feed<'r> {
         }
         if self.len == self.buf.len() {
             if self.buf.len() >= MAX_ELEMENT_BYTES {
-                return Err(self.syntax_at(
-                    0,
-                    format!(
-                        "one JSON value is larger than {} MiB",
-                        MAX_ELEMENT_BYTES >> 20
-                    ),
-                ));
+                return Err(self.syntax_at(0, format!("one JSON value is larger than {} MiB", MAX_ELEMENT_BYTES >> 20)));
             }
             let new_len = (self.buf.len() * 2).min(MAX_ELEMENT_BYTES);
             self.buf.resize(new_len, 0);
@@ -303,9 +370,7 @@ impl<'r> Feed<'r> {
 
     fn read_all(&mut self) -> Result<Vec<u8>, ReadError> {
         let mut out = self.window().to_vec();
-        self.reader
-            .read_to_end(&mut out)
-            .map_err(|e| self.io_err(e))?;
+        self.reader.read_to_end(&mut out).map_err(|e| self.io_err(e))?;
         Ok(out)
     }
 
@@ -318,10 +383,7 @@ impl<'r> Feed<'r> {
     fn first_non_ws(&mut self) -> Result<Option<u8>, ReadError> {
         loop {
             let w = self.window();
-            if let Some(i) = w
-                .iter()
-                .position(|&b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-            {
+            if let Some(i) = w.iter().position(|&b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t')) {
                 let b = w[i];
                 // Keep whitespace before it so line numbers stay right.
                 self.fill_at_least(i + 4096)?;
@@ -338,31 +400,20 @@ impl<'r> Feed<'r> {
         let mut abs = self.start + rel;
         if msg.starts_with("unexpected end") {
             // Point at the last byte of content, not at trailing newlines.
-            while abs > self.start
-                && abs <= self.len
-                && matches!(self.buf[abs - 1], b' ' | b'\n' | b'\r' | b'\t')
-            {
+            while abs > self.start && abs <= self.len && matches!(self.buf[abs - 1], b' ' | b'\n' | b'\r' | b'\t') {
                 abs -= 1;
             }
         }
         let upto = abs.min(self.len);
-        let line = self.lines + self.buf[..upto].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-        ReadError::Syntax {
-            path: self.name.clone(),
-            line,
-            byte: self.base + abs as u64,
-            msg,
-        }
+        let line = self.lines + bytecount::count(&self.buf[..upto], b'\n') as u64 + 1;
+        ReadError::Syntax { path: self.name.clone(), line, byte: self.base + abs as u64, msg }
     }
 
     /// Runs `f` on the unconsumed input, refilling and retrying while it
     /// reports [`ScanError::Incomplete`]; consumes what `f` scanned.
-    fn run<T>(
-        &mut self,
-        mut f: impl FnMut(&mut Scanner<'_>) -> Result<T, ScanError>,
-    ) -> Result<T, ReadError> {
+    fn run<T>(&mut self, mut f: impl FnMut(&mut Scanner<'_>) -> Result<T, ScanError>) -> Result<T, ReadError> {
         loop {
-            let mut sc = Scanner::new(&self.buf[self.start..self.len], self.eof);
+            let mut sc = Scanner::new(&self.buf[self.start..self.len], self.eof).with_wanted(self.wanted);
             match f(&mut sc) {
                 Ok(v) => {
                     self.start += sc.pos;
@@ -372,9 +423,7 @@ impl<'r> Feed<'r> {
                     let before = (self.len - self.start, self.eof);
                     self.fill()?;
                     if (self.len - self.start, self.eof) == before {
-                        return Err(
-                            self.syntax_at(self.len - self.start, "unexpected end of input".into())
-                        );
+                        return Err(self.syntax_at(self.len - self.start, "unexpected end of input".into()));
                     }
                 }
                 Err(ScanError::Syntax { pos, msg }) => return Err(self.syntax_at(pos, msg)),
@@ -402,66 +451,100 @@ impl<'r> Feed<'r> {
         if empty {
             return Ok(());
         }
-        let mut count = 0u64;
         loop {
-            let done = self.run(|sc| {
-                let el = sc.element()?;
-                let done = match sc.peek_non_ws() {
-                    Some(b',') => {
-                        sc.pos += 1;
-                        match sc.peek_non_ws() {
-                            Some(b']') => return Err(syntax(sc.pos, "trailing comma before ']'")),
-                            Some(_) => false,
-                            None if sc_eof(sc) => {
-                                return Err(syntax(sc.pos, "unexpected end of input in array"))
-                            }
-                            None => return Err(ScanError::Incomplete),
-                        }
-                    }
-                    Some(b']') => {
-                        sc.pos += 1;
-                        true
-                    }
-                    Some(other) => {
-                        return Err(syntax(
-                            sc.pos,
-                            format!(
-                                "expected ',' or ']' after a trace, found {}",
-                                describe_byte(other)
-                            ),
-                        ))
-                    }
-                    None if sc_eof(sc) => {
-                        return Err(syntax(
-                            sc.pos,
-                            "unexpected end of input: the array is not closed",
-                        ))
-                    }
-                    None => return Err(ScanError::Incomplete),
-                };
-                match el {
-                    Element::Trace(t) => sink.trace(&t),
-                    Element::NotObject(_) => sink.not_object(),
-                }
-                Ok(done)
-            })?;
-            count += 1;
+            if self.check_tail(TailMode::Array, sink)? {
+                return Ok(()); // the second thread read to the end of the array
+            }
+            let done = self.run(|sc| array_step(sc, sink))?;
+            self.elements += 1;
             if done {
-                break;
+                return Ok(());
             }
         }
-        self.elements += count;
-        Ok(())
+    }
+
+    /// Before an element: when the second thread started exactly here, take
+    /// its columns and continue after what it read (returns true); when
+    /// reading has passed its start without meeting it, the guess was wrong:
+    /// stop it and go on alone.
+    fn check_tail(&mut self, mode: TailMode, sink: &mut dyn TraceSink) -> Result<bool, ReadError> {
+        use std::io::{Seek, SeekFrom};
+        let Some(at) = self.tail.as_ref().map(|t| t.split.at) else { return Ok(false) };
+        if self.consumed() + ((self.len - self.start) as u64) < at && !self.eof {
+            return Ok(false); // far from the split: nothing to check yet
+        }
+        self.run(|sc| match sc.peek_non_ws() {
+            Some(_) => Ok(()),
+            None if sc_eof(sc) => Ok(()),
+            None => Err(ScanError::Incomplete),
+        })?;
+        let here = self.consumed();
+        if here < at {
+            return Ok(false);
+        }
+        let mut tail = self.tail.take().expect("checked");
+        if here > at || tail.split.mode != mode {
+            tail.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(false);
+        }
+        let done = tail.handle.take().expect("joined once").join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let lines_before = self.lines + bytecount::count(&self.buf[..self.start], b'\n') as u64;
+        let d = match done {
+            Err(ReadError::Syntax { path, line, byte, msg }) => {
+                return Err(ReadError::Syntax { path, line: lines_before + line, byte, msg })
+            }
+            Err(e) => return Err(e),
+            Ok(d) => d,
+        };
+        sink.columns().expect("split reading only into columns").absorb(d.cols);
+        self.elements += d.elements;
+        let mut f = File::open(&tail.path).map_err(|e| self.io_err(e))?;
+        f.seek(SeekFrom::Start(d.end)).map_err(|e| self.io_err(e))?;
+        self.reader = Box::new(f);
+        self.start = 0;
+        self.len = 0;
+        self.base = d.end;
+        self.lines = lines_before + d.lines;
+        self.eof = false;
+        Ok(true)
+    }
+
+    /// The second thread: reads elements from the split to the end of the
+    /// array (or of the file, for JSON Lines).
+    fn tail_elements(
+        &mut self,
+        mode: TailMode,
+        cols: &mut TraceColumns,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<u64, ReadError> {
+        let mut n = 0u64;
+        loop {
+            if n % 4096 == 0 && cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(self.format_err("cancelled"));
+            }
+            match mode {
+                TailMode::Array => {
+                    let done = self.run(|sc| array_step(sc, cols))?;
+                    n += 1;
+                    if done {
+                        return Ok(n);
+                    }
+                }
+                TailMode::Lines => {
+                    let more = self.run(|sc| lines_step(sc, cols))?;
+                    if !more {
+                        return Ok(n);
+                    }
+                    n += 1;
+                }
+            }
+        }
     }
 
     fn expect_eof(&mut self, after: &str) -> Result<(), ReadError> {
         let end = self.run(|sc| sc.at_eof())?;
         if !end {
-            let pos = self
-                .window()
-                .iter()
-                .position(|&b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-                .unwrap_or(0);
+            let pos = self.window().iter().position(|&b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t')).unwrap_or(0);
             return Err(self.syntax_at(pos, format!("unexpected data after {after}")));
         }
         Ok(())
@@ -500,28 +583,18 @@ impl<'r> Feed<'r> {
                             return Ok(Step::End);
                         }
                         Some(other) => {
-                            return Err(syntax(
-                                sc.pos,
-                                format!("expected ',' or '}}', found {}", describe_byte(other)),
-                            ))
+                            return Err(syntax(sc.pos, format!("expected ',' or '}}', found {}", describe_byte(other))))
                         }
-                        None if sc_eof(sc) => {
-                            return Err(syntax(sc.pos, "unexpected end of input in object"))
-                        }
+                        None if sc_eof(sc) => return Err(syntax(sc.pos, "unexpected end of input in object")),
                         None => return Err(ScanError::Incomplete),
                     }
                 }
                 match sc.peek_non_ws() {
                     Some(b'"') => {}
                     Some(other) => {
-                        return Err(syntax(
-                            sc.pos,
-                            format!("expected a string key, found {}", describe_byte(other)),
-                        ))
+                        return Err(syntax(sc.pos, format!("expected a string key, found {}", describe_byte(other))))
                     }
-                    None if sc_eof(sc) => {
-                        return Err(syntax(sc.pos, "unexpected end of input in object"))
-                    }
+                    None if sc_eof(sc) => return Err(syntax(sc.pos, "unexpected end of input in object")),
                     None => return Err(ScanError::Incomplete),
                 }
                 let key_start = sc.pos;
@@ -535,15 +608,10 @@ impl<'r> Feed<'r> {
                             let v = sc.scalar(1)?;
                             return Err(syntax(
                                 at,
-                                format!(
-                                    "\"traces\" must be an array of traces, found a {}",
-                                    v.kind()
-                                ),
+                                format!("\"traces\" must be an array of traces, found a {}", v.kind()),
                             ));
                         }
-                        None if sc_eof(sc) => {
-                            return Err(syntax(sc.pos, "unexpected end of input"))
-                        }
+                        None if sc_eof(sc) => return Err(syntax(sc.pos, "unexpected end of input")),
                         None => return Err(ScanError::Incomplete),
                     }
                 }
@@ -587,8 +655,7 @@ impl<'r> Feed<'r> {
         text.push(b'}');
         let mut sc = Scanner::new(&text, true);
         let mut t = RawTrace::default();
-        sc.object_members(&mut t)
-            .map_err(|_| self.format_err("internal error re-reading the first object"))?;
+        sc.object_members(&mut t).map_err(|_| self.format_err("internal error re-reading the first object"))?;
         if !t.has_trace_field() {
             return Err(self.format_err(
                 "the top-level object has no \"traces\" array and no trace fields (duration, name, timestamp, …); expected a JSON array of traces, an object with a \"traces\" array, or JSON Lines",
@@ -597,16 +664,10 @@ impl<'r> Feed<'r> {
         sink.trace(&t);
         self.elements += 1;
         loop {
-            let more = self.run(|sc| {
-                if sc.at_eof()? {
-                    return Ok(false);
-                }
-                match sc.element()? {
-                    Element::Trace(t) => sink.trace(&t),
-                    Element::NotObject(_) => sink.not_object(),
-                }
-                Ok(true)
-            })?;
+            if self.check_tail(TailMode::Lines, sink)? {
+                continue; // the second thread read to the end of the file
+            }
+            let more = self.run(|sc| lines_step(sc, sink))?;
             if !more {
                 break;
             }
@@ -617,8 +678,7 @@ impl<'r> Feed<'r> {
 
     fn not_traces(&self, b: u8) -> ReadError {
         let w = self.window();
-        if w.contains(&0) || std::str::from_utf8(&w[..w.len().min(1024)]).is_err() && !w.is_empty()
-        {
+        if w.contains(&0) || std::str::from_utf8(&w[..w.len().min(1024)]).is_err() && !w.is_empty() {
             // from_utf8 may fail only because the window cut a character.
             let valid = match std::str::from_utf8(&w[..w.len().min(1024)]) {
                 Ok(_) => true,
@@ -637,8 +697,56 @@ impl<'r> Feed<'r> {
                 v.kind()
             ));
         }
-        self.syntax_at(pos, format!("not a trace file: starts with {}; expected JSON, JSON Lines, CSV with a header row, Parquet or gzip", describe_byte(b)))
+        self.syntax_at(
+            pos,
+            format!(
+                "not a trace file: starts with {}; expected JSON, JSON Lines, CSV with a header row, Parquet or gzip",
+                describe_byte(b)
+            ),
+        )
     }
+}
+
+/// One array element and the `,` or `]` after it; true at the end of the array.
+fn array_step(sc: &mut Scanner<'_>, sink: &mut dyn TraceSink) -> Result<bool, ScanError> {
+    let el = sc.element()?;
+    let done = match sc.peek_non_ws() {
+        Some(b',') => {
+            sc.pos += 1;
+            match sc.peek_non_ws() {
+                Some(b']') => return Err(syntax(sc.pos, "trailing comma before ']'")),
+                Some(_) => false,
+                None if sc_eof(sc) => return Err(syntax(sc.pos, "unexpected end of input in array")),
+                None => return Err(ScanError::Incomplete),
+            }
+        }
+        Some(b']') => {
+            sc.pos += 1;
+            true
+        }
+        Some(other) => {
+            return Err(syntax(sc.pos, format!("expected ',' or ']' after a trace, found {}", describe_byte(other))))
+        }
+        None if sc_eof(sc) => return Err(syntax(sc.pos, "unexpected end of input: the array is not closed")),
+        None => return Err(ScanError::Incomplete),
+    };
+    match el {
+        Element::Trace(t) => sink.trace(&t),
+        Element::NotObject(_) => sink.not_object(),
+    }
+    Ok(done)
+}
+
+/// One JSON Lines value; false at the end of input.
+fn lines_step(sc: &mut Scanner<'_>, sink: &mut dyn TraceSink) -> Result<bool, ScanError> {
+    if sc.at_eof()? {
+        return Ok(false);
+    }
+    match sc.element()? {
+        Element::Trace(t) => sink.trace(&t),
+        Element::NotObject(_) => sink.not_object(),
+    }
+    Ok(true)
 }
 
 fn sc_eof(sc: &mut Scanner<'_>) -> bool {
@@ -650,10 +758,7 @@ fn sc_slice(sc: &Scanner<'_>, from: usize) -> Vec<u8> {
 }
 
 fn syntax(pos: usize, msg: impl Into<String>) -> ScanError {
-    ScanError::Syntax {
-        pos,
-        msg: msg.into(),
-    }
+    ScanError::Syntax { pos, msg: msg.into() }
 }
 
 #[cfg(test)]
@@ -729,14 +834,7 @@ mod tests {
             }
         }
         let mut c = TraceColumns::new("unknown");
-        read_stream(
-            "t",
-            None,
-            Box::new(Trickle(Cursor::new(text.into_bytes()))),
-            false,
-            &mut c,
-        )
-        .unwrap();
+        read_stream("t", None, Box::new(Trickle(Cursor::new(text.into_bytes()))), false, &mut c, None).unwrap();
         assert_eq!(c.len(), 500);
         assert_eq!(c.duration[499], 499.25);
         assert_eq!(c.names.len(), 7);

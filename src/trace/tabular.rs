@@ -39,16 +39,11 @@ pub fn looks_like_csv(head: &[u8]) -> bool {
     let Ok(line) = std::str::from_utf8(&head[..line_end]) else {
         return false;
     };
-    line.split(',')
-        .map(|c| c.trim().trim_matches('"'))
-        .any(|c| FIELDS.contains(&c) || LAG_COLUMNS.contains(&c))
+    line.split(',').map(|c| c.trim().trim_matches('"')).any(|c| FIELDS.contains(&c) || LAG_COLUMNS.contains(&c))
 }
 
 fn polars_err(name: &str, e: PolarsError) -> ReadError {
-    ReadError::Format {
-        path: name.to_string(),
-        msg: e.to_string(),
-    }
+    ReadError::Format { path: name.to_string(), msg: e.to_string() }
 }
 
 /// Reads a CSV file with a header row.
@@ -63,14 +58,8 @@ pub fn read_csv(name: &str, bytes: Vec<u8>, sink: &mut dyn TraceSink) -> Result<
 }
 
 /// Reads a Parquet file.
-pub fn read_parquet(
-    name: &str,
-    bytes: Vec<u8>,
-    sink: &mut dyn TraceSink,
-) -> Result<u64, ReadError> {
-    let df = ParquetReader::new(Cursor::new(bytes))
-        .finish()
-        .map_err(|e| polars_err(name, e))?;
+pub fn read_parquet(name: &str, bytes: Vec<u8>, sink: &mut dyn TraceSink) -> Result<u64, ReadError> {
+    let df = ParquetReader::new(Cursor::new(bytes)).finish().map_err(|e| polars_err(name, e))?;
     read_frame(name, &df, sink)
 }
 
@@ -108,11 +97,7 @@ fn column(name: &str, df: &DataFrame, col: &str) -> Result<Option<Col>, ReadErro
         dt if dt.is_integer() => {
             let s = s.cast(&DataType::Int64).map_err(bad)?;
             let ca = s.i64().map_err(bad)?;
-            Col::Int(
-                (0..ca.len())
-                    .map(|i| ca.get(i).map(|x| x.to_string()))
-                    .collect(),
-            )
+            Col::Int((0..ca.len()).map(|i| ca.get(i).map(|x| x.to_string())).collect())
         }
         DataType::Boolean => {
             let ca = s.bool().map_err(bad)?;
@@ -120,19 +105,13 @@ fn column(name: &str, df: &DataFrame, col: &str) -> Result<Option<Col>, ReadErro
         }
         DataType::String => {
             let ca = s.str().map_err(bad)?;
-            Col::Str(
-                (0..ca.len())
-                    .map(|i| ca.get(i).map(str::to_string))
-                    .collect(),
-            )
+            Col::Str((0..ca.len()).map(|i| ca.get(i).map(str::to_string)).collect())
         }
         DataType::Null => return Ok(None),
         other => {
             return Err(ReadError::Format {
                 path: name.to_string(),
-                msg: format!(
-                    "column \"{col}\" has type {other}, which pss cannot read as a trace field"
-                ),
+                msg: format!("column \"{col}\" has type {other}, which pss cannot read as a trace field"),
             })
         }
     };
@@ -140,15 +119,8 @@ fn column(name: &str, df: &DataFrame, col: &str) -> Result<Option<Col>, ReadErro
 }
 
 fn read_frame(name: &str, df: &DataFrame, sink: &mut dyn TraceSink) -> Result<u64, ReadError> {
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if !names
-        .iter()
-        .any(|n| FIELDS.contains(&n.as_str()) || LAG_COLUMNS.contains(&n.as_str()))
-    {
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    if !names.iter().any(|n| FIELDS.contains(&n.as_str()) || LAG_COLUMNS.contains(&n.as_str())) {
         return Err(ReadError::Format {
             path: name.to_string(),
             msg: format!(
@@ -191,10 +163,7 @@ fn read_frame(name: &str, df: &DataFrame, sink: &mut dyn TraceSink) -> Result<u6
             ..Default::default()
         };
         if let Some(l) = lag.as_ref().and_then(|c| c.get(i)) {
-            t.metadata = Some(Metadata {
-                lag: Some(l),
-                ..Default::default()
-            });
+            t.metadata = Some(Metadata { lag: Some(l), ..Default::default() });
         }
         sink.trace(&t);
     }
