@@ -77,7 +77,7 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
     // Timestamps feed the charts only; names only the by-name breakdown.
     let keep = ColumnOptions { timestamps: a.format == OutputFormat::Html, names: by == GroupBy::Name };
     let (cols, files) = read_all(&sources, &cfg.unknown_module, keep)?;
-    let rep = report::build(&cols, &files, &cfg, by);
+    let rep = report::build(&cols, &files, &cfg, by, a.format.detail());
     if rep.skipped.total() > 0 && a.format != OutputFormat::Text {
         warn(&format!("skipped {} traces: {}", rep.skipped.total(), rep.skipped.describe()));
     }

@@ -7,7 +7,7 @@ pub mod markdown;
 pub mod model;
 pub mod text;
 
-pub use model::{build, Report};
+pub use model::{build, Detail, Report};
 
 /// Output formats of `pss analyze`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -16,6 +16,17 @@ pub enum OutputFormat {
     Json,
     Html,
     Markdown,
+}
+
+impl OutputFormat {
+    /// What a report in this format shows beyond the scores.
+    pub fn detail(self) -> Detail {
+        match self {
+            OutputFormat::Text => Detail { summaries: false, charts: false },
+            OutputFormat::Json | OutputFormat::Markdown => Detail { summaries: true, charts: false },
+            OutputFormat::Html => Detail { summaries: true, charts: true },
+        }
+    }
 }
 
 /// Renders a report in a format.

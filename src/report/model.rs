@@ -24,7 +24,8 @@ fn summarize(xs: &[f64]) -> Summary {
         return Summary::default();
     }
     let mut v = xs.to_vec();
-    let mean = pystats::mean(&v).unwrap_or(0.0);
+    // A display figure: a plain floating-point mean is enough here.
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
     let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (p50, p95, p99) = match pystats::percentiles(&mut v, &[49, 94, 98]) {
         Some(q) => (q[0], q[1], q[2]),
@@ -82,13 +83,30 @@ const BUCKETS: usize = 60;
 
 /// Analyses columns: the overall score, the breakdown by module or name,
 /// the advisor, summaries and chart data.
-pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy) -> Report {
+/// How much of a report to prepare: distribution summaries and chart data
+/// cost a few passes over a million traces, so formats that do not show
+/// them do not compute them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detail {
+    /// Latency, memory and wait-time distributions (JSON, Markdown, HTML).
+    pub summaries: bool,
+    /// Chart data (HTML).
+    pub charts: bool,
+}
+
+/// Analyses columns: the overall score, the breakdown by module or name,
+/// the advisor, and the summaries and chart data `detail` asks for.
+pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy, detail: Detail) -> Report {
     // The breakdown re-scores every group: run it beside the overall score
     // and the summaries.
     let (s, groups, latency, memory, wait_time) = std::thread::scope(|scope| {
         let groups = scope.spawn(|| breakdown_by(c, by, &cfg.score));
         let s = score(c, Selection::All, &cfg.score);
-        let (l, m, w) = (summarize(&c.duration), summarize(&c.memory), summarize(&c.wait_time));
+        let (l, m, w) = if detail.summaries || detail.charts {
+            (summarize(&c.duration), summarize(&c.memory), summarize(&c.wait_time))
+        } else {
+            Default::default()
+        };
         (s, groups.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), l, m, w)
     });
     let advice = advise(&s, &cfg.advisor);
@@ -124,7 +142,7 @@ pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy)
         system_traces: c.sys_module.len(),
         errors,
         skipped: c.skipped,
-        charts: charts(c, time_range, &latency),
+        charts: if detail.charts { charts(c, time_range, &latency) } else { ChartData::default() },
         latency,
         memory,
         wait_time,

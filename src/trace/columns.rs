@@ -247,6 +247,24 @@ impl TraceColumns {
         self.stage.len() + self.sys_module.len()
     }
 
+    /// Makes room for `additional` more rows (avoids regrowth copies on
+    /// large files).
+    pub fn reserve(&mut self, additional: usize) {
+        self.duration.reserve(additional);
+        self.memory.reserve(additional);
+        self.wait_time.reserve(additional);
+        self.error.reserve(additional);
+        self.branch_tag.reserve(additional);
+        self.stage.reserve(additional);
+        self.module.reserve(additional);
+        if self.keep.names {
+            self.name.reserve(additional);
+        }
+        if self.keep.timestamps {
+            self.timestamp.reserve(additional);
+        }
+    }
+
     /// Marks the start of a new source: [`reset`](Self::reset) goes back here.
     pub fn begin_source(&mut self) {
         self.checkpoint = (self.stage.len(), self.sys_module.len(), self.exception_counts.clone());

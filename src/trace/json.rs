@@ -239,6 +239,21 @@ impl<'a> Scanner<'a> {
     #[inline]
     pub fn peek_non_ws(&mut self) -> Option<u8> {
         let buf = self.buf;
+        // Most calls land on the next token directly.
+        if let Some(&b) = buf.get(self.pos) {
+            if b > b' ' {
+                return Some(b);
+            }
+            // ": value" — a single space before the token.
+            if b == b' ' {
+                if let Some(&c) = buf.get(self.pos + 1) {
+                    if c > b' ' {
+                        self.pos += 1;
+                        return Some(c);
+                    }
+                }
+            }
+        }
         loop {
             // Eight bytes at a time: indentation is runs of spaces.
             while self.pos + 8 <= buf.len() {
@@ -283,6 +298,10 @@ impl<'a> Scanner<'a> {
 
     /// Consumes `b` (after whitespace) or fails with `msg`.
     pub fn expect(&mut self, b: u8, msg: &str) -> Res<()> {
+        if self.buf.get(self.pos) == Some(&b) {
+            self.pos += 1;
+            return Ok(());
+        }
         let got = self.next_byte(msg)?;
         if got == b {
             self.pos += 1;
@@ -612,6 +631,19 @@ impl<'a> Scanner<'a> {
     }
 
     /// Parses one stream element: a trace object, or a value pypss would skip.
+    /// Parses one stream element into `t` (which must be empty); returns
+    /// `Ok(None)` for a trace object, or the JSON type of a non-object.
+    pub fn element_into(&mut self, t: &mut RawTrace<'a>) -> Res<Option<&'static str>> {
+        let b = self.next_byte("where a trace was expected")?;
+        if b == b'{' {
+            self.object_members(t)?;
+            Ok(None)
+        } else {
+            Ok(Some(self.scalar(1)?.kind()))
+        }
+    }
+
+    /// Parses one stream element.
     pub fn element(&mut self) -> Res<Element<'a>> {
         let b = self.next_byte("where a trace was expected")?;
         if b == b'{' {
@@ -638,7 +670,7 @@ impl<'a> Scanner<'a> {
             if self.next_byte("where a key was expected")? != b'"' {
                 return self.err(self.pos, "expected a string key");
             }
-            let predicted = QUOTED_FIELD_NAMES.get(next).filter(|q| self.buf[self.pos..].starts_with(q));
+            let predicted = QUOTED_FIELD_NAMES.get(next).filter(|q| starts_with(&self.buf[self.pos..], q));
             let (idx, key) = match predicted {
                 Some(q) => {
                     self.pos += q.len();
@@ -857,6 +889,31 @@ const QUOTED_FIELD_NAMES: [&[u8]; 19] = [
     b"\"system_metric\"",
     b"\"metadata\"",
 ];
+
+/// `hay.starts_with(needle)` for short needles, with word compares instead
+/// of a `memcmp` call.
+#[inline]
+fn starts_with(hay: &[u8], needle: &[u8]) -> bool {
+    if hay.len() < needle.len() {
+        return false;
+    }
+    let n = needle.len();
+    let load = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 <= n {
+        if load(hay, i) != load(needle, i) {
+            return false;
+        }
+        i += 8;
+    }
+    while i < n {
+        if hay[i] != needle[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// The index in [`FIELD_NAMES`] of a key: length and first byte pick the
 /// candidate, one comparison confirms it.

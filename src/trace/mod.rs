@@ -41,6 +41,8 @@ pub trait TraceSink {
     fn columns(&mut self) -> Option<&mut TraceColumns> {
         None
     }
+    /// A hint that about `additional` more traces will follow.
+    fn reserve(&mut self, _additional: usize) {}
     /// The fields this sink reads ([`json::field`] bits); others are skipped.
     fn wanted(&self) -> u32 {
         json::field::ALL
@@ -59,6 +61,9 @@ impl TraceSink for TraceColumns {
     }
     fn columns(&mut self) -> Option<&mut TraceColumns> {
         Some(self)
+    }
+    fn reserve(&mut self, additional: usize) {
+        TraceColumns::reserve(self, additional)
     }
     fn wanted(&self) -> u32 {
         let mut w = json::field::SCORING;

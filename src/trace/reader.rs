@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use super::json::{describe_byte, Element, RawTrace, ScanError, Scanner};
+use super::json::{describe_byte, RawTrace, ScanError, Scanner};
 use super::{ReadError, TraceColumns, TraceSink};
 
 /// Where traces come from.
@@ -65,7 +65,7 @@ pub struct FileSummary {
 
 /// Largest single JSON element (one trace) accepted, to bound memory.
 pub const MAX_ELEMENT_BYTES: usize = 64 << 20;
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 
 /// Reads one source into `sink`.
 pub fn read_source(source: &Source, sink: &mut dyn TraceSink) -> Result<FileSummary, ReadError> {
@@ -189,8 +189,11 @@ fn read_split(
         let handle = scope.spawn(move || -> Result<TailDone, ReadError> {
             let mut f = File::open(&path2).map_err(|e| ReadError::Io { path: name2.clone(), source: e })?;
             f.seek(SeekFrom::Start(split.at)).map_err(|e| ReadError::Io { path: name2.clone(), source: e })?;
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
             let mut feed = Feed::new(&name2, Box::new(f), false);
             feed.base = split.at;
+            feed.tail_start = split.at;
+            feed.size_hint = Some(size.saturating_sub(split.at));
             let mut cols = TraceColumns::with_options(&unknown, keep);
             feed.wanted = cols.wanted();
             let elements = feed.tail_elements(split.mode, &mut cols, &cancel2)?;
@@ -219,6 +222,12 @@ fn read_stream(
     tail: Option<Tail<'_>>,
 ) -> Result<FileSummary, ReadError> {
     let mut feed = Feed::new(name, reader, gzip);
+    if !gzip {
+        let size = path.and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
+        // With a second thread, still reserve for the whole file: its rows
+        // are appended here at the end.
+        feed.size_hint = size;
+    }
     feed.tail = tail;
     feed.wanted = sink.wanted();
     feed.fill_at_least(8)?;
@@ -268,6 +277,10 @@ struct Feed<'r> {
     tail: Option<Tail<'r>>,
     /// Fields the sink reads.
     wanted: u32,
+    /// Bytes this feed is expected to read in all, when known.
+    size_hint: Option<u64>,
+    /// Offset where this feed started (the split, for the second thread).
+    tail_start: u64,
     name: String,
     reader: Box<dyn Read + 'r>,
     buf: Vec<u8>,
@@ -285,6 +298,8 @@ struct Feed<'r> {
 impl<'r> Feed<'r> {
     fn new(name: &str, reader: Box<dyn Read + 'r>, gzip: bool) -> Self {
         Feed {
+            size_hint: None,
+            tail_start: 0,
             tail: None,
             wanted: super::json::field::ALL,
             name: name.to_string(),
@@ -457,9 +472,25 @@ impl<'r> Feed<'r> {
             }
             let done = self.run(|sc| array_step(sc, sink))?;
             self.elements += 1;
+            self.maybe_reserve(sink);
             if done {
                 return Ok(());
             }
+        }
+    }
+
+    /// Once, after 1,024 elements: reserve room for the rest, estimated from
+    /// the bytes per element so far.
+    fn maybe_reserve(&mut self, sink: &mut dyn TraceSink) {
+        if self.elements != 1024 {
+            return;
+        }
+        if let Some(total) = self.size_hint {
+            let start = self.tail_start;
+            let done = self.consumed().saturating_sub(start).max(1);
+            let left = total.saturating_sub(done);
+            let per = done as f64 / 1024.0;
+            sink.reserve((left as f64 / per * 1.05) as usize);
         }
     }
 
@@ -526,6 +557,8 @@ impl<'r> Feed<'r> {
                 TailMode::Array => {
                     let done = self.run(|sc| array_step(sc, cols))?;
                     n += 1;
+                    self.elements = n;
+                    self.maybe_reserve(cols);
                     if done {
                         return Ok(n);
                     }
@@ -709,7 +742,8 @@ impl<'r> Feed<'r> {
 
 /// One array element and the `,` or `]` after it; true at the end of the array.
 fn array_step(sc: &mut Scanner<'_>, sink: &mut dyn TraceSink) -> Result<bool, ScanError> {
-    let el = sc.element()?;
+    let mut t = RawTrace::default();
+    let el = sc.element_into(&mut t)?;
     let done = match sc.peek_non_ws() {
         Some(b',') => {
             sc.pos += 1;
@@ -731,8 +765,8 @@ fn array_step(sc: &mut Scanner<'_>, sink: &mut dyn TraceSink) -> Result<bool, Sc
         None => return Err(ScanError::Incomplete),
     };
     match el {
-        Element::Trace(t) => sink.trace(&t),
-        Element::NotObject(_) => sink.not_object(),
+        None => sink.trace(&t),
+        Some(_) => sink.not_object(),
     }
     Ok(done)
 }
@@ -742,9 +776,10 @@ fn lines_step(sc: &mut Scanner<'_>, sink: &mut dyn TraceSink) -> Result<bool, Sc
     if sc.at_eof()? {
         return Ok(false);
     }
-    match sc.element()? {
-        Element::Trace(t) => sink.trace(&t),
-        Element::NotObject(_) => sink.not_object(),
+    let mut t = RawTrace::default();
+    match sc.element_into(&mut t)? {
+        None => sink.trace(&t),
+        Some(_) => sink.not_object(),
     }
     Ok(true)
 }
