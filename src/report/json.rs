@@ -48,7 +48,10 @@ pub fn to_value(r: &Report) -> Value {
     root.insert("latency".into(), serde_json::to_value(&r.latency).expect("plain struct"));
     root.insert("memory".into(), serde_json::to_value(&r.memory).expect("plain struct"));
     root.insert("exceptions".into(), serde_json::to_value(&r.exceptions).expect("plain struct"));
-    root.insert("files".into(), Value::Array(r.files.iter().map(|(p, f)| json!({"path": p, "format": f})).collect()));
+    root.insert(
+        "files".into(),
+        Value::Array(r.files.iter().map(|(p, f, t)| json!({"path": p, "format": f, "threads": t})).collect()),
+    );
     root.insert("config_source".into(), r.config_source.clone().into());
     root.insert("pss_version".into(), env!("CARGO_PKG_VERSION").into());
     Value::Object(root)

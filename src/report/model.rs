@@ -71,7 +71,8 @@ pub struct Report {
     pub memory: Summary,
     pub wait_time: Summary,
     pub exceptions: Vec<ExceptionCount>,
-    pub files: Vec<(String, String)>,
+    /// Sources read: (path, format, threads).
+    pub files: Vec<(String, String, u8)>,
     pub config_source: String,
     pub unknown_config_keys: Vec<String>,
     pub charts: ChartData,
@@ -124,7 +125,7 @@ pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy,
             .filter(|e| e.count > 0)
             .collect()
     };
-    exc.sort_by(|a, b| b.count.cmp(&a.count));
+    exc.sort_by_key(|e| std::cmp::Reverse(e.count));
     exc.truncate(10);
 
     let ts: Vec<f64> = c.timestamp.iter().copied().filter(|t| t.is_finite()).collect();
@@ -149,7 +150,7 @@ pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy,
         exceptions: exc,
         files: files
             .iter()
-            .map(|f| (f.source.clone(), format!("{:?}{}", f.format, if f.gzip { " (gzip)" } else { "" })))
+            .map(|f| (f.source.clone(), format!("{:?}{}", f.format, if f.gzip { " (gzip)" } else { "" }), f.threads))
             .collect(),
         config_source: cfg.source.clone(),
         unknown_config_keys: cfg.unknown_keys.clone(),

@@ -61,6 +61,8 @@ pub struct FileSummary {
     pub gzip: bool,
     pub elements: u64,
     pub bytes: u64,
+    /// Threads that read it (2 when a large file was split and the split held).
+    pub threads: u8,
 }
 
 /// Largest single JSON element (one trace) accepted, to bound memory.
@@ -247,7 +249,14 @@ fn read_stream(
             _ => feed.read_all()?,
         };
         let n = super::tabular::read_parquet(name, bytes, sink)?;
-        return Ok(FileSummary { source: name.into(), format: Format::Parquet, gzip, elements: n, bytes: 0 });
+        return Ok(FileSummary {
+            source: name.into(),
+            format: Format::Parquet,
+            gzip,
+            elements: n,
+            bytes: 0,
+            threads: 1,
+        });
     }
     feed.skip_bom();
     let first = feed.first_non_ws()?;
@@ -263,12 +272,20 @@ fn read_stream(
             if super::tabular::looks_like_csv(&head) {
                 let bytes = feed.read_all()?;
                 let n = super::tabular::read_csv(name, bytes, sink)?;
-                return Ok(FileSummary { source: name.into(), format: Format::Csv, gzip, elements: n, bytes: 0 });
+                return Ok(FileSummary {
+                    source: name.into(),
+                    format: Format::Csv,
+                    gzip,
+                    elements: n,
+                    bytes: 0,
+                    threads: 1,
+                });
             }
             return Err(feed.not_traces(b));
         }
     };
-    Ok(FileSummary { source: name.into(), format, gzip, elements: feed.elements, bytes: feed.consumed() })
+    let threads = if feed.split_used { 2 } else { 1 };
+    Ok(FileSummary { source: name.into(), format, gzip, elements: feed.elements, bytes: feed.consumed(), threads })
 }
 
 /// A bounded window over a byte stream, refilled as the scanner asks.
@@ -281,6 +298,8 @@ struct Feed<'r> {
     size_hint: Option<u64>,
     /// Offset where this feed started (the split, for the second thread).
     tail_start: u64,
+    /// True once the second thread's work was taken.
+    split_used: bool,
     name: String,
     reader: Box<dyn Read + 'r>,
     buf: Vec<u8>,
@@ -298,6 +317,7 @@ struct Feed<'r> {
 impl<'r> Feed<'r> {
     fn new(name: &str, reader: Box<dyn Read + 'r>, gzip: bool) -> Self {
         Feed {
+            split_used: false,
             size_hint: None,
             tail_start: 0,
             tail: None,
@@ -528,6 +548,7 @@ impl<'r> Feed<'r> {
             Ok(d) => d,
         };
         sink.columns().expect("split reading only into columns").absorb(d.cols);
+        self.split_used = true;
         self.elements += d.elements;
         let mut f = File::open(&tail.path).map_err(|e| self.io_err(e))?;
         f.seek(SeekFrom::Start(d.end)).map_err(|e| self.io_err(e))?;
