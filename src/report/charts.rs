@@ -31,17 +31,31 @@ pub fn latency_histogram(r: &Report) -> Option<String> {
     let res: DrawResult = (|| {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE)?;
+        // The overflow bin (above p99) is drawn one bin wide past the last
+        // regular bin, so a long tail does not squash the histogram.
+        let regular: Vec<(f64, f64, u64)> =
+            bins.iter().copied().filter(|b| b.0 < b.1 && b.1 <= bins[0].0 + (bins[0].1 - bins[0].0) * 40.5).collect();
+        let width = bins[0].1 - bins[0].0;
+        let overflow = if bins.len() > regular.len() { bins.last().map(|b| b.2) } else { None };
+        let bins = &regular;
         let x0 = bins.first().map(|b| b.0).unwrap_or(0.0);
-        let x1 = bins.last().map(|b| b.1).unwrap_or(1.0).max(x0 + 1e-12);
-        let ymax = nice_max(bins.iter().map(|b| b.2).max().unwrap_or(1) as f64);
+        let x1 = bins.last().map(|b| b.1).unwrap_or(1.0).max(x0 + 1e-12)
+            + if overflow.is_some() { 1.5 * width } else { 0.0 };
+        let ymax = nice_max(bins.iter().map(|b| b.2).chain(overflow).max().unwrap_or(1) as f64);
+        let caption = match overflow {
+            Some(n) => format!("Latency distribution (dark bar: {n} traces above p99)"),
+            None => "Latency distribution".to_string(),
+        };
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
-            .caption("Latency distribution (last bar: above p99)", ("sans-serif", 15))
+            .caption(caption, ("sans-serif", 15))
             .x_label_area_size(34)
             .y_label_area_size(56)
             .build_cartesian_2d(x0..x1, 0.0..ymax)?;
         chart
             .configure_mesh()
+            .light_line_style(RGBColor(245, 245, 245))
+            .bold_line_style(RGBColor(225, 225, 225))
             .x_desc("duration (s)")
             .y_desc("traces")
             .x_labels(6)
@@ -92,6 +106,8 @@ pub fn error_timeline(r: &Report) -> Option<String> {
             .build_cartesian_2d(0.0..x1, 0.0..ymax)?;
         chart
             .configure_mesh()
+            .light_line_style(RGBColor(245, 245, 245))
+            .bold_line_style(RGBColor(225, 225, 225))
             .x_desc(unit.as_str())
             .y_desc("errors")
             .x_labels(6)
@@ -133,6 +149,8 @@ pub fn memory_over_time(r: &Report) -> Option<String> {
             .build_cartesian_2d(0.0..x1, (lo - pad)..(hi + pad))?;
         chart
             .configure_mesh()
+            .light_line_style(RGBColor(245, 245, 245))
+            .bold_line_style(RGBColor(225, 225, 225))
             .x_desc(unit.as_str())
             .y_desc("memory")
             .x_labels(6)

@@ -82,7 +82,8 @@ pub fn render(r: &Report, title: &str) -> String {
         o,
         "<div class=\"card top\"><div class=\"score\" style=\"color:{pss_color}\">{pss}<small>/100</small></div>\
          <div class=\"summary\">{}</div></div>",
-        escape(&r.advice.summary)
+        // The advisor's leading emoji adds nothing next to the coloured score.
+        escape(r.advice.summary.trim_start_matches(|c: char| !c.is_ascii_alphanumeric()))
     );
     o.push_str("<div class=\"card\"><h2>Breakdown</h2><div class=\"bars\">");
     for (key, code, v) in r.score.breakdown.entries() {
