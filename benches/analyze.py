@@ -20,6 +20,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "bench")
+SCRATCH = os.path.join(OUT, "cwd")
 
 
 def generate(path, n, seed=7):
@@ -66,7 +67,8 @@ def generate(path, n, seed=7):
 def run(cmd):
     """Runs cmd; returns (wall seconds, peak RSS MiB, stdout)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Run in a scratch folder: pypss writes .pypss_alert_state.json into its cwd.
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=SCRATCH)
     out = p.stdout.read()
     err = p.stderr.read()
     _, status, ru = os.wait4(p.pid, 0)
@@ -95,7 +97,7 @@ def main():
         raise SystemExit("build pss first: cargo build --release")
     if not os.path.exists(args.pypss):
         raise SystemExit(f"pypss not found at {args.pypss}: run scripts/test.sh or pass --pypss")
-    os.makedirs(OUT, exist_ok=True)
+    os.makedirs(SCRATCH, exist_ok=True)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         path = os.path.join(OUT, f"traces-{n}.json")

@@ -126,6 +126,19 @@ pub fn py_float(s: &Scalar<'_>) -> Result<f64, ConvError> {
     match s {
         Scalar::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
         Scalar::Int(t) => {
+            // Up to 15 digits: exact in a u64 and in an f64, no float parser needed.
+            let (neg, digits) = match t.as_bytes() {
+                [b'-', rest @ ..] => (true, rest),
+                all => (false, all),
+            };
+            if !digits.is_empty() && digits.len() <= 15 {
+                let mut v = 0u64;
+                for &d in digits {
+                    v = v * 10 + (d - b'0') as u64;
+                }
+                let v = v as f64;
+                return Ok(if neg && v != 0.0 { -v } else { v });
+            }
             let v: f64 = t.parse().map_err(|_| ConvError::Unconvertible)?;
             if v.is_infinite() {
                 Err(ConvError::Unconvertible) // OverflowError: int too large
