@@ -8,29 +8,11 @@ use std::io::Cursor;
 
 use polars::prelude::*;
 
-use super::json::{Metadata, RawTrace, Scalar};
+use super::json::{Metadata, RawTrace, Scalar, FIELD_NAMES};
 use super::{ReadError, TraceSink};
 
-const FIELDS: &[&str] = &[
-    "trace_id",
-    "name",
-    "filename",
-    "lineno",
-    "module",
-    "duration",
-    "cpu_time",
-    "wait_time",
-    "memory",
-    "memory_diff",
-    "error",
-    "exception_type",
-    "exception_message",
-    "branch_tag",
-    "timestamp",
-    "async_op",
-    "yield_count",
-    "system_metric",
-];
+/// Trace fields that can be CSV / Parquet columns: all but `metadata`.
+const FIELDS: &[&str] = FIELD_NAMES.split_at(18).0;
 const LAG_COLUMNS: &[&str] = &["lag", "metadata.lag", "metadata_lag"];
 
 /// True when the first line reads as a CSV header naming a trace field.
