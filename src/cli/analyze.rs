@@ -37,6 +37,16 @@ pub struct AnalyzeArgs {
     /// Exit with code 1 when the PSS is below N (a CI gate).
     #[arg(long, value_name = "N")]
     pub fail_if_below: Option<f64>,
+    /// Store the score in the history database and warn when it dropped
+    /// more than `regression_threshold_drop` below the recent average.
+    #[arg(long)]
+    pub store_history: bool,
+    /// History database for --store-history (default: config `storage_uri`).
+    #[arg(long, value_name = "DB")]
+    pub history: Option<PathBuf>,
+    /// Service name stored with the run (for `pss history --service`).
+    #[arg(long)]
+    pub service: Option<String>,
 }
 
 /// `--by` values.
@@ -94,10 +104,55 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
         }
         None => print(&body)?,
     }
+    if a.store_history {
+        store_history(&a, &cfg, &rep, &names)?;
+    }
     if let Some(n) = a.fail_if_below {
         if (rep.score.pss as f64) < n {
             return Err(Failure::check(format!("PSS {} is below threshold {n}. Failing.", rep.score.pss)));
         }
     }
     Ok(())
+}
+
+/// pypss's `--store-history`: regression check against recent runs, then save.
+fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[String]) -> CmdResult {
+    use crate::store::{check_regression, HistoryRow, SqliteStore, Store};
+    let path = super::history::history_path(&a.history, cfg);
+    let mut store = SqliteStore::open(&path)?;
+    let limit = cfg.other.get("regression_history_limit").and_then(|v| v.as_integer()).unwrap_or(5).max(1) as usize;
+    let drop = cfg
+        .other
+        .get("regression_threshold_drop")
+        .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+        .unwrap_or(10.0);
+    let recent = store.history(limit, None, a.service.as_deref())?;
+    let say = |s: &str| -> CmdResult {
+        if a.format == OutputFormat::Text && a.output.is_none() {
+            print(&format!("{s}\n"))
+        } else {
+            eprintln!("{s}");
+            Ok(())
+        }
+    };
+    if let Some(w) = check_regression(rep.score.pss as f64, &recent, limit, drop) {
+        say(&format!("\n{w}"))?;
+    }
+    let b = &rep.score.breakdown;
+    let mut meta = serde_json::json!({ "trace_file": files.first().cloned().unwrap_or_default() });
+    if let Some(s) = &a.service {
+        meta["service"] = s.clone().into();
+    }
+    store.save_history(&HistoryRow {
+        id: 0,
+        timestamp: crate::store::sqlite::now(),
+        pss: rep.score.pss as f64,
+        ts: b.timing_stability,
+        ms: b.memory_stability,
+        ev: b.error_volatility,
+        be: b.branching_entropy,
+        cc: b.concurrency_chaos,
+        meta,
+    })?;
+    say(&format!("\n✅ PSS Score stored in history ({}).", path.display()))
 }

@@ -6,6 +6,7 @@
 //! 2 usage or input error; 75 another run holds the lock.
 
 pub mod analyze;
+pub mod history;
 
 use std::io::{self, Write};
 
@@ -62,6 +63,16 @@ pub struct Cli {
 pub enum Command {
     /// Score trace files: PSS, the five sub-scores, per-module breakdown and advice.
     Analyze(analyze::AnalyzeArgs),
+    /// Store trace files in a history database and recompute their windows.
+    Ingest(history::IngestArgs),
+    /// Labeled incidents: import, add, list, rm.
+    Incidents(history::IncidentsArgs),
+    /// Past run scores (pypss's history table).
+    History(history::HistoryArgs),
+    /// The labeled window table of a service, as a table or CSV / Parquet.
+    Windows(history::WindowsArgs),
+    /// Delete history older than a given age.
+    Prune(history::PruneArgs),
 }
 
 /// Writes to stdout; a closed pipe (`pss ... | head`) ends quietly.
@@ -95,6 +106,11 @@ where
     };
     let res = match cli.command {
         Command::Analyze(a) => analyze::run(a),
+        Command::Ingest(a) => history::ingest(a),
+        Command::Incidents(a) => history::incidents(a),
+        Command::History(a) => history::history(a),
+        Command::Windows(a) => history::windows(a),
+        Command::Prune(a) => history::prune(a),
     };
     finish(res)
 }

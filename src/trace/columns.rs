@@ -365,117 +365,186 @@ impl TraceColumns {
 
     /// Adds one trace, as pypss's loop body does.
     pub fn push(&mut self, t: &RawTrace<'_>) {
-        let ts = t.timestamp.as_ref().and_then(|s| py_float(s).ok()).unwrap_or(f64::NAN);
-        if t.system_metric.as_ref().is_some_and(|s| s.truthy()) {
-            self.push_system(t, ts);
-            return;
-        }
-        // duration, memory, wait_time: float(t.get(key, 0.0)), in this order.
-        let mut vals = [0.0f64; 3];
-        let mut stage = Stage::Complete;
-        for (k, slot) in [&t.duration, &t.memory, &t.wait_time].into_iter().enumerate() {
-            match slot.as_ref().map(py_float).unwrap_or(Ok(0.0)) {
-                Ok(v) => vals[k] = v,
-                Err(ConvError::Unconvertible) => {
-                    stage = match k {
-                        0 => Stage::Counted,
-                        1 => Stage::Duration,
-                        _ => Stage::Memory,
-                    };
-                    break;
-                }
+        match classify(t) {
+            Classified::Skip(reason) => self.skipped.count(reason),
+            Classified::System { lag, timestamp } => {
+                let module = self.group(&t.module, false);
+                self.push_system_values(module, lag, timestamp);
+            }
+            Classified::Row(r) => {
+                let module = self.group(&t.module, false);
+                let name = if self.keep.names { self.group(&t.name, true) } else { NONE };
+                self.push_row_values(&r, module, name);
             }
         }
-        let reached = stage as usize;
-        if vals[..reached].iter().any(|v| !v.is_finite()) {
-            self.skipped.non_finite += 1;
-            return;
-        }
-        if stage != Stage::Complete {
+    }
+
+    /// Adds a classified row with its interned module and name.
+    pub fn push_row_values(&mut self, r: &Row<'_>, module: u32, name: u32) {
+        if r.stage != Stage::Complete {
             self.skipped.unconvertible += 1;
             self.all_complete = false;
         }
-        let module = self.group(&t.module, false);
-        let name = if self.keep.names { self.group(&t.name, true) } else { NONE };
-        let complete = stage == Stage::Complete;
-        let error = complete && t.error.as_ref().is_some_and(|e| e.truthy());
-        let tag = match &t.branch_tag {
-            Some(Scalar::Str(s)) if complete && !s.is_empty() => self.tags.intern(s),
-            _ => NONE,
+        let tag = match r.branch_tag {
+            Some(s) => self.tags.intern(s),
+            None => NONE,
         };
-        if let (Some(Scalar::Str(s)), true) = (&t.exception_type, error) {
-            if !s.is_empty() {
-                let id = self.exception_types.intern(s) as usize;
-                if id == self.exception_examples.len() {
-                    let msg = match &t.exception_message {
-                        Some(Scalar::Str(m)) => m.chars().take(300).collect(),
-                        _ => String::new(),
-                    };
-                    self.exception_examples.push(msg);
-                    self.exception_counts.push(0);
-                }
-                self.exception_counts[id] += 1;
+        if let Some(s) = r.exception_type {
+            let id = self.exception_types.intern(s) as usize;
+            if id == self.exception_examples.len() {
+                self.exception_examples.push(r.exception_message.unwrap_or("").chars().take(300).collect());
+                self.exception_counts.push(0);
             }
+            self.exception_counts[id] += 1;
         }
-        self.duration.push(vals[0]);
-        self.memory.push(vals[1]);
-        self.wait_time.push(vals[2]);
-        self.error.push(error);
+        self.duration.push(r.values[0]);
+        self.memory.push(r.values[1]);
+        self.wait_time.push(r.values[2]);
+        self.error.push(r.error);
         self.branch_tag.push(tag);
-        self.stage.push(stage);
+        self.stage.push(r.stage);
         self.module.push(module);
         if self.keep.names {
             self.name.push(name);
         }
         if self.keep.timestamps {
-            self.timestamp.push(ts);
+            self.timestamp.push(r.timestamp);
         }
     }
 
-    fn push_system(&mut self, t: &RawTrace<'_>, ts: f64) {
+    /// Adds a system trace with its interned module.
+    pub fn push_system_values(&mut self, module: u32, lag: Option<Num>, timestamp: f64) {
+        self.sys_module.push(module);
+        self.sys_lag.push(lag);
+        if self.keep.timestamps {
+            self.sys_timestamp.push(timestamp);
+        }
+    }
+
+    /// Interns a module name (for rows built outside [`push`](Self::push)).
+    pub fn intern_module(&mut self, m: &str) -> u32 {
+        self.modules.intern(m)
+    }
+
+    /// Interns a function name (for rows built outside [`push`](Self::push)).
+    pub fn intern_name(&mut self, n: &str) -> u32 {
+        self.names.intern(n)
+    }
+}
+
+/// Why a trace was left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    NotObject,
+    NonFinite,
+    BadMetadata,
+    BadLag,
+}
+
+impl Skipped {
+    /// Counts one skipped trace.
+    pub fn count(&mut self, r: SkipReason) {
+        match r {
+            SkipReason::NotObject => self.not_object += 1,
+            SkipReason::NonFinite => self.non_finite += 1,
+            SkipReason::BadMetadata => self.bad_metadata += 1,
+            SkipReason::BadLag => self.bad_lag += 1,
+        }
+    }
+}
+
+/// A regular trace as pypss's loop sees it, after `float()` conversions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row<'a> {
+    /// duration, memory, wait_time (0.0 past `stage`).
+    pub values: [f64; 3],
+    pub stage: Stage,
+    /// Truthy `error` (only for complete rows, as pypss appends it last).
+    pub error: bool,
+    /// Non-empty string tag of a complete row.
+    pub branch_tag: Option<&'a str>,
+    /// Non-empty exception type of an error row, with its message.
+    pub exception_type: Option<&'a str>,
+    pub exception_message: Option<&'a str>,
+    /// Epoch seconds, NaN when missing or unconvertible.
+    pub timestamp: f64,
+}
+
+/// What pypss's loop does with one trace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Classified<'a> {
+    Skip(SkipReason),
+    System { lag: Option<Num>, timestamp: f64 },
+    Row(Row<'a>),
+}
+
+/// Applies pypss 1.3.1's per-trace rules: system trace or not, `float()` of
+/// duration, memory and wait_time in that order (a failure keeps the values
+/// before it, as pypss's one-list-at-a-time appends do), truthiness of
+/// `error`, non-empty string tags; non-finite values and unreadable system
+/// metadata are skipped (where pypss crashes or mis-scores).
+pub fn classify<'a>(t: &'a RawTrace<'_>) -> Classified<'a> {
+    let timestamp = t.timestamp.as_ref().and_then(|s| py_float(s).ok()).unwrap_or(f64::NAN);
+    if t.system_metric.as_ref().is_some_and(|s| s.truthy()) {
         let mut lag = None;
         if let Some(m) = &t.metadata {
             match &m.shape {
                 MetaShape::Object => {
                     if let Some(l) = &m.lag {
                         match py_number(l) {
-                            Some(Num::Float(f)) if !f.is_finite() => {
-                                self.skipped.non_finite += 1;
-                                return;
-                            }
+                            Some(Num::Float(f)) if !f.is_finite() => return Classified::Skip(SkipReason::NonFinite),
                             Some(n) => lag = Some(n),
-                            None => {
-                                self.skipped.bad_lag += 1;
-                                return;
-                            }
+                            None => return Classified::Skip(SkipReason::BadLag),
                         }
                     }
                 }
                 MetaShape::Str(s) => {
                     if s.contains("lag") || s.contains("active_tasks") || s.contains("churn_rate") {
-                        self.skipped.bad_metadata += 1;
-                        return;
+                        return Classified::Skip(SkipReason::BadMetadata);
                     }
                 }
                 MetaShape::Array(has_key) => {
                     if *has_key {
-                        self.skipped.bad_metadata += 1;
-                        return;
+                        return Classified::Skip(SkipReason::BadMetadata);
                     }
                 }
-                MetaShape::Other(_) => {
-                    self.skipped.bad_metadata += 1;
-                    return;
-                }
+                MetaShape::Other(_) => return Classified::Skip(SkipReason::BadMetadata),
             }
         }
-        let module = self.group(&t.module, false);
-        self.sys_module.push(module);
-        self.sys_lag.push(lag);
-        if self.keep.timestamps {
-            self.sys_timestamp.push(ts);
+        return Classified::System { lag, timestamp };
+    }
+    // duration, memory, wait_time: float(t.get(key, 0.0)), in this order.
+    let mut values = [0.0f64; 3];
+    let mut stage = Stage::Complete;
+    for (k, slot) in [&t.duration, &t.memory, &t.wait_time].into_iter().enumerate() {
+        match slot.as_ref().map(py_float).unwrap_or(Ok(0.0)) {
+            Ok(v) => values[k] = v,
+            Err(ConvError::Unconvertible) => {
+                stage = match k {
+                    0 => Stage::Counted,
+                    1 => Stage::Duration,
+                    _ => Stage::Memory,
+                };
+                break;
+            }
         }
     }
+    if values[..stage as usize].iter().any(|v| !v.is_finite()) {
+        return Classified::Skip(SkipReason::NonFinite);
+    }
+    let complete = stage == Stage::Complete;
+    let error = complete && t.error.as_ref().is_some_and(|e| e.truthy());
+    let non_empty = |s: &'a Option<Scalar<'_>>| match s {
+        Some(Scalar::Str(v)) if !v.is_empty() => Some(v.as_ref()),
+        _ => None,
+    };
+    let branch_tag = if complete { non_empty(&t.branch_tag) } else { None };
+    let exception_type = if error { non_empty(&t.exception_type) } else { None };
+    let exception_message = match &t.exception_message {
+        Some(Scalar::Str(m)) if exception_type.is_some() => Some(m.as_ref()),
+        _ => None,
+    };
+    Classified::Row(Row { values, stage, error, branch_tag, exception_type, exception_message, timestamp })
 }
 
 #[cfg(test)]

@@ -1,0 +1,364 @@
+//! Ingest: a trace file into the history, in one transaction per file.
+//!
+//! Traces are inserted as they are read (no whole-file buffer); duplicates
+//! (same `trace_id`, or the same content where there is none) are ignored, so
+//! re-ingesting a file adds nothing. The windows the new traces touch are then
+//! recomputed from everything stored for them. A bad file rolls back: nothing
+//! of it remains.
+
+use rusqlite::{params, Statement, Transaction};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use super::sqlite::SqliteStore;
+use super::StoreError;
+use crate::config::ScoreParams;
+use crate::score::pystats::Num;
+use crate::trace::columns::{classify, Classified, Row};
+use crate::trace::json::Scalar;
+use crate::trace::{read_source, ColumnOptions, RawTrace, Skipped, Source, Stage, TraceColumns, TraceSink};
+use crate::window::{score_window, window_start, Window};
+
+/// How to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub service: String,
+    pub window_seconds: f64,
+    pub min_window_traces: u64,
+    /// Parameters windows are scored with (pypss defaults unless configured).
+    pub params: ScoreParams,
+    pub unknown_module: String,
+}
+
+/// What one ingest did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    pub source: String,
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub skipped: Skipped,
+    /// Traces stored without a usable timestamp (not in any window).
+    pub no_timestamp: u64,
+    pub windows: u64,
+}
+
+struct Sink<'t> {
+    stmt: Statement<'t>,
+    service_id: i64,
+    unknown_module: String,
+    report: IngestReport,
+    range: Option<(f64, f64)>,
+    error: Option<rusqlite::Error>,
+    reset_seen: bool,
+    progress: &'t dyn Fn(u64),
+    seen: u64,
+}
+
+fn text(s: &Option<Scalar<'_>>, default: &str) -> String {
+    match s {
+        None => default.to_string(),
+        Some(Scalar::Str(v)) => v.to_string(),
+        Some(Scalar::Null) => "None".into(),
+        Some(Scalar::Bool(b)) => if *b { "True" } else { "False" }.into(),
+        Some(Scalar::Int(t)) => t.to_string(),
+        Some(Scalar::Float(f)) => format!("{f:?}"),
+        Some(other) => other.kind().to_string(),
+    }
+}
+
+fn num(s: &Option<Scalar<'_>>) -> Option<f64> {
+    s.as_ref().and_then(|v| crate::trace::columns::py_float(v).ok()).filter(|f| f.is_finite())
+}
+
+/// The dedupe key: `trace_id`, or a hash of the trace's content.
+fn trace_key(t: &RawTrace<'_>) -> String {
+    match &t.trace_id {
+        Some(Scalar::Str(s)) if !s.is_empty() => format!("id:{s}"),
+        Some(Scalar::Int(s)) => format!("id:{s}"),
+        _ => {
+            let content = format!(
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                t.name,
+                t.module,
+                t.filename,
+                t.lineno,
+                t.duration,
+                t.cpu_time,
+                t.wait_time,
+                t.memory,
+                t.memory_diff,
+                t.error,
+                t.branch_tag,
+                t.timestamp,
+                t.metadata
+            );
+            format!("h:{:032x}", xxhash_rust::xxh3::xxh3_128(content.as_bytes()))
+        }
+    }
+}
+
+impl Sink<'_> {
+    fn insert(&mut self, t: &RawTrace<'_>) -> rusqlite::Result<()> {
+        let class = classify(t);
+        let (row, system, lag, ts) = match &class {
+            Classified::Skip(r) => {
+                self.report.skipped.count(*r);
+                return Ok(());
+            }
+            Classified::System { lag, timestamp } => (None, true, lag.map(Num::as_f64), *timestamp),
+            Classified::Row(r) => (Some(r), false, None, r.timestamp),
+        };
+        if let Some(r) = row {
+            if r.stage != Stage::Complete {
+                self.report.skipped.unconvertible += 1;
+            }
+        }
+        let ts = ts.is_finite().then_some(ts);
+        let meta = t.metadata.as_ref();
+        let active = meta.and_then(|m| num(&m.active_tasks));
+        let churn = meta.and_then(|m| num(&m.churn_rate));
+        let stage = row.map(|r| r.stage as i64).unwrap_or(Stage::Complete as i64);
+        let (d, m, w) = match row {
+            Some(r) => {
+                let v = |k: usize| (r.stage as usize > k).then_some(r.values[k]);
+                (v(0), v(1), v(2))
+            }
+            None => (None, None, None),
+        };
+        let n = self.stmt.execute(params![
+            self.service_id,
+            trace_key(t),
+            ts,
+            text(&t.module, &self.unknown_module),
+            text(&t.name, &self.unknown_module),
+            d,
+            num(&t.cpu_time),
+            w,
+            m,
+            num(&t.memory_diff),
+            row.is_some_and(|r: &Row<'_>| r.error) as i64,
+            row.and_then(|r| r.exception_type),
+            row.and_then(|r| r.exception_message).map(|s| s.chars().take(1000).collect::<String>()),
+            row.and_then(|r| r.branch_tag),
+            stage,
+            system as i64,
+            lag,
+            active,
+            churn,
+        ])?;
+        if n == 0 {
+            self.report.duplicates += 1;
+            return Ok(());
+        }
+        self.report.inserted += 1;
+        match ts {
+            Some(ts) => {
+                self.range = Some(match self.range {
+                    None => (ts, ts),
+                    Some((a, b)) => (a.min(ts), b.max(ts)),
+                })
+            }
+            None => self.report.no_timestamp += 1,
+        }
+        Ok(())
+    }
+}
+
+impl TraceSink for Sink<'_> {
+    fn trace(&mut self, t: &RawTrace<'_>) {
+        self.seen += 1;
+        if self.seen % 65536 == 0 {
+            (self.progress)(self.seen);
+        }
+        if self.error.is_none() {
+            if let Err(e) = self.insert(t) {
+                self.error = Some(e);
+            }
+        }
+    }
+    fn not_object(&mut self) {
+        self.report.skipped.not_object += 1;
+    }
+    fn reset(&mut self) {
+        self.reset_seen = true;
+    }
+}
+
+fn service_id(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<i64> {
+    tx.execute("INSERT OR IGNORE INTO services (name) VALUES (?1)", params![name])?;
+    tx.query_row("SELECT id FROM services WHERE name = ?1", params![name], |r| r.get(0))
+}
+
+/// Ingests one source into the store; `progress` is called with the number
+/// of traces read so far, now and then.
+pub fn ingest_source(
+    store: &mut SqliteStore,
+    src: &Source,
+    opts: &IngestOptions,
+    progress: &dyn Fn(u64),
+) -> Result<IngestReport, StoreError> {
+    let path = store.path.clone();
+    let err = |e| StoreError::Sqlite { path: path.clone(), source: e };
+    let tx = store.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+    let sid = service_id(&tx, &opts.service).map_err(err)?;
+    let (report, range) = {
+        let stmt = tx
+            .prepare(
+                "INSERT OR IGNORE INTO traces (service_id, trace_key, timestamp, module, name, duration, cpu_time, \
+                 wait_time, memory, memory_diff, error, exception_type, exception_message, branch_tag, stage, \
+                 system_metric, lag, active_tasks, churn_rate) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            )
+            .map_err(err)?;
+        let mut sink = Sink {
+            stmt,
+            service_id: sid,
+            unknown_module: opts.unknown_module.clone(),
+            report: IngestReport { source: src.display(), ..Default::default() },
+            range: None,
+            error: None,
+            reset_seen: false,
+            progress,
+            seen: 0,
+        };
+        read_source(src, &mut sink)?; // an error drops the transaction: nothing stays
+        if let Some(e) = sink.error {
+            return Err(err(e));
+        }
+        if sink.reset_seen {
+            return Err(StoreError::Invalid(format!(
+                "{}: the top-level object has more than one \"traces\" key; pss will not guess which to ingest",
+                src.display()
+            )));
+        }
+        (sink.report, sink.range)
+    };
+    let mut report = report;
+    if let Some((lo, hi)) = range {
+        report.windows = recompute_windows(&tx, sid, &opts.service, lo, hi, opts).map_err(err)?;
+    }
+    tx.commit().map_err(err)?;
+    Ok(report)
+}
+
+/// Recomputes every window (service-level and per module) overlapping
+/// `[lo, hi]` from the stored traces; returns how many were written.
+pub(crate) fn recompute_windows(
+    tx: &Transaction<'_>,
+    sid: i64,
+    service: &str,
+    lo: f64,
+    hi: f64,
+    opts: &IngestOptions,
+) -> rusqlite::Result<u64> {
+    let w = opts.window_seconds;
+    let (from, to) = (window_start(lo, w), window_start(hi, w) + w);
+    tx.execute(
+        "DELETE FROM windows WHERE service_id = ?1 AND seconds = ?2 AND start >= ?3 AND start < ?4",
+        params![sid, w, from, to],
+    )?;
+    let mut insert = tx.prepare(&format!(
+        "INSERT INTO windows (service_id, module, seconds, start, {}) VALUES (?1, ?2, ?3, ?4, {})",
+        super::sqlite::WINDOW_COLUMNS,
+        (5..=30).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+    ))?;
+    let mut written = 0u64;
+    let mut emit = |win: &Window| -> rusqlite::Result<()> {
+        let f = win.features.values();
+        let mut vals: Vec<rusqlite::types::Value> = vec![
+            sid.into(),
+            win.module.clone().into(),
+            win.seconds.into(),
+            win.start.into(),
+            (win.traces as i64).into(),
+            (win.errors as i64).into(),
+            (win.too_small as i64).into(),
+            win.pss.into(),
+            win.ts.into(),
+            win.ms.into(),
+            win.ev.into(),
+            win.be.into(),
+            win.cc.into(),
+        ];
+        vals.extend(f.iter().map(|&x| rusqlite::types::Value::from(x)));
+        insert.execute(rusqlite::params_from_iter(vals))?;
+        written += 1;
+        Ok(())
+    };
+    let mut q = tx.prepare(
+        "SELECT timestamp, module, duration, wait_time, memory, error, exception_type, branch_tag, stage, \
+         system_metric, lag FROM traces WHERE service_id = ?1 AND timestamp >= ?2 AND timestamp < ?3 \
+         ORDER BY timestamp, id",
+    )?;
+    let mut rows = q.query(params![sid, from, to])?;
+    let keep = ColumnOptions { timestamps: true, names: false };
+    let mut current: Option<f64> = None;
+    let mut whole = TraceColumns::with_options(&opts.unknown_module, keep);
+    let mut per_module: FxHashMap<String, TraceColumns> = FxHashMap::default();
+    let flush = |start: f64,
+                 whole: &mut TraceColumns,
+                 per_module: &mut FxHashMap<String, TraceColumns>,
+                 emit: &mut dyn FnMut(&Window) -> rusqlite::Result<()>|
+     -> rusqlite::Result<()> {
+        emit(&score_window(service, "", start, w, whole, &opts.params, opts.min_window_traces))?;
+        let mut mods: Vec<_> = per_module.drain().collect();
+        mods.sort_by(|a, b| a.0.cmp(&b.0));
+        for (m, c) in mods {
+            emit(&score_window(service, &m, start, w, &c, &opts.params, opts.min_window_traces))?;
+        }
+        *whole = TraceColumns::with_options(&opts.unknown_module, keep);
+        Ok(())
+    };
+    while let Some(r) = rows.next()? {
+        let ts: f64 = r.get(0)?;
+        let start = window_start(ts, w);
+        if current.is_some_and(|c| c != start) {
+            flush(current.unwrap_or(start), &mut whole, &mut per_module, &mut emit)?;
+        }
+        current = Some(start);
+        let module: String = r.get(1)?;
+        let system: i64 = r.get(9)?;
+        let cols_for = |c: &mut TraceColumns, row: Option<&Row<'_>>, lag: Option<f64>| {
+            let mid = c.intern_module(&module);
+            match row {
+                Some(row) => c.push_row_values(row, mid, crate::trace::NONE),
+                None => c.push_system_values(mid, lag.map(Num::Float), ts),
+            }
+        };
+        let mc =
+            per_module.entry(module.clone()).or_insert_with(|| TraceColumns::with_options(&opts.unknown_module, keep));
+        if system != 0 {
+            let lag: Option<f64> = r.get(10)?;
+            cols_for(&mut whole, None, lag);
+            cols_for(mc, None, lag);
+            continue;
+        }
+        let stage = match r.get::<_, i64>(8)? {
+            0 => Stage::Counted,
+            1 => Stage::Duration,
+            2 => Stage::Memory,
+            _ => Stage::Complete,
+        };
+        let exception_type: Option<String> = r.get(6)?;
+        let branch_tag: Option<String> = r.get(7)?;
+        let row = Row {
+            values: [
+                r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+            ],
+            stage,
+            error: r.get::<_, i64>(5)? != 0,
+            branch_tag: branch_tag.as_deref(),
+            exception_type: exception_type.as_deref(),
+            exception_message: None,
+            timestamp: ts,
+        };
+        cols_for(&mut whole, Some(&row), None);
+        cols_for(mc, Some(&row), None);
+    }
+    if let Some(start) = current {
+        flush(start, &mut whole, &mut per_module, &mut emit)?;
+    }
+    Ok(written)
+}

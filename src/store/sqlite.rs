@@ -1,0 +1,372 @@
+//! The embedded SQLite history database (rusqlite, bundled SQLite: nothing to
+//! install). WAL mode and a busy timeout let an ingest and a nightly tune
+//! write the same file; every multi-row change is one transaction.
+//!
+//! The file also holds pypss's own `_meta` and `pss_history` tables, unchanged,
+//! so `pypss history --db-path` reads what pss wrote and a pypss history file
+//! opens in pss (it is migrated forward by adding pss's tables).
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{HistoryRow, Incident, LabeledWindow, PruneReport, Store, StoreError};
+use crate::window::{Features, Window};
+
+/// The schema version this pss writes (`_meta` key `pss_schema`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = r#"
+CREATE TABLE IF NOT EXISTS services (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS traces (
+    id INTEGER PRIMARY KEY,
+    service_id INTEGER NOT NULL REFERENCES services(id),
+    trace_key TEXT NOT NULL,
+    timestamp REAL,
+    module TEXT NOT NULL,
+    name TEXT NOT NULL,
+    duration REAL,
+    cpu_time REAL,
+    wait_time REAL,
+    memory REAL,
+    memory_diff REAL,
+    error INTEGER NOT NULL DEFAULT 0,
+    exception_type TEXT,
+    exception_message TEXT,
+    branch_tag TEXT,
+    stage INTEGER NOT NULL DEFAULT 3,
+    system_metric INTEGER NOT NULL DEFAULT 0,
+    lag REAL,
+    active_tasks REAL,
+    churn_rate REAL,
+    UNIQUE (service_id, trace_key)
+);
+CREATE INDEX IF NOT EXISTS traces_by_time ON traces (service_id, timestamp);
+CREATE TABLE IF NOT EXISTS windows (
+    service_id INTEGER NOT NULL REFERENCES services(id),
+    module TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    start REAL NOT NULL,
+    traces INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    too_small INTEGER NOT NULL,
+    pss REAL, ts REAL, ms REAL, ev REAL, be REAL, cc REAL,
+    lat_mean REAL, lat_p50 REAL, lat_p95 REAL, lat_p99 REAL, lat_cv REAL, tail_ratio REAL,
+    mem_median REAL, mem_peak REAL, mem_slope REAL,
+    error_rate REAL, error_vmr REAL, error_longest_run REAL,
+    wait_mean REAL, wait_cv REAL, tag_count REAL, tag_entropy REAL, lag_mean REAL,
+    PRIMARY KEY (service_id, module, seconds, start)
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    service TEXT NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    severity TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS incidents_by_service ON incidents (service, start);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    params TEXT,
+    metrics TEXT
+);
+CREATE TABLE IF NOT EXISTS models (
+    id INTEGER PRIMARY KEY,
+    service TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    created REAL NOT NULL,
+    card TEXT
+);
+"#;
+
+/// pypss 1.3.1's tables, exactly as its `SQLiteStorage` creates them.
+const PYPSS_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS pss_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    timestamp REAL,
+    pss REAL,
+    ts REAL,
+    ms REAL,
+    ev REAL,
+    be REAL,
+    cc REAL,
+    meta TEXT
+);
+INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1');
+"#;
+
+/// Forward migrations: entry `i` brings schema `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+/// A history database file.
+pub struct SqliteStore {
+    pub(crate) conn: Connection,
+    pub(crate) path: String,
+}
+
+/// Column list of the `windows` table after the key, in [`Features::NAMES`] order.
+pub(crate) const WINDOW_COLUMNS: &str = "traces, errors, too_small, pss, ts, ms, ev, be, cc, \
+    lat_mean, lat_p50, lat_p95, lat_p99, lat_cv, tail_ratio, mem_median, mem_peak, mem_slope, \
+    error_rate, error_vmr, error_longest_run, wait_mean, wait_cv, tag_count, tag_entropy, lag_mean";
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates a history database.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let name = path.display().to_string();
+        let err = |e| StoreError::Sqlite { path: name.clone(), source: e };
+        if path.is_dir() {
+            return Err(StoreError::Invalid(format!("{name}: is a directory, not a history database")));
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        // WAL lets readers run beside a writer; NORMAL sync is durable at
+        // each commit in WAL mode for everything but power loss.
+        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(err)?;
+        let mut store = SqliteStore { conn, path: name };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub(crate) fn err(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), source: e }
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
+        let path = self.path.clone();
+        let err = |e| StoreError::Sqlite { path: path.clone(), source: e };
+        tx.execute_batch(PYPSS_SCHEMA).map_err(err)?;
+        let found: i64 = tx
+            .query_row("SELECT value FROM _meta WHERE key = 'pss_schema'", [], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(err)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { path, found, supported: SCHEMA_VERSION });
+        }
+        for (v, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO _meta (key, value) VALUES ('pss_schema', ?1)",
+                params![(v as i64 + 1).to_string()],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        let v: String = self
+            .conn
+            .query_row("SELECT value FROM _meta WHERE key = 'pss_schema'", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(v.parse().unwrap_or(0))
+    }
+
+    /// `PRAGMA integrity_check` result ("ok" when sound).
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    /// Number of stored traces of a service (all services when `None`).
+    pub fn trace_count(&self, service: Option<&str>) -> Result<u64, StoreError> {
+        let n: i64 = match service {
+            Some(s) => self.conn.query_row(
+                "SELECT COUNT(*) FROM traces t JOIN services s ON s.id = t.service_id WHERE s.name = ?1",
+                params![s],
+                |r| r.get(0),
+            ),
+            None => self.conn.query_row("SELECT COUNT(*) FROM traces", [], |r| r.get(0)),
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+}
+
+/// Reads a window row (key columns first, then [`WINDOW_COLUMNS`]).
+pub(crate) fn window_from_row(service: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Window> {
+    let mut f = [0.0f64; 17];
+    for (k, v) in f.iter_mut().enumerate() {
+        *v = r.get::<_, Option<f64>>(12 + k)?.unwrap_or(0.0);
+    }
+    Ok(Window {
+        service: service.to_string(),
+        module: r.get(0)?,
+        seconds: r.get(1)?,
+        start: r.get(2)?,
+        traces: r.get::<_, i64>(3)? as u64,
+        errors: r.get::<_, i64>(4)? as u64,
+        too_small: r.get::<_, i64>(5)? != 0,
+        pss: r.get(6)?,
+        ts: r.get(7)?,
+        ms: r.get(8)?,
+        ev: r.get(9)?,
+        be: r.get(10)?,
+        cc: r.get(11)?,
+        features: Features::from_values(&f),
+    })
+}
+
+impl Store for SqliteStore {
+    fn windows(
+        &self,
+        service: &str,
+        module: Option<&str>,
+        seconds: f64,
+        from: Option<f64>,
+        to: Option<f64>,
+    ) -> Result<Vec<LabeledWindow>, StoreError> {
+        let sql = format!(
+            "SELECT w.module, w.seconds, w.start, {WINDOW_COLUMNS} FROM windows w JOIN services s ON s.id = w.service_id \
+             WHERE s.name = ?1 AND w.module = ?2 AND w.seconds = ?3 AND w.start >= ?4 AND w.start < ?5 ORDER BY w.start"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![service, module.unwrap_or(""), seconds, from.unwrap_or(f64::MIN), to.unwrap_or(f64::MAX)],
+                |r| window_from_row(service, r),
+            )
+            .map_err(|e| self.err(e))?;
+        let windows: Vec<Window> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        let incidents = self.incidents(Some(service))?;
+        Ok(windows
+            .into_iter()
+            .map(|w| {
+                let incident =
+                    incidents.iter().find(|i| w.start < i.end && w.start + w.seconds > i.start).map(|i| i.id.clone());
+                LabeledWindow { window: w, incident }
+            })
+            .collect())
+    }
+
+    fn services(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM services UNION SELECT service FROM incidents ORDER BY 1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn incidents(&self, service: Option<&str>) -> Result<Vec<Incident>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, service, start, \"end\", severity, title FROM incidents \
+                 WHERE ?1 IS NULL OR service = ?1 ORDER BY service, start",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![service], |r| {
+                Ok(Incident {
+                    id: r.get(0)?,
+                    service: r.get(1)?,
+                    start: r.get(2)?,
+                    end: r.get(3)?,
+                    severity: r.get(4)?,
+                    title: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn add_incidents(&mut self, incidents: &[Incident]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |e| StoreError::Sqlite { path: path.clone(), source: e };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO incidents (id, service, start, \"end\", severity, title) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for i in incidents {
+                stmt.execute(params![i.id, i.service, i.start, i.end, i.severity, i.title]).map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        StoreError::Invalid(format!("incident id '{}' already exists in {}", i.id, path))
+                    }
+                    other => StoreError::Sqlite { path: path.clone(), source: other },
+                })?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn remove_incident(&mut self, id: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute("DELETE FROM incidents WHERE id = ?1", params![id]).map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    fn save_history(&mut self, row: &HistoryRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO pss_history (timestamp, pss, ts, ms, ev, be, cc, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![row.timestamp, row.pss, row.ts, row.ms, row.ev, row.be, row.cc, row.meta.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn history(&self, limit: usize, days: Option<f64>, service: Option<&str>) -> Result<Vec<HistoryRow>, StoreError> {
+        let cutoff = days.map(|d| now() - d * 86400.0).unwrap_or(f64::MIN);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, timestamp, pss, ts, ms, ev, be, cc, meta FROM pss_history \
+                 WHERE timestamp >= ?1 AND (?2 IS NULL OR json_extract(meta, '$.service') = ?2) \
+                 ORDER BY timestamp DESC LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![cutoff, service, limit as i64], |r| {
+                let meta: Option<String> = r.get(8)?;
+                Ok(HistoryRow {
+                    id: r.get(0)?,
+                    timestamp: r.get::<_, Option<f64>>(1)?.unwrap_or(0.0),
+                    pss: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                    ts: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                    ms: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                    ev: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                    be: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
+                    cc: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+                    // pypss: unreadable meta becomes {}.
+                    meta: meta.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_else(|| serde_json::json!({})),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn prune(&mut self, cutoff: f64) -> Result<PruneReport, StoreError> {
+        let path = self.path.clone();
+        let err = |e| StoreError::Sqlite { path: path.clone(), source: e };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let traces = tx.execute("DELETE FROM traces WHERE timestamp < ?1", params![cutoff]).map_err(err)?;
+        let windows = tx.execute("DELETE FROM windows WHERE start + seconds <= ?1", params![cutoff]).map_err(err)?;
+        let history = tx.execute("DELETE FROM pss_history WHERE timestamp < ?1", params![cutoff]).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(PruneReport { traces: traces as u64, windows: windows as u64, history: history as u64 })
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

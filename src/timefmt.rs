@@ -1,0 +1,52 @@
+//! Times on the command line and in files: epoch seconds or RFC 3339.
+
+use chrono::{DateTime, NaiveDate};
+
+/// Parses epoch seconds (`1795680000`, `1795680000.5`), RFC 3339
+/// (`2026-11-26T10:00:00Z`, `2026-11-26T10:00:00+01:00`) or a date
+/// (`2026-11-26`, midnight UTC).
+pub fn parse_time(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if let Ok(v) = t.parse::<f64>() {
+        return v.is_finite().then_some(v);
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.timestamp() as f64 + d.timestamp_subsec_nanos() as f64 / 1e9);
+    }
+    // "2026-11-26 10:00:00Z" (a space instead of the T).
+    if t.len() > 10 && t.as_bytes()[10] == b' ' {
+        let mut u = t.to_string();
+        u.replace_range(10..11, "T");
+        if let Ok(d) = DateTime::parse_from_rfc3339(&u) {
+            return Some(d.timestamp() as f64 + d.timestamp_subsec_nanos() as f64 / 1e9);
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp() as f64);
+    }
+    None
+}
+
+/// `2026-11-26 10:00:00Z`.
+pub fn format_time(t: f64) -> String {
+    match DateTime::from_timestamp(t.floor() as i64, 0) {
+        Some(d) => d.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        None => format!("{t}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert_eq!(parse_time("1795680000"), Some(1795680000.0));
+        assert_eq!(parse_time("1970-01-01T00:01:00Z"), Some(60.0));
+        assert_eq!(parse_time("1970-01-01T01:00:00+01:00"), Some(0.0));
+        assert_eq!(parse_time("1970-01-02"), Some(86400.0));
+        assert_eq!(parse_time("1970-01-01 00:00:10Z"), Some(10.0));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(format_time(60.0), "1970-01-01 00:01:00Z");
+    }
+}
