@@ -10,6 +10,7 @@ pub mod config;
 pub mod diagnose;
 pub mod report;
 pub mod score;
+pub mod simulate;
 pub mod store;
 pub mod timefmt;
 pub mod trace;

@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod history;
+pub mod simulate;
 
 use std::io::{self, Write};
 
@@ -73,6 +74,8 @@ pub enum Command {
     Windows(history::WindowsArgs),
     /// Delete history older than a given age.
     Prune(history::PruneArgs),
+    /// Write a simulated labeled history: traces of a few services with injected incidents.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Writes to stdout; a closed pipe (`pss ... | head`) ends quietly.
@@ -111,6 +114,7 @@ where
         Command::History(a) => history::history(a),
         Command::Windows(a) => history::windows(a),
         Command::Prune(a) => history::prune(a),
+        Command::Simulate(a) => simulate::run(a),
     };
     finish(res)
 }
