@@ -127,3 +127,148 @@ fn every_json_shape_scores_the_same() {
         }
     }
 }
+
+fn pss_ok(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "pss {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn py(dir: &Path, script: &str) -> String {
+    let out = Command::new(python()).current_dir(dir).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// pypss's `SQLiteStorage` and `pypss history` read what pss stored, and pss
+/// reads (and extends) a history file pypss wrote.
+#[test]
+fn history_database_is_shared_with_pypss() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let traces: Vec<String> =
+        (0..50).map(|i| format!("{{\"duration\": {}, \"memory\": 100}}", 0.1 + i as f64 * 0.01)).collect();
+    std::fs::write(d.join("t.json"), format!("[{}]", traces.join(","))).unwrap();
+    let report: Value = serde_json::from_str(&pss_ok(d, &["analyze", "t.json", "--format", "json"])).unwrap();
+    pss_ok(d, &["analyze", "t.json", "--store-history", "--history", "pss.db", "--service", "api"]);
+    pss_ok(d, &["analyze", "t.json", "--store-history", "--history", "pss.db", "--service", "api"]);
+    let rows: Value = serde_json::from_str(&py(
+        d,
+        "import json; from pypss.storage.sqlite import SQLiteStorage; \
+         print(json.dumps(SQLiteStorage(db_path='pss.db').get_history(limit=10)))",
+    ))
+    .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows[0]["pss"].as_f64(), report["pss"].as_f64());
+    assert_eq!(rows[0]["ts"].as_f64(), report["breakdown"]["timing_stability"].as_f64());
+    assert_eq!(rows[0]["meta"]["service"], "api");
+    // pypss's own CLI exports it.
+    let csv = py(d, "import sys; sys.argv = ['pypss', 'history', '--db-path', 'pss.db', '--export', 'csv']; from pypss.cli.cli import main; main()");
+    assert!(csv.starts_with("id,timestamp,pss,ts,ms,ev,be,cc,meta"), "{csv}");
+    // A file pypss wrote opens in pss, gains pss's tables, and still opens in pypss.
+    py(
+        d,
+        "from pypss.storage.sqlite import SQLiteStorage; \
+         SQLiteStorage(db_path='pypss.db').save({'pss': 77, 'breakdown': {'timing_stability': 0.5, 'memory_stability': 0.6, \
+         'error_volatility': 0.7, 'branching_entropy': 0.8, 'concurrency_chaos': 0.9}}, meta={'script': 'x.py'})",
+    );
+    let h: Value = serde_json::from_str(&pss_ok(d, &["history", "--history", "pypss.db", "--export", "json"])).unwrap();
+    assert_eq!(h[0]["pss"].as_f64(), Some(77.0));
+    assert_eq!(h[0]["cc"].as_f64(), Some(0.9));
+    assert_eq!(h[0]["meta"]["script"], "x.py");
+    pss_ok(d, &["ingest", "t.json", "--history", "pypss.db", "--service", "api"]);
+    let n = py(
+        d,
+        "from pypss.storage.sqlite import SQLiteStorage; print(len(SQLiteStorage(db_path='pypss.db').get_history()))",
+    );
+    assert_eq!(n.trim(), "1");
+}
+
+/// Every stored window scores exactly as pypss scores that window's traces.
+#[test]
+fn window_scores_equal_pypss() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    pss_ok(
+        d,
+        &[
+            "simulate",
+            "--days",
+            "0.25",
+            "--services",
+            "1",
+            "--seed",
+            "11",
+            "--rate",
+            "40",
+            "--incidents-per-day",
+            "8",
+            "-o",
+            "sim",
+        ],
+    );
+    pss_ok(d, &["ingest", "sim/checkout.jsonl", "--history", "h.db", "--service", "checkout", "--window", "5m"]);
+    pss_ok(
+        d,
+        &[
+            "windows",
+            "--history",
+            "h.db",
+            "--service",
+            "checkout",
+            "--window",
+            "5m",
+            "--export",
+            "csv",
+            "-o",
+            "all.csv",
+        ],
+    );
+    pss_ok(
+        d,
+        &[
+            "windows",
+            "--history",
+            "h.db",
+            "--service",
+            "checkout",
+            "--window",
+            "5m",
+            "--module",
+            "checkout.db",
+            "--export",
+            "csv",
+            "-o",
+            "db.csv",
+        ],
+    );
+    let script = r#"
+import csv, json, math
+from pypss.core.core import compute_pss_from_traces
+traces = [json.loads(l) for l in open('sim/checkout.jsonl')]
+traces.sort(key=lambda t: t['timestamp'])  # stable: file order within a timestamp
+def windows(module):
+    groups = {}
+    for t in traces:
+        if module is None or t.get('module') == module:
+            groups.setdefault(math.floor(t['timestamp'] / 300) * 300, []).append(t)
+    return groups
+bad = 0
+checked = 0
+for module, path in [(None, 'all.csv'), ('checkout.db', 'db.csv')]:
+    groups = windows(module)
+    rows = list(csv.DictReader(open(path)))
+    assert len(rows) == len(groups), (path, len(rows), len(groups))
+    for r in rows:
+        exp = compute_pss_from_traces(groups[float(r['start'])])
+        got = {'pss': float(r['pss']), 'breakdown': {k: float(r[c]) for k, c in [('timing_stability', 'ts'), ('memory_stability', 'ms'), ('error_volatility', 'ev'), ('branching_entropy', 'be'), ('concurrency_chaos', 'cc')]}}
+        checked += 1
+        if got['pss'] != exp['pss'] or any(got['breakdown'][k] != exp['breakdown'][k] for k in exp['breakdown']):
+            bad += 1
+            print('DIFF', path, r['start'], exp, got)
+print('checked', checked, 'bad', bad)
+"#;
+    let out = py(d, script);
+    assert!(out.contains("bad 0"), "{out}");
+    assert!(out.contains("checked"), "{out}");
+}

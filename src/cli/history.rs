@@ -177,10 +177,10 @@ pub enum IncidentAction {
 pub fn incidents(a: IncidentsArgs) -> CmdResult {
     match a.action {
         IncidentAction::Import { file, history } => {
-            let new = read_incidents(&file)?;
+            let (new, places) = read_incidents(&file)?;
             let mut store = open(&history)?;
             let name = file.display().to_string();
-            validate(&new, &store.incidents(None)?, &store.services()?, &|i| format!("{name}: row {}", i + 1))?;
+            validate(&new, &store.incidents(None)?, &store.services()?, &|i| format!("{name}: {}", places[i]))?;
             store.add_incidents(&new)?;
             print(&format!("imported {} incidents from {name}\n", new.len()))
         }

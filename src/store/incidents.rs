@@ -10,8 +10,9 @@ use crate::timefmt::parse_time;
 
 /// Reads incidents from a CSV (header `id,service,start,end,severity,title`)
 /// or a JSON array of objects with those keys. Times are RFC 3339 or epoch
-/// seconds. Errors name the file and the row.
-pub fn read_incidents(path: &Path) -> Result<Vec<Incident>, StoreError> {
+/// seconds. Errors name the file and the row. Also returns, for each
+/// incident, where it is in the file ("line 3", "element 2").
+pub fn read_incidents(path: &Path) -> Result<(Vec<Incident>, Vec<String>), StoreError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| StoreError::Invalid(format!("{name}: {e}")))?;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
@@ -55,7 +56,9 @@ pub fn read_incidents(path: &Path) -> Result<Vec<Incident>, StoreError> {
     };
     let what = if first == Some(b'[') { "element" } else { "line" };
     let mut out = Vec::with_capacity(rows.len());
+    let mut places = Vec::with_capacity(rows.len());
     for (row, [id, service, start, end, severity, title]) in rows {
+        places.push(format!("{what} {row}"));
         let bad = |msg: String| StoreError::Invalid(format!("{name}: {what} {row}: {msg}"));
         let id = id.filter(|s| !s.trim().is_empty()).ok_or_else(|| bad("missing id".into()))?;
         let service = service.filter(|s| !s.trim().is_empty()).ok_or_else(|| bad("missing service".into()))?;
@@ -74,7 +77,7 @@ pub fn read_incidents(path: &Path) -> Result<Vec<Incident>, StoreError> {
             title: title.unwrap_or_default(),
         });
     }
-    Ok(out)
+    Ok((out, places))
 }
 
 /// Checks new incidents against each other, the existing ones and the known

@@ -1,0 +1,304 @@
+//! Command-level tests of the history store: ingest, incidents, history,
+//! windows, prune, simulate, and the store's reliability (two writers, a
+//! killed ingest).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn pss(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).args(args).output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn err(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(2), "expected exit 2; stdout: {}", String::from_utf8_lossy(&o.stdout));
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json")
+}
+
+fn count(db: &Path, service: &str) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row(
+        "SELECT COUNT(*) FROM traces t JOIN services s ON s.id = t.service_id WHERE s.name = ?1",
+        [service],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn ingest_is_idempotent_and_a_bad_file_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = sample();
+    let s = s.to_str().unwrap();
+    let first = ok(&pss(d, &["ingest", s, "--history", "h.db", "--service", "shop"]));
+    assert!(first.contains("1530 inserted, 0 duplicates"), "{first}");
+    let again = ok(&pss(d, &["ingest", s, "--history", "h.db", "--service", "shop"]));
+    assert!(again.contains("0 inserted, 1530 duplicates"), "{again}");
+    assert_eq!(count(&d.join("h.db"), "shop"), 1530);
+    // Traces without trace_id are deduplicated on content.
+    std::fs::write(d.join("noid.jsonl"), "{\"duration\": 1, \"timestamp\": 5}\n{\"duration\": 2, \"timestamp\": 6}\n")
+        .unwrap();
+    ok(&pss(d, &["ingest", "noid.jsonl", "--history", "h.db", "--service", "other"]));
+    let o = ok(&pss(d, &["ingest", "noid.jsonl", "--history", "h.db", "--service", "other"]));
+    assert!(o.contains("0 inserted, 2 duplicates"), "{o}");
+    // A file broken on its last line: the whole file is rolled back.
+    let mut text = String::new();
+    for i in 0..500 {
+        text.push_str(&format!("{{\"trace_id\": \"b{i}\", \"duration\": 0.1, \"timestamp\": {}}}\n", 1000 + i));
+    }
+    text.push_str("{\"trace_id\": \"broken\", \"duration\": \n");
+    std::fs::write(d.join("bad.jsonl"), text).unwrap();
+    let e = err(&pss(d, &["ingest", "bad.jsonl", "--history", "h.db", "--service", "bad"]));
+    assert!(e.contains("bad.jsonl:501") && e.contains("nothing of this file was stored"), "{e}");
+    assert_eq!(count(&d.join("h.db"), "bad"), 0);
+}
+
+#[test]
+fn incidents_are_validated_row_by_row_and_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = sample();
+    ok(&pss(d, &["ingest", s.to_str().unwrap(), "--history", "h.db", "--service", "shop"]));
+    let cases = [
+        (
+            "id,service,start,end,severity,title\na,shop,2026-11-26T08:10:00Z,2026-11-26T08:00:00Z,sev2,x\n",
+            "line 2",
+            "not after start",
+        ),
+        (
+            "id,service,start,end,severity,title\na,shop,1795680000,1795680600,,\nb,shop,1795680300,1795681000,,\n",
+            "line 3",
+            "overlaps",
+        ),
+        ("id,service,start,end,severity,title\na,nope,1795680000,1795680600,,\n", "line 2", "unknown service 'nope'"),
+        (
+            "id,service,start,end,severity,title\na,shop,1795680000,1795680600,,\nb,shop,yesterday,1795690000,,\n",
+            "line 3",
+            "'yesterday'",
+        ),
+    ];
+    for (csv, place, msg) in cases {
+        std::fs::write(d.join("inc.csv"), csv).unwrap();
+        let e = err(&pss(d, &["incidents", "import", "inc.csv", "--history", "h.db"]));
+        assert!(e.contains("inc.csv") && e.contains(place) && e.contains(msg), "{e}");
+    }
+    let list = ok(&pss(d, &["incidents", "list", "--history", "h.db", "--json"]));
+    assert_eq!(serde_json::from_str::<Value>(&list).unwrap().as_array().unwrap().len(), 0, "nothing half-imported");
+    std::fs::write(
+        d.join("inc.json"),
+        r#"[{"id": "i1", "service": "shop", "start": "2026-11-26T08:06:00Z", "end": "2026-11-26T08:08:00Z", "severity": "sev2", "title": "orders errors"}]"#,
+    )
+    .unwrap();
+    ok(&pss(d, &["incidents", "import", "inc.json", "--history", "h.db"]));
+    let o = ok(&pss(
+        d,
+        &[
+            "incidents",
+            "add",
+            "--history",
+            "h.db",
+            "--id",
+            "i2",
+            "--service",
+            "shop",
+            "--start",
+            "1795680000",
+            "--end",
+            "1795680060",
+        ],
+    ));
+    assert!(o.contains("added incident i2"));
+    let table = ok(&pss(d, &["incidents", "list", "--history", "h.db"]));
+    assert!(table.contains("orders errors") && table.contains("2 incidents"), "{table}");
+    // Windows overlapping the incident are labeled with it.
+    let w = ok(&pss(d, &["windows", "--history", "h.db", "--service", "shop"]));
+    let labeled: Vec<&str> = w.lines().filter(|l| l.contains("i1")).collect();
+    assert_eq!(labeled.len(), 2, "{w}");
+    ok(&pss(d, &["incidents", "rm", "i2", "--history", "h.db"]));
+    err(&pss(d, &["incidents", "rm", "i2", "--history", "h.db"]));
+}
+
+#[test]
+fn windows_export_to_csv_and_parquet() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = sample();
+    ok(&pss(d, &["ingest", s.to_str().unwrap(), "--history", "h.db", "--service", "shop", "--window", "2m"]));
+    ok(&pss(
+        d,
+        &["windows", "--history", "h.db", "--service", "shop", "--window", "2m", "--export", "csv", "-o", "w.csv"],
+    ));
+    ok(&pss(
+        d,
+        &[
+            "windows",
+            "--history",
+            "h.db",
+            "--service",
+            "shop",
+            "--window",
+            "2m",
+            "--export",
+            "parquet",
+            "-o",
+            "w.parquet",
+        ],
+    ));
+    let csv =
+        CsvReadOptions::default().try_into_reader_with_file_path(Some(d.join("w.csv"))).unwrap().finish().unwrap();
+    let pq = ParquetReader::new(std::fs::File::open(d.join("w.parquet")).unwrap()).finish().unwrap();
+    assert_eq!(csv.height(), 5, "10 minutes in 2-minute windows");
+    assert_eq!(pq.height(), 5);
+    for col in ["start", "pss", "lat_p95", "mem_slope", "error_rate", "label", "incident"] {
+        assert!(pq.column(col).is_ok(), "missing column {col}");
+    }
+    let traces: u64 = pq.column("traces").unwrap().as_materialized_series().u64().unwrap().sum().unwrap();
+    assert_eq!(traces, 1530);
+}
+
+#[test]
+fn store_history_warns_on_regression_and_pss_history_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good: Vec<String> =
+        (0..200).map(|i| format!("{{\"duration\": {}, \"memory\": 1000}}", 0.1 + (i % 3) as f64 * 0.001)).collect();
+    std::fs::write(d.join("good.json"), format!("[{}]", good.join(","))).unwrap();
+    let bad: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                "{{\"duration\": {}, \"memory\": {}, \"error\": {}}}",
+                0.01 * (1 + i % 50) as f64,
+                1000 + i * 1000,
+                i % 2 == 0
+            )
+        })
+        .collect();
+    std::fs::write(d.join("bad.json"), format!("[{}]", bad.join(","))).unwrap();
+    for _ in 0..3 {
+        let o = ok(&pss(d, &["analyze", "good.json", "--store-history", "--history", "h.db", "--service", "api"]));
+        assert!(o.contains("stored in history") && !o.contains("REGRESSION"), "{o}");
+    }
+    let o = ok(&pss(d, &["analyze", "bad.json", "--store-history", "--history", "h.db", "--service", "api"]));
+    assert!(o.contains("REGRESSION DETECTED"), "{o}");
+    let h = ok(&pss(d, &["history", "--history", "h.db", "--export", "json", "--service", "api"]));
+    let rows: Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 4);
+    assert_eq!(rows[0]["meta"]["trace_file"], "bad.json");
+    let table = ok(&pss(d, &["history", "--history", "h.db"]));
+    assert!(table.contains("Historical PSS Trends"), "{table}");
+    let csv = ok(&pss(d, &["history", "--history", "h.db", "--export", "csv"]));
+    assert!(csv.starts_with("id,timestamp,pss,ts,ms,ev,be,cc,meta\n"));
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&pss(d, &["ingest", sample().to_str().unwrap(), "--history", "h.db", "--service", "shop"]));
+    let c = rusqlite::Connection::open(d.join("h.db")).unwrap();
+    c.execute("UPDATE _meta SET value = '99' WHERE key = 'pss_schema'", []).unwrap();
+    drop(c);
+    let e = err(&pss(d, &["windows", "--history", "h.db", "--service", "shop"]));
+    assert!(e.contains("newer pss") && e.contains("99"), "{e}");
+}
+
+#[test]
+fn prune_removes_old_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&pss(d, &["ingest", sample().to_str().unwrap(), "--history", "h.db", "--service", "shop"]));
+    // The sample's timestamps are in 2026-11-26; everything is older than 1 second from "now" only
+    // if now is later, so prune with a huge age keeps all and a tiny age removes all.
+    let o = ok(&pss(d, &["prune", "--history", "h.db", "--older-than", "5200w"]));
+    assert!(o.contains("pruned 0 traces"), "{o}");
+    let o = ok(&pss(d, &["prune", "--history", "h.db", "--older-than", "1s"]));
+    assert!(o.contains("pruned 1530 traces"), "{o}");
+}
+
+#[test]
+fn simulate_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for out in ["a", "b"] {
+        ok(&pss(
+            d,
+            &[
+                "simulate",
+                "--days",
+                "0.5",
+                "--services",
+                "2",
+                "--seed",
+                "3",
+                "--rate",
+                "5",
+                "--incidents-per-day",
+                "4",
+                "-o",
+                out,
+            ],
+        ));
+    }
+    for f in ["checkout.jsonl", "search.jsonl", "incidents.csv"] {
+        assert_eq!(std::fs::read(d.join("a").join(f)).unwrap(), std::fs::read(d.join("b").join(f)).unwrap(), "{f}");
+    }
+    let inc = std::fs::read_to_string(d.join("a/incidents.csv")).unwrap();
+    assert_eq!(inc.lines().count(), 1 + 4, "2 incidents per service: {inc}");
+    ok(&pss(d, &["simulate", "--days", "0.5", "--services", "2", "--seed", "4", "--rate", "5", "-o", "c"]));
+    assert_ne!(std::fs::read(d.join("a/checkout.jsonl")).unwrap(), std::fs::read(d.join("c/checkout.jsonl")).unwrap());
+    err(&pss(d, &["simulate", "--days", "0", "-o", "x"]));
+}
+
+#[test]
+fn two_writers_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&pss(d, &["simulate", "--days", "0.5", "--services", "2", "--seed", "5", "--rate", "40", "-o", "sim"]));
+    let spawn = |svc: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pss"))
+            .current_dir(d)
+            .args(["ingest", &format!("sim/{svc}.jsonl"), "--history", "h.db", "--service", svc])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn("checkout"), spawn("search"));
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    assert!(count(&d.join("h.db"), "checkout") > 10_000);
+    assert!(count(&d.join("h.db"), "search") > 10_000);
+}
+
+#[test]
+fn a_killed_ingest_leaves_a_sound_database_with_every_finished_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&pss(d, &["ingest", sample().to_str().unwrap(), "--history", "h.db", "--service", "shop"]));
+    ok(&pss(d, &["simulate", "--days", "3", "--services", "1", "--seed", "9", "--rate", "200", "-o", "big"]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pss"))
+        .current_dir(d)
+        .args(["ingest", "big/checkout.jsonl", "--history", "h.db", "--service", "big"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the ingest should have been killed mid-way; make the file bigger");
+    let c = rusqlite::Connection::open(d.join("h.db")).unwrap();
+    let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    drop(c);
+    assert_eq!(count(&d.join("h.db"), "shop"), 1530, "the finished file is all there");
+    assert_eq!(count(&d.join("h.db"), "big"), 0, "the killed file left nothing");
+}
