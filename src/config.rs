@@ -142,6 +142,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("alert_threshold_pss", Kind::Float),
     ("window", Kind::Str),
     ("min_window_traces", Kind::Int),
+    ("retention", Kind::Str),
 ];
 
 /// The parameters of the five sub-scores and the PSS (pypss's names).
@@ -251,6 +252,9 @@ pub struct Config {
     pub window_seconds: f64,
     /// Windows with fewer traces are too small to score (pss's `min_window_traces`).
     pub min_window_traces: u64,
+    /// Automatic prune: `pss ingest` deletes traces and windows older than
+    /// this many seconds (pss's `retention`, e.g. "90d"; off by default).
+    pub retention_seconds: Option<f64>,
     /// pypss plugin modules named in the config (pss cannot load Python plugins).
     pub plugins: Vec<String>,
     /// Every other pypss key that was set, kept as read.
@@ -272,6 +276,7 @@ impl Default for Config {
             unknown_module: "unknown".into(),
             window_seconds: 60.0,
             min_window_traces: 10,
+            retention_seconds: None,
             plugins: Vec::new(),
             other: BTreeMap::new(),
             source: "defaults".into(),
@@ -454,6 +459,17 @@ impl Config {
                 self.window_seconds = parse_duration(text)
                     .filter(|w| *w > 0.0)
                     .ok_or_else(|| bad(format!("expected a duration like '60s', '5m', '1.5h', found '{text}'")))?;
+            }
+            "retention" => {
+                let text = v.as_str().unwrap_or_default();
+                self.retention_seconds = match text.trim() {
+                    "" | "none" | "off" => None,
+                    t => Some(
+                        parse_duration(t)
+                            .filter(|w| *w > 0.0)
+                            .ok_or_else(|| bad(format!("expected a duration like '90d' or 'none', found '{text}'")))?,
+                    ),
+                };
             }
             "min_window_traces" => {
                 if n < 0.0 {

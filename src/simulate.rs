@@ -220,13 +220,11 @@ pub fn simulate(p: &SimulateParams, dir: &Path) -> std::io::Result<SimulateRepor
                             dur += extra;
                             cpu_share *= 0.2;
                         }
-                        IncidentKind::DependencyOutage => {
-                            if here || rng.random::<f64>() < 0.3 {
-                                err_p = 0.004 + 0.6 * ramp;
-                                exc = ("ConnectionError", "connection refused by dependency");
-                                if rng.random::<f64>() < 0.5 {
-                                    dur = 2.0 + rng.random_range(0.0..0.05); // client timeout
-                                }
+                        IncidentKind::DependencyOutage if here || rng.random::<f64>() < 0.3 => {
+                            err_p = 0.004 + 0.6 * ramp;
+                            exc = ("ConnectionError", "connection refused by dependency");
+                            if rng.random::<f64>() < 0.5 {
+                                dur = 2.0 + rng.random_range(0.0..0.05); // client timeout
                             }
                         }
                         _ => {}

@@ -35,6 +35,16 @@ pub fn format_time(t: f64) -> String {
     }
 }
 
+/// `90d`, `2h`, `45m`, `30s`: the largest whole unit.
+pub fn format_duration(secs: f64) -> String {
+    for (unit, n) in [("d", 86400.0), ("h", 3600.0), ("m", 60.0)] {
+        if secs >= n && (secs / n).fract() == 0.0 {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

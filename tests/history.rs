@@ -302,3 +302,34 @@ fn a_killed_ingest_leaves_a_sound_database_with_every_finished_file() {
     assert_eq!(count(&d.join("h.db"), "shop"), 1530, "the finished file is all there");
     assert_eq!(count(&d.join("h.db"), "big"), 0, "the killed file left nothing");
 }
+
+#[test]
+fn the_shipped_history_ingests_and_labels_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/history");
+    for s in ["checkout", "search", "payments"] {
+        let f = data.join(format!("{s}.jsonl.gz"));
+        let o = ok(&pss(d, &["ingest", f.to_str().unwrap(), "--history", "h.db", "--service", s, "--window", "5m"]));
+        assert!(o.contains("inserted, 0 duplicates"), "{o}");
+    }
+    let inc = data.join("incidents.csv");
+    ok(&pss(d, &["incidents", "import", inc.to_str().unwrap(), "--history", "h.db"]));
+    let w = ok(&pss(d, &["windows", "--history", "h.db", "--service", "checkout", "--window", "5m"]));
+    let labeled = w.lines().filter(|l| l.contains("checkout-")).count();
+    assert!(labeled >= 10, "labeled windows: {labeled}");
+    assert_eq!(w.lines().count(), 1 + 576, "two days of 5-minute windows");
+}
+
+#[test]
+fn retention_prunes_automatically_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("old.jsonl"), "{\"trace_id\": \"a\", \"duration\": 1, \"timestamp\": 1000}\n").unwrap();
+    ok(&pss(d, &["ingest", "old.jsonl", "--history", "h.db", "--service", "s"]));
+    assert_eq!(count(&d.join("h.db"), "s"), 1, "no retention by default");
+    std::fs::write(d.join("pss.toml"), "[pss]\nretention = \"30d\"\n").unwrap();
+    let o = ok(&pss(d, &["ingest", "old.jsonl", "--history", "h.db", "--service", "s"]));
+    assert!(o.contains("retention (30d): pruned 1 traces"), "{o}");
+    assert_eq!(count(&d.join("h.db"), "s"), 0);
+}

@@ -126,6 +126,8 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
         .get("regression_threshold_drop")
         .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
         .unwrap_or(10.0);
+    // pypss's SQLiteStorage prunes run history older than 90 days on save.
+    store.prune_history(crate::store::sqlite::now() - 90.0 * 86400.0)?;
     let recent = store.history(limit, None, a.service.as_deref())?;
     let say = |s: &str| -> CmdResult {
         if a.format == OutputFormat::Text && a.output.is_none() {

@@ -111,6 +111,18 @@ pub fn ingest(a: IngestArgs) -> CmdResult {
             }
         }
     }
+    if let Some(age) = cfg.retention_seconds {
+        let r = store.prune(crate::store::sqlite::now() - age)?;
+        if r.traces + r.windows + r.history > 0 {
+            print(&format!(
+                "retention ({}): pruned {} traces, {} windows, {} history rows\n",
+                crate::timefmt::format_duration(age),
+                r.traces,
+                r.windows,
+                r.history
+            ))?;
+        }
+    }
     if !failed.is_empty() {
         return Err(Failure::input(format!(
             "{} of {} files failed: {}",

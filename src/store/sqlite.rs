@@ -179,6 +179,15 @@ impl SqliteStore {
         Ok(v.parse().unwrap_or(0))
     }
 
+    /// Deletes run history (only) older than `cutoff`, as pypss does on save.
+    pub fn prune_history(&mut self, cutoff: f64) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM pss_history WHERE timestamp < ?1", params![cutoff])
+            .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
     /// `PRAGMA integrity_check` result ("ok" when sound).
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| self.err(e))
