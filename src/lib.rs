@@ -14,4 +14,5 @@ pub mod simulate;
 pub mod store;
 pub mod timefmt;
 pub mod trace;
+pub mod tune;
 pub mod window;

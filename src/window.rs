@@ -40,11 +40,19 @@ pub struct Features {
     pub tag_entropy: f64,
     /// Mean event-loop lag of system traces (0 when none).
     pub lag_mean: f64,
+    /// Sample standard deviation of memory (pypss's `statistics.stdev`).
+    pub mem_std: f64,
+    /// Regular (non-system) traces with every value converted.
+    pub rows: f64,
+    /// Branching Entropy sub-score before rounding (it has no parameters).
+    pub be_raw: f64,
+    /// System traces with a lag reading.
+    pub lag_count: f64,
 }
 
 impl Features {
     /// Feature names, in the order of [`Features::values`].
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 21] = [
         "lat_mean",
         "lat_p50",
         "lat_p95",
@@ -62,10 +70,14 @@ impl Features {
         "tag_count",
         "tag_entropy",
         "lag_mean",
+        "mem_std",
+        "rows",
+        "be_raw",
+        "lag_count",
     ];
 
     /// Values in the order of [`Features::NAMES`].
-    pub fn values(&self) -> [f64; 17] {
+    pub fn values(&self) -> [f64; 21] {
         [
             self.lat_mean,
             self.lat_p50,
@@ -84,11 +96,15 @@ impl Features {
             self.tag_count,
             self.tag_entropy,
             self.lag_mean,
+            self.mem_std,
+            self.rows,
+            self.be_raw,
+            self.lag_count,
         ]
     }
 
     /// Builds from values in the order of [`Features::NAMES`].
-    pub fn from_values(v: &[f64; 17]) -> Features {
+    pub fn from_values(v: &[f64; 21]) -> Features {
         Features {
             lat_mean: v[0],
             lat_p50: v[1],
@@ -107,6 +123,10 @@ impl Features {
             tag_count: v[14],
             tag_entropy: v[15],
             lag_mean: v[16],
+            mem_std: v[17],
+            rows: v[18],
+            be_raw: v[19],
+            lag_count: v[20],
         }
     }
 }
@@ -177,7 +197,8 @@ pub fn features(c: &TraceColumns) -> Features {
             longest = longest.max(run);
         }
         f.error_longest_run = longest as f64;
-        f.wait_mean = c.wait_time.iter().sum::<f64>() / n as f64;
+        // Left to right, as Python's built-in sum (pypss's mean wait).
+        f.wait_mean = c.wait_time.iter().fold(0.0, |a, &b| a + b) / n as f64;
         f.wait_cv = cv_of(&c.wait_time);
         let mut counts = vec![0u64; c.tags.len()];
         for &t in &c.branch_tag {
@@ -200,7 +221,13 @@ pub fn features(c: &TraceColumns) -> Features {
     }
     let lags: Vec<f64> = c.sys_lag.iter().flatten().map(|l| l.as_f64()).collect();
     if !lags.is_empty() {
-        f.lag_mean = lags.iter().sum::<f64>() / lags.len() as f64;
+        // Left to right, as Python's built-in sum over floats.
+        f.lag_mean = lags.iter().fold(0.0, |a, &b| a + b) / lags.len() as f64;
+    }
+    f.lag_count = lags.len() as f64;
+    f.rows = c.stage.iter().filter(|&&s| s == crate::trace::Stage::Complete).count() as f64;
+    if c.memory.len() >= 2 {
+        f.mem_std = pystats::stdev(&c.memory).unwrap_or(0.0);
     }
     f
 }
@@ -250,7 +277,7 @@ pub fn score_window(
         ev: b.error_volatility,
         be: b.branching_entropy,
         cc: b.concurrency_chaos,
-        features: features(c),
+        features: Features { be_raw: s.raw.branching_entropy, ..features(c) },
     }
 }
 

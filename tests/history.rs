@@ -291,7 +291,12 @@ fn a_killed_ingest_leaves_a_sound_database_with_every_finished_file() {
         .args(["ingest", "big/checkout.jsonl", "--history", "h.db", "--service", "big"])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Wait until the ingest is writing (its WAL grows), then kill it.
+    let wal = d.join("h.db-wal");
+    let t0 = std::time::Instant::now();
+    while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 4 << 20 && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert!(!status.success(), "the ingest should have been killed mid-way; make the file bigger");

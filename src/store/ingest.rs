@@ -260,7 +260,7 @@ pub(crate) fn recompute_windows(
     let mut insert = tx.prepare(&format!(
         "INSERT INTO windows (service_id, module, seconds, start, {}) VALUES (?1, ?2, ?3, ?4, {})",
         super::sqlite::WINDOW_COLUMNS,
-        (5..=30).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+        (5..=34).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
     ))?;
     let mut written = 0u64;
     let mut emit = |win: &Window| -> rusqlite::Result<()> {

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS windows (
     mem_median REAL, mem_peak REAL, mem_slope REAL,
     error_rate REAL, error_vmr REAL, error_longest_run REAL,
     wait_mean REAL, wait_cv REAL, tag_count REAL, tag_entropy REAL, lag_mean REAL,
+    mem_std REAL, rows REAL, be_raw REAL, lag_count REAL,
     PRIMARY KEY (service_id, module, seconds, start)
 );
 CREATE TABLE IF NOT EXISTS incidents (
@@ -117,7 +118,8 @@ pub struct SqliteStore {
 /// Column list of the `windows` table after the key, in [`Features::NAMES`] order.
 pub(crate) const WINDOW_COLUMNS: &str = "traces, errors, too_small, pss, ts, ms, ev, be, cc, \
     lat_mean, lat_p50, lat_p95, lat_p99, lat_cv, tail_ratio, mem_median, mem_peak, mem_slope, \
-    error_rate, error_vmr, error_longest_run, wait_mean, wait_cv, tag_count, tag_entropy, lag_mean";
+    error_rate, error_vmr, error_longest_run, wait_mean, wait_cv, tag_count, tag_entropy, lag_mean, \
+    mem_std, rows, be_raw, lag_count";
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates a history database.
@@ -210,7 +212,7 @@ impl SqliteStore {
 
 /// Reads a window row (key columns first, then [`WINDOW_COLUMNS`]).
 pub(crate) fn window_from_row(service: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Window> {
-    let mut f = [0.0f64; 17];
+    let mut f = [0.0f64; 21];
     for (k, v) in f.iter_mut().enumerate() {
         *v = r.get::<_, Option<f64>>(12 + k)?.unwrap_or(0.0);
     }
