@@ -323,7 +323,7 @@ fn the_shipped_history_ingests_and_labels_windows() {
     let w = ok(&pss(d, &["windows", "--history", "h.db", "--service", "checkout", "--window", "5m"]));
     let labeled = w.lines().filter(|l| l.contains("checkout-")).count();
     assert!(labeled >= 10, "labeled windows: {labeled}");
-    assert_eq!(w.lines().count(), 1 + 576, "two days of 5-minute windows");
+    assert_eq!(w.lines().count(), 1 + 864, "three days of 5-minute windows");
 }
 
 #[test]
