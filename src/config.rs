@@ -143,6 +143,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("window", Kind::Str),
     ("min_window_traces", Kind::Int),
     ("retention", Kind::Str),
+    ("window_seconds", Kind::Number),
 ];
 
 /// The parameters of the five sub-scores and the PSS (pypss's names).
@@ -257,6 +258,8 @@ pub struct Config {
     pub retention_seconds: Option<f64>,
     /// pypss plugin modules named in the config (pss cannot load Python plugins).
     pub plugins: Vec<String>,
+    /// Bounds for `pss-tune`, from `[pss.tune_bounds]` (`alpha = [0.01, 5.0]`).
+    pub tune_bounds: Vec<(String, f64, f64)>,
     /// Every other pypss key that was set, kept as read.
     #[serde(skip)]
     pub other: BTreeMap<String, toml::Value>,
@@ -277,6 +280,7 @@ impl Default for Config {
             window_seconds: 60.0,
             min_window_traces: 10,
             retention_seconds: None,
+            tune_bounds: Vec::new(),
             plugins: Vec::new(),
             other: BTreeMap::new(),
             source: "defaults".into(),
@@ -381,6 +385,22 @@ impl Config {
     }
 
     fn set(&mut self, key: &str, v: toml::Value, file: &str) -> Result<(), ConfigError> {
+        if let Some(param) = key.strip_prefix("tune_bounds_") {
+            let pair = v.as_array().and_then(|a| {
+                let n = |x: &toml::Value| x.as_float().or_else(|| x.as_integer().map(|i| i as f64));
+                match a.as_slice() {
+                    [lo, hi] => Some((n(lo)?, n(hi)?)),
+                    _ => None,
+                }
+            });
+            let (lo, hi) = pair.ok_or_else(|| ConfigError::Invalid {
+                path: file.into(),
+                key: key.into(),
+                msg: "expected [low, high]".into(),
+            })?;
+            self.tune_bounds.push((param.to_string(), lo, hi));
+            return Ok(());
+        }
         let Some(&(_, kind)) = KEYS.iter().find(|(k, _)| *k == key) else {
             self.unknown_keys.push(key.to_string());
             return Ok(());
@@ -470,6 +490,12 @@ impl Config {
                             .ok_or_else(|| bad(format!("expected a duration like '90d' or 'none', found '{text}'")))?,
                     ),
                 };
+            }
+            "window_seconds" => {
+                if n <= 0.0 {
+                    return Err(bad(format!("must be positive, found {n}")));
+                }
+                self.window_seconds = n;
             }
             "min_window_traces" => {
                 if n < 0.0 {

@@ -8,6 +8,7 @@
 pub mod analyze;
 pub mod history;
 pub mod simulate;
+pub mod tune;
 
 use std::io::{self, Write};
 
@@ -117,6 +118,33 @@ where
         Command::Simulate(a) => simulate::run(a),
     };
     finish(res)
+}
+
+/// Parses arguments of `pss-tune`, runs it, and returns the exit code.
+pub fn run_pss_tune<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::Parser;
+    match tune::TuneArgs::try_parse_from(args) {
+        Ok(a) => finish(tune::run(a)),
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            code
+        }
+    }
+}
+
+/// `--from`/`--to` style times.
+pub fn history_time_arg(name: &str, v: &Option<String>) -> Result<Option<f64>, Failure> {
+    v.as_ref()
+        .map(|s| {
+            crate::timefmt::parse_time(s)
+                .ok_or_else(|| Failure::input(format!("--{name} '{s}': expected RFC 3339 or epoch seconds")))
+        })
+        .transpose()
 }
 
 /// Prints a failure and turns the result into an exit code.

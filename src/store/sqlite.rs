@@ -181,6 +181,24 @@ impl SqliteStore {
         Ok(v.parse().unwrap_or(0))
     }
 
+    /// Records a training run (tuning, detector training) and returns its id.
+    pub fn record_run(
+        &mut self,
+        kind: &str,
+        started: f64,
+        finished: f64,
+        params: &serde_json::Value,
+        metrics: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (kind, started, finished, params, metrics) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![kind, started, finished, params.to_string(), metrics.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
     /// Deletes run history (only) older than `cutoff`, as pypss does on save.
     pub fn prune_history(&mut self, cutoff: f64) -> Result<u64, StoreError> {
         let n = self

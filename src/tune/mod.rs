@@ -1,9 +1,15 @@
-//! Tuning the score against labeled incidents. So far: re-scoring stored
-//! windows under candidate parameters from their features, the alarm rule,
-//! and the alarm-quality metrics. The optimizer and `pss-tune` build on these.
+//! Tuning the score against labeled incidents: re-scoring stored windows
+//! under candidate parameters from their features, the alarm rule, the
+//! alarm-quality metrics, the search space, Bayesian optimization, the tuner
+//! and its outputs.
 
+pub mod bayes;
 pub mod metrics;
+pub mod output;
 pub mod rescore;
+pub mod space;
+pub mod tuner;
 
 pub use metrics::{evaluate, Judged, Metrics};
 pub use rescore::{alarms, rescore, Rescored};
+pub use tuner::{Objective, TuneData, TuneError, TuneParams, Tuned};

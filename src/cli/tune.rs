@@ -1,0 +1,336 @@
+//! `pss-tune`: the nightly job. Bayesian optimization of the score's weights
+//! and thresholds against labeled incidents in the history database.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, ValueEnum};
+
+use super::{print, CmdResult, Failure};
+use crate::config::{parse_duration, Config};
+use crate::store::{SqliteStore, Store};
+use crate::tune::output::{config_toml, convergence_svg, model_card, pr_svg, verdict};
+use crate::tune::space::{Candidate, Space};
+use crate::tune::tuner::SplitMetrics;
+use crate::tune::{Objective, TuneData, TuneError, TuneParams};
+
+/// `--objective` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectiveArg {
+    /// Window F1 of alarms against labeled windows.
+    F1,
+    /// Incident recall with a false-alarms-per-day penalty (--fa-weight).
+    Incident,
+    /// Average precision of the PSS as a ranking of labeled windows.
+    AucPr,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pss-tune",
+    version,
+    about = "Tune the Program Stability Score against labeled incidents (the nightly job)",
+    long_about = "Searches pypss's weights, sensitivities and thresholds, the per-metric alert thresholds and \
+alert_threshold_pss by Bayesian optimization (Gaussian process, expected improvement), so that an alarm \
+(PSS below alert_threshold_pss, or a sub-score below its alert threshold) means an incident. Trains on the \
+earlier part of the history, validates on the later part, and compares with the defaults and with random \
+search of the same budget.\n\nWrites the tuned config (loadable by `pss analyze --config` and by pypss), a \
+model card, a convergence plot and a PR curve, and records the run in the database.",
+    after_help = "Exit codes: 0 success; 2 usage or input error (no windows, no incidents, bad arguments); \
+75 another pss-tune run holds the lock on this database.\n\nExample (cron):\n  \
+pss-tune --history /var/lib/pss/history.db --service checkout --window 5m --promote-if-better"
+)]
+pub struct TuneArgs {
+    /// History database (from `pss ingest` and `pss incidents import`).
+    #[arg(long, value_name = "DB")]
+    pub history: PathBuf,
+    /// Service to tune (repeatable; default: every service in the database).
+    #[arg(long)]
+    pub service: Vec<String>,
+    /// Only windows from this time (RFC 3339 or epoch seconds).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only windows before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Window length to tune on (as ingested; default: config `window`, else 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
+    /// Fraction of the time range, the latest part, held out for validation.
+    #[arg(long, default_value_t = 0.3)]
+    pub validation: f64,
+    /// An alarm this long before an incident's start still catches it.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub lead: String,
+    /// What to maximize on the training part.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::F1)]
+    pub objective: ObjectiveArg,
+    /// For --objective incident: cost of one false alarm per day.
+    #[arg(long, default_value_t = 0.02)]
+    pub fa_weight: f64,
+    /// Evaluations (initial design included).
+    #[arg(long, default_value_t = 50)]
+    pub iterations: usize,
+    /// Random seed: the same seed and data give the same result.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Where to write the tuned config (default: models/<service>/pss-tuned.toml);
+    /// the model card and plots go beside it.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace the existing tuned config only when the new one scores better on
+    /// the same validation windows (else write `<name>.candidate.toml`).
+    #[arg(long)]
+    pub promote_if_better: bool,
+    /// Configuration file (`[pss.tune_bounds]` sets search bounds).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Exit code when another run holds the lock.
+pub const EXIT_LOCKED: i32 = 75;
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("pss-tuned");
+    path.with_file_name(format!("{stem}{suffix}"))
+}
+
+fn candidate_from(cfg: &Config) -> Candidate {
+    Candidate { score: cfg.score.clone(), alert: cfg.alert.clone() }
+}
+
+fn table(rows: &[(&str, &SplitMetrics)]) -> String {
+    let mut out = format!("{:<22}", "");
+    for split in ["train", "validation"] {
+        out += &format!(" | {:^29}", split);
+    }
+    out += &format!("\n{:<22}", "");
+    for _ in 0..2 {
+        out += " |";
+        for (name, _) in rows {
+            out += &format!(" {name:>9}");
+        }
+    }
+    out += &format!("\n{}\n", "-".repeat(22 + 2 * 32));
+    type Get = fn(&SplitMetrics, bool) -> String;
+    let m = |s: &SplitMetrics, v: bool| if v { s.validation } else { s.train };
+    let lines: [(&str, Get); 9] = [
+        ("objective", |s, v| format!("{:.3}", if v { s.validation_objective } else { s.train_objective })),
+        ("F1", |s, v| format!("{:.3}", if v { s.validation.f1 } else { s.train.f1 })),
+        ("precision", |s, v| format!("{:.3}", if v { s.validation.precision } else { s.train.precision })),
+        ("recall", |s, v| format!("{:.3}", if v { s.validation.recall } else { s.train.recall })),
+        ("AUC-PR", |s, v| format!("{:.3}", if v { s.validation.auc_pr } else { s.train.auc_pr })),
+        ("incidents caught", |s, v| {
+            let x = if v { s.validation } else { s.train };
+            format!("{}/{}", x.incidents_caught, x.incidents)
+        }),
+        ("false alarms / day", |s, v| format!("{:.1}", if v { s.validation } else { s.train }.false_alarms_per_day)),
+        ("median delay (min)", |s, v| match (if v { s.validation } else { s.train }).median_delay_s {
+            Some(d) => format!("{:.1}", d / 60.0),
+            None => "-".into(),
+        }),
+        ("alarms", |s, v| format!("{}", if v { s.validation } else { s.train }.alarms)),
+    ];
+    let _ = m;
+    for (label, get) in lines {
+        out += &format!("{label:<22}");
+        for v in [false, true] {
+            out += " |";
+            for (_, s) in rows {
+                out += &format!(" {:>9}", get(s, v));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs `pss-tune`.
+pub fn run(a: TuneArgs) -> CmdResult {
+    let started = crate::store::sqlite::now();
+    let cfg = Config::discover(a.config.as_deref())?;
+    let window = match &a.window {
+        None => cfg.window_seconds,
+        Some(s) => parse_duration(s)
+            .filter(|w| *w > 0.0)
+            .ok_or_else(|| Failure::input(format!("--window '{s}': expected a duration like 60s or 5m")))?,
+    };
+    let lead = parse_duration(&a.lead)
+        .ok_or_else(|| Failure::input(format!("--lead '{}': expected a duration like 10m", a.lead)))?;
+    if !a.history.is_file() {
+        return Err(Failure::input(format!(
+            "{}: no such history database (create it with pss ingest)",
+            a.history.display()
+        )));
+    }
+    // One run at a time per database: a lock file beside it.
+    let lock_path = PathBuf::from(format!("{}.pss-tune.lock", a.history.display()));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Failure::input(format!("{}: {e}", lock_path.display())))?;
+    if let Err(e) = lock.try_lock() {
+        return Err(Failure {
+            code: EXIT_LOCKED,
+            message: format!(
+                "another pss-tune run holds the lock on {} ({}: {e}); try again when it has finished",
+                a.history.display(),
+                lock_path.display()
+            ),
+        });
+    }
+    let mut store = SqliteStore::open(&a.history)?;
+    let services = if a.service.is_empty() { store.services()? } else { a.service.clone() };
+    let from = super::history_time_arg("from", &a.from)?;
+    let to = super::history_time_arg("to", &a.to)?;
+    let mut windows = Vec::new();
+    for s in &services {
+        windows.extend(store.windows(s, None, window, from, to)?);
+    }
+    let mut incidents = Vec::new();
+    for s in &services {
+        incidents.extend(store.incidents(Some(s))?);
+    }
+    if windows.is_empty() {
+        return Err(Failure::input(format!(
+            "no {window}s windows for {} in {}: ingest with --window {} first, or pass the --window you ingested with",
+            services.join(", "),
+            a.history.display(),
+            crate::timefmt::format_duration(window)
+        )));
+    }
+    let mut space = Space::default();
+    for (k, lo, hi) in &cfg.tune_bounds {
+        space.set_bounds(k, *lo, *hi).map_err(|e| Failure::input(format!("{}: {e}", cfg.source)))?;
+    }
+    let objective = match a.objective {
+        ObjectiveArg::F1 => Objective::F1,
+        ObjectiveArg::AucPr => Objective::AucPr,
+        ObjectiveArg::Incident => Objective::Incident { fa_weight: a.fa_weight },
+    };
+    let params = TuneParams {
+        objective,
+        iterations: a.iterations,
+        seed: a.seed,
+        validation: a.validation,
+        lead_seconds: lead,
+        space,
+    };
+    let tp = params.clone().check().map_err(|e: TuneError| Failure::input(e.to_string()))?;
+    let data = TuneData { windows, incidents };
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(a.iterations as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} evaluations, best {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut best = f64::NEG_INFINITY;
+    let tuned = tp
+        .fit(&data, &mut |_, v| {
+            best = best.max(v);
+            bar.set_message(format!("{best:.3}"));
+            bar.inc(1);
+        })
+        .map_err(|e| Failure::input(e.to_string()))?;
+    bar.finish_and_clear();
+
+    // Outputs.
+    let label = if services.len() == 1 { services[0].clone() } else { "all".to_string() };
+    let out = a.output.clone().unwrap_or_else(|| PathBuf::from("models").join(&label).join("pss-tuned.toml"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
+    }
+    let new_val = tuned.metrics_tuned.validation_objective;
+    let mut decision = serde_json::json!({ "promote_if_better": a.promote_if_better });
+    let promote = if a.promote_if_better && out.is_file() {
+        let active = Config::from_file(&out)?;
+        let active_val = tp.validation_objective(&data, &candidate_from(&active));
+        decision["active_validation_objective"] = active_val.into();
+        decision["new_validation_objective"] = new_val.into();
+        new_val > active_val
+    } else {
+        true
+    };
+    decision["promoted"] = promote.into();
+    let config_path = if promote { out.clone() } else { sibling(&out, ".candidate.toml") };
+    let verdict_text = verdict(&tuned, objective.name());
+    let header = format!(
+        "Tuned by pss-tune {} for {} on {} windows of {}s, objective {}, seed {}.\n{}",
+        env!("CARGO_PKG_VERSION"),
+        services.join(", "),
+        tuned.train_windows + tuned.validation_windows,
+        window,
+        objective.name(),
+        a.seed,
+        verdict_text
+    );
+    std::fs::write(&config_path, config_toml(&tuned.tuned, window, &header))
+        .map_err(|e| Failure::input(format!("{}: {e}", config_path.display())))?;
+    let card_path = sibling(&config_path, ".card.json");
+    let mut card = model_card(&tuned, &params, &services, window, &verdict_text);
+    card["decision"] = decision.clone();
+    card["config"] = config_path.display().to_string().into();
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card).expect("serializable") + "\n")
+        .map_err(|e| Failure::input(format!("{}: {e}", card_path.display())))?;
+    let conv_path = sibling(&config_path, ".convergence.svg");
+    let pr_path = sibling(&config_path, ".pr.svg");
+    convergence_svg(&tuned, objective.name(), &conv_path)
+        .map_err(|e| Failure::input(format!("{}: {e}", conv_path.display())))?;
+    pr_svg(&tuned, &pr_path).map_err(|e| Failure::input(format!("{}: {e}", pr_path.display())))?;
+    let finished = crate::store::sqlite::now();
+    let run_id = store.record_run(
+        "tune",
+        started,
+        finished,
+        &serde_json::json!({ "services": services, "objective": objective.name(), "iterations": a.iterations,
+            "seed": a.seed, "window_seconds": window, "validation": a.validation, "lead_seconds": lead }),
+        &serde_json::json!({ "tuned": tuned.metrics_tuned, "default": tuned.metrics_default,
+            "random_search": tuned.metrics_random, "decision": decision, "config": config_path.display().to_string() }),
+    )?;
+
+    let mut text = format!(
+        "pss-tune: {} ({} train + {} validation windows of {}s, {} incidents, {} evaluations, {:.1}s)\n\n",
+        services.join(", "),
+        tuned.train_windows,
+        tuned.validation_windows,
+        window,
+        data.incidents.len(),
+        a.iterations,
+        finished - started
+    );
+    text += &table(&[
+        ("default", &tuned.metrics_default),
+        ("tuned", &tuned.metrics_tuned),
+        ("random", &tuned.metrics_random),
+    ]);
+    text += &format!("\n{verdict_text}\n");
+    if a.promote_if_better {
+        match decision.get("active_validation_objective") {
+            Some(active) => {
+                text += &format!(
+                    "{}: validation {} {:.3} (new) vs {:.3} (active).\n",
+                    if promote { "Promoted" } else { "Kept the active config" },
+                    objective.name(),
+                    new_val,
+                    active.as_f64().unwrap_or(0.0)
+                )
+            }
+            None => text += "No active config yet: promoted.\n",
+        }
+    }
+    text += &format!(
+        "\nconfig:      {}\nmodel card:  {}\nconvergence: {}\nPR curve:    {}\nrun:         #{run_id} in {}\n",
+        config_path.display(),
+        card_path.display(),
+        conv_path.display(),
+        pr_path.display(),
+        a.history.display()
+    );
+    print(&text)
+}

@@ -1,0 +1,312 @@
+//! The tuner, in linfa's shape: `TuneParams { .. }.check()?.fit(&data)?`
+//! gives a [`Tuned`] result. It searches pypss's parameters and the alarm
+//! thresholds so that alarms (PSS or a sub-score below its threshold) match
+//! labeled incidents on the earlier part of the history, and reports every
+//! metric on the later part too, next to the defaults and to random search
+//! with the same budget.
+
+use serde::Serialize;
+
+use super::bayes::{maximize, random_search, Trial};
+use super::metrics::{evaluate, Judged, Metrics};
+use super::rescore::{alarms, rescore};
+use super::space::{Candidate, Space};
+use crate::config::{AlertParams, ScoreParams};
+use crate::store::{Incident, LabeledWindow};
+
+/// What the search maximizes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Window F1 of alarms against labeled windows.
+    F1,
+    /// Incident recall minus `fa_weight` per false alarm per day.
+    Incident { fa_weight: f64 },
+    /// Average precision of the PSS as a ranking of labeled windows.
+    AucPr,
+}
+
+impl Objective {
+    /// The objective's value for a set of metrics.
+    pub fn value(&self, m: &Metrics) -> f64 {
+        match *self {
+            Objective::F1 => m.f1,
+            Objective::Incident { fa_weight } => m.incident_recall - fa_weight * m.false_alarms_per_day,
+            Objective::AucPr => m.auc_pr,
+        }
+    }
+
+    /// Its name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Objective::F1 => "f1",
+            Objective::Incident { .. } => "incident",
+            Objective::AucPr => "auc-pr",
+        }
+    }
+}
+
+/// Why tuning cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    #[error("invalid tuning parameter: {0}")]
+    Params(String),
+    #[error("{0}")]
+    Data(String),
+}
+
+/// Tuning hyperparameters (checked by [`TuneParams::check`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct TuneParams {
+    pub objective: Objective,
+    pub iterations: usize,
+    pub seed: u64,
+    /// Fraction of the time range (the latest part) held out for validation.
+    pub validation: f64,
+    /// Seconds before an incident's start in which an alarm still catches it.
+    pub lead_seconds: f64,
+    pub space: Space,
+}
+
+impl Default for TuneParams {
+    fn default() -> Self {
+        TuneParams {
+            objective: Objective::F1,
+            iterations: 50,
+            seed: 7,
+            validation: 0.3,
+            lead_seconds: 600.0,
+            space: Space::default(),
+        }
+    }
+}
+
+/// Parameters that passed [`TuneParams::check`].
+#[derive(Debug, Clone)]
+pub struct CheckedTuneParams(TuneParams);
+
+impl TuneParams {
+    /// Validates the hyperparameters.
+    pub fn check(self) -> Result<CheckedTuneParams, TuneError> {
+        if self.iterations < 2 || self.iterations > 5000 {
+            return Err(TuneError::Params(format!("iterations must be 2 to 5000, got {}", self.iterations)));
+        }
+        if !(self.validation > 0.0 && self.validation < 0.9) {
+            return Err(TuneError::Params(format!("validation must be in (0, 0.9), got {}", self.validation)));
+        }
+        if !(self.lead_seconds >= 0.0 && self.lead_seconds.is_finite()) {
+            return Err(TuneError::Params(format!("lead must be a non-negative duration, got {}", self.lead_seconds)));
+        }
+        if let Objective::Incident { fa_weight } = self.objective {
+            if !(fa_weight >= 0.0 && fa_weight.is_finite()) {
+                return Err(TuneError::Params(format!("false-alarm weight must be >= 0, got {fa_weight}")));
+            }
+        }
+        Ok(CheckedTuneParams(self))
+    }
+}
+
+/// Windows (service level) and incidents to tune on.
+#[derive(Debug, Clone)]
+pub struct TuneData {
+    pub windows: Vec<LabeledWindow>,
+    pub incidents: Vec<Incident>,
+}
+
+/// Metrics of one configuration on both splits.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitMetrics {
+    pub train: Metrics,
+    pub validation: Metrics,
+    pub train_objective: f64,
+    pub validation_objective: f64,
+}
+
+/// Points of a precision–recall curve.
+pub type PrCurve = Vec<(f64, f64)>;
+
+/// The outcome of a search.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tuned {
+    pub tuned: Candidate,
+    pub random_best: Candidate,
+    pub default: Candidate,
+    pub metrics_tuned: SplitMetrics,
+    pub metrics_default: SplitMetrics,
+    pub metrics_random: SplitMetrics,
+    /// Best training AUC-PR after each evaluation of the ranking stage.
+    pub convergence_ranking: Vec<f64>,
+    /// Best train objective after each evaluation of the threshold stage.
+    pub convergence_bo: Vec<f64>,
+    /// The same for random search.
+    pub convergence_random: Vec<f64>,
+    /// Validation PR curves of the PSS ranking: (recall, precision).
+    pub pr_default: PrCurve,
+    pub pr_tuned: PrCurve,
+    /// Start of the validation part (epoch seconds).
+    pub split_at: f64,
+    pub range: (f64, f64),
+    pub train_windows: usize,
+    pub validation_windows: usize,
+}
+
+fn judge(ws: &[&LabeledWindow], c: &Candidate) -> Vec<Judged> {
+    ws.iter()
+        .map(|lw| {
+            let r = rescore(&lw.window, &c.score);
+            Judged {
+                start: lw.window.start,
+                seconds: lw.window.seconds,
+                alarm: alarms(&lw.window, &r, &c.alert),
+                labeled: lw.incident.is_some(),
+                skip: lw.window.too_small,
+                score: 1.0 - r.pss_raw,
+            }
+        })
+        .collect()
+}
+
+fn pr_curve(j: &[Judged]) -> PrCurve {
+    let mut v: Vec<(f64, bool)> = j.iter().filter(|w| !w.skip).map(|w| (w.score, w.labeled)).collect();
+    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let pos = v.iter().filter(|x| x.1).count().max(1);
+    let mut tp = 0;
+    let mut out = Vec::with_capacity(v.len());
+    for (k, (_, l)) in v.iter().enumerate() {
+        if *l {
+            tp += 1;
+        }
+        out.push((tp as f64 / pos as f64, tp as f64 / (k + 1) as f64));
+    }
+    out
+}
+
+impl CheckedTuneParams {
+    /// Runs the search. `on_trial(i, value)` is called after each evaluation.
+    pub fn fit(&self, data: &TuneData, on_trial: &mut dyn FnMut(usize, f64)) -> Result<Tuned, TuneError> {
+        let p = &self.0;
+        let mut ws: Vec<&LabeledWindow> = data.windows.iter().collect();
+        ws.sort_by(|a, b| a.window.start.total_cmp(&b.window.start));
+        let (Some(first), Some(last)) = (ws.first(), ws.last()) else {
+            return Err(TuneError::Data("no windows to tune on: ingest traces first (pss ingest)".into()));
+        };
+        let range = (first.window.start, last.window.start + last.window.seconds);
+        let split_at = range.0 + (1.0 - p.validation) * (range.1 - range.0);
+        let train: Vec<&LabeledWindow> = ws.iter().copied().filter(|w| w.window.start < split_at).collect();
+        let val: Vec<&LabeledWindow> = ws.iter().copied().filter(|w| w.window.start >= split_at).collect();
+        if !train.iter().any(|w| w.incident.is_some()) {
+            return Err(TuneError::Data(
+                "no labeled window in the training part: import incidents (pss incidents import) or lower --validation"
+                    .into(),
+            ));
+        }
+        let obj = p.objective;
+        let lead = p.lead_seconds;
+        let score_on = |ws: &[&LabeledWindow], c: &Candidate| {
+            let j = judge(ws, c);
+            let m = evaluate(&j, &data.incidents, lead);
+            (obj.value(&m), m)
+        };
+        let default = Candidate { score: ScoreParams::default(), alert: AlertParams::default() };
+        // The search must not buy precision by missing incidents: falling
+        // below the defaults' training incident recall costs five times the
+        // shortfall, more than any objective gain can pay back.
+        let floor = score_on(&train, &default).1.incident_recall;
+        let constrained = |ws: &[&LabeledWindow], c: &Candidate| {
+            let (v, m) = score_on(ws, c);
+            v - 5.0 * (floor - m.incident_recall).max(0.0)
+        };
+        let split = |c: &Candidate| {
+            let (to, tm) = score_on(&train, c);
+            let (vo, vm) = score_on(&val, c);
+            SplitMetrics { train: tm, validation: vm, train_objective: to, validation_objective: vo }
+        };
+        let full = p.space.encode(&default);
+        let dim = p.space.len();
+        // Two stages. The score's own parameters (weights, sensitivities)
+        // decide how windows rank by PSS: tuned first, for AUC-PR. The alarm
+        // thresholds then decide where that ranking is cut: tuned second, for
+        // the objective. Random search gets the same total budget, jointly.
+        let (rank_dims, cut_dims): (Vec<usize>, Vec<usize>) =
+            (0..dim).partition(|&i| !p.space.dims[i].key.starts_with("alert_threshold"));
+        let embed = |base: &[f64], dims: &[usize], sub: &[f64]| {
+            let mut u = base.to_vec();
+            for (k, &i) in dims.iter().enumerate() {
+                u[i] = sub[k];
+            }
+            u
+        };
+        let pick = |base: &[f64], dims: &[usize]| dims.iter().map(|&i| base[i]).collect::<Vec<f64>>();
+        let budget1 = (p.iterations / 2).max(2);
+        let budget2 = p.iterations.saturating_sub(budget1).max(2);
+        let mut auc = |sub: &[f64]| {
+            let c = p.space.decode(&embed(&full, &rank_dims, sub));
+            evaluate(&judge(&train, &c), &data.incidents, lead).auc_pr
+        };
+        let mut seen = 0usize;
+        let stage1 = maximize(rank_dims.len(), budget1, &[pick(&full, &rank_dims)], p.seed, &mut auc, &mut |_, v| {
+            on_trial(seen, v);
+            seen += 1;
+        });
+        let best_rank = stage1.iter().fold(&stage1[0], |a, b| if b.value > a.value { b } else { a }).x.clone();
+        let ranked = embed(&full, &rank_dims, &best_rank);
+        let mut cut = |sub: &[f64]| constrained(&train, &p.space.decode(&embed(&ranked, &cut_dims, sub)));
+        let stage2 =
+            maximize(cut_dims.len(), budget2, &[pick(&ranked, &cut_dims)], p.seed ^ 1, &mut cut, &mut |_, v| {
+                on_trial(seen, v);
+                seen += 1;
+            });
+        let bo: Vec<Trial> =
+            stage2.iter().map(|t| Trial { x: embed(&ranked, &cut_dims, &t.x), value: t.value }).collect();
+        let mut f = |u: &[f64]| constrained(&train, &p.space.decode(u));
+        let rs = random_search(dim, budget1 + budget2, &[full.clone()], p.seed, &mut f);
+        let best = |t: &[Trial]| t.iter().fold(&t[0], |a, b| if b.value > a.value { b } else { a }).x.clone();
+        let running = |t: &[Trial]| {
+            let mut m = f64::NEG_INFINITY;
+            t.iter()
+                .map(|x| {
+                    m = m.max(x.value);
+                    m
+                })
+                .collect::<Vec<_>>()
+        };
+        let convergence_ranking = running(&stage1);
+        let tuned = p.space.decode(&best(&bo));
+        let random_best = p.space.decode(&best(&rs));
+        Ok(Tuned {
+            metrics_tuned: split(&tuned),
+            metrics_default: split(&default),
+            metrics_random: split(&random_best),
+            pr_default: pr_curve(&judge(&val, &default)),
+            pr_tuned: pr_curve(&judge(&val, &tuned)),
+            convergence_ranking,
+            convergence_bo: running(&bo),
+            convergence_random: running(&rs),
+            tuned,
+            random_best,
+            default,
+            split_at,
+            range,
+            train_windows: train.len(),
+            validation_windows: val.len(),
+        })
+    }
+
+    /// The objective of a given configuration on the validation part of `data`
+    /// (to compare an active config with a new one on the same windows).
+    pub fn validation_objective(&self, data: &TuneData, c: &Candidate) -> f64 {
+        let p = &self.0;
+        let mut ws: Vec<&LabeledWindow> = data.windows.iter().collect();
+        ws.sort_by(|a, b| a.window.start.total_cmp(&b.window.start));
+        let (Some(first), Some(last)) = (ws.first(), ws.last()) else { return 0.0 };
+        let split_at =
+            first.window.start + (1.0 - p.validation) * (last.window.start + last.window.seconds - first.window.start);
+        let val: Vec<&LabeledWindow> = ws.into_iter().filter(|w| w.window.start >= split_at).collect();
+        p.objective.value(&evaluate(&judge(&val, c), &data.incidents, p.lead_seconds))
+    }
+
+    /// The hyperparameters.
+    pub fn params(&self) -> &TuneParams {
+        &self.0
+    }
+}
