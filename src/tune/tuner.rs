@@ -259,7 +259,7 @@ impl CheckedTuneParams {
         let bo: Vec<Trial> =
             stage2.iter().map(|t| Trial { x: embed(&ranked, &cut_dims, &t.x), value: t.value }).collect();
         let mut f = |u: &[f64]| constrained(&train, &p.space.decode(u));
-        let rs = random_search(dim, budget1 + budget2, &[full.clone()], p.seed, &mut f);
+        let rs = random_search(dim, budget1 + budget2, std::slice::from_ref(&full), p.seed, &mut f);
         let best = |t: &[Trial]| t.iter().fold(&t[0], |a, b| if b.value > a.value { b } else { a }).x.clone();
         let running = |t: &[Trial]| {
             let mut m = f64::NEG_INFINITY;
