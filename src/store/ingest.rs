@@ -167,7 +167,7 @@ impl Sink<'_> {
 impl TraceSink for Sink<'_> {
     fn trace(&mut self, t: &RawTrace<'_>) {
         self.seen += 1;
-        if self.seen % 65536 == 0 {
+        if self.seen.is_multiple_of(65536) {
             (self.progress)(self.seen);
         }
         if self.error.is_none() {

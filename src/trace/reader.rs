@@ -571,7 +571,7 @@ impl<'r> Feed<'r> {
     ) -> Result<u64, ReadError> {
         let mut n = 0u64;
         loop {
-            if n % 4096 == 0 && cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            if n.is_multiple_of(4096) && cancel.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(self.format_err("cancelled"));
             }
             match mode {
