@@ -59,8 +59,8 @@ fn trace(i: usize, extra: &str) -> String {
         0.001 + (i % 97) as f64 * 0.0007,
         (i % 11) as f64 * 0.0003,
         1_000_000 + (i * 37) % 50_000,
-        i % 29 == 0,
-        if i % 3 == 0 { "null".to_string() } else { format!("\"b{}\"", i % 4) },
+        i.is_multiple_of(29),
+        if i.is_multiple_of(3) { "null".to_string() } else { format!("\"b{}\"", i % 4) },
         extra
     )
 }
