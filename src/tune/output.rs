@@ -89,7 +89,7 @@ pub fn model_card(
             "default": split_json(&t.metrics_default),
             "random_search": split_json(&t.metrics_random),
         },
-        "convergence": { "bayesian": t.convergence_bo, "random_search": t.convergence_random },
+        "convergence": { "ranking_auc_pr": t.convergence_ranking, "bayesian": t.convergence_bo, "random_search": t.convergence_random },
         "verdict": verdict,
     })
 }
@@ -100,26 +100,32 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 pub fn convergence_svg(t: &Tuned, objective: &str, path: &Path) -> DrawResult {
     let root = SVGBackend::new(path, (640, 360)).into_drawing_area();
     root.fill(&WHITE)?;
-    let n = t.convergence_bo.len().max(t.convergence_random.len()).max(2);
+    // Bayesian optimization spends its first evaluations on the ranking
+    // (AUC-PR, not this objective): its line starts after them.
+    let offset = t.convergence_ranking.len();
+    let n = (offset + t.convergence_bo.len()).max(t.convergence_random.len()).max(2);
     let all = t.convergence_bo.iter().chain(&t.convergence_random);
     let lo = all.clone().copied().fold(f64::INFINITY, f64::min);
     let hi = all.copied().fold(f64::NEG_INFINITY, f64::max);
     let pad = ((hi - lo) * 0.1).max(1e-3);
     let mut chart = ChartBuilder::on(&root)
         .margin(12)
-        .caption(format!("Best training {objective} so far"), ("sans-serif", 16))
+        .caption(
+            format!("Best training {objective} so far (BO: evaluations 1–{offset} tune the ranking)"),
+            ("sans-serif", 14),
+        )
         .x_label_area_size(34)
         .y_label_area_size(56)
-        .build_cartesian_2d(1usize..n, (lo - pad)..(hi + pad))?;
+        .build_cartesian_2d(1usize..n + 1, (lo - pad)..(hi + pad))?;
     chart.configure_mesh().light_line_style(RGBColor(245, 245, 245)).x_desc("evaluations").y_desc(objective).draw()?;
     let blue = RGBColor(66, 133, 244);
     let grey = RGBColor(150, 150, 150);
     chart
         .draw_series(LineSeries::new(
-            t.convergence_bo.iter().enumerate().map(|(i, &v)| (i + 1, v)),
+            t.convergence_bo.iter().enumerate().map(|(i, &v)| (offset + i + 1, v)),
             blue.stroke_width(2),
         ))?
-        .label("Bayesian optimization")
+        .label("Bayesian optimization (thresholds)")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], blue.stroke_width(2)));
     chart
         .draw_series(LineSeries::new(

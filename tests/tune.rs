@@ -1,0 +1,152 @@
+//! `pss-tune` end to end on the shipped labeled history: quality against the
+//! defaults and random search, outputs, the lock, promotion, reproducibility.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn run(bin: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin).current_dir(dir).args(args).output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Ingests the shipped history (5-minute windows) and its incidents into `dir/h.db`.
+fn history(dir: &Path) -> PathBuf {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/history");
+    for s in ["checkout", "search", "payments"] {
+        let f = data.join(format!("{s}.jsonl.gz"));
+        ok(run(
+            env!("CARGO_BIN_EXE_pss"),
+            dir,
+            &["ingest", f.to_str().unwrap(), "--history", "h.db", "--service", s, "--window", "5m"],
+        ));
+    }
+    let inc = data.join("incidents.csv");
+    ok(run(env!("CARGO_BIN_EXE_pss"), dir, &["incidents", "import", inc.to_str().unwrap(), "--history", "h.db"]));
+    dir.join("h.db")
+}
+
+fn tune(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--history", "h.db", "--window", "5m", "--seed", "7", "-o", "models/pss-tuned.toml"];
+    args.extend_from_slice(extra);
+    run(env!("CARGO_BIN_EXE_pss-tune"), dir, &args)
+}
+
+#[test]
+fn tuned_beats_defaults_and_random_search_on_validation_without_missing_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    history(d);
+    let out = ok(tune(d, &[]));
+    assert!(out.contains("validation") && out.contains("model card"), "{out}");
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("models/pss-tuned.card.json")).unwrap()).unwrap();
+    let v = |who: &str, key: &str| card["metrics"][who]["validation"][key].as_f64().unwrap();
+    let caught = |who: &str| card["metrics"][who]["validation"]["incidents_caught"].as_u64().unwrap();
+    assert!(card["metrics"]["tuned"]["validation"]["incidents"].as_u64().unwrap() >= 3, "validation needs incidents");
+    for metric in ["f1", "auc_pr"] {
+        assert!(
+            v("tuned", metric) > v("default", metric),
+            "{metric}: tuned {} default {}",
+            v("tuned", metric),
+            v("default", metric)
+        );
+        assert!(
+            v("tuned", metric) > v("random_search", metric),
+            "{metric}: tuned {} random {}",
+            v("tuned", metric),
+            v("random_search", metric)
+        );
+    }
+    assert!(caught("tuned") >= caught("default"), "missed incidents: {} < {}", caught("tuned"), caught("default"));
+    // Precision and false alarms are reported next to recall.
+    assert!(v("tuned", "precision") > v("default", "precision"));
+    assert!(v("tuned", "false_alarms_per_day") < v("default", "false_alarms_per_day"));
+    for key in [
+        "schema_version",
+        "pss_version",
+        "seed",
+        "iterations",
+        "objective",
+        "window_seconds",
+        "data",
+        "parameters",
+        "verdict",
+    ] {
+        assert!(card.get(key).is_some(), "model card lacks {key}");
+    }
+    for f in ["pss-tuned.toml", "pss-tuned.convergence.svg", "pss-tuned.pr.svg"] {
+        assert!(d.join("models").join(f).is_file(), "{f}");
+    }
+    // The tuned config loads in pss analyze.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json");
+    let o = run(
+        env!("CARGO_BIN_EXE_pss"),
+        d,
+        &["analyze", sample.to_str().unwrap(), "--config", "models/pss-tuned.toml", "--format", "json"],
+    );
+    let s = ok(o);
+    assert!(serde_json::from_str::<Value>(&s).unwrap()["config_source"].as_str().unwrap().contains("pss-tuned.toml"));
+    // The run is recorded.
+    let c = rusqlite::Connection::open(d.join("h.db")).unwrap();
+    let n: i64 = c.query_row("SELECT COUNT(*) FROM runs WHERE kind = 'tune'", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn same_seed_same_config_and_promotion_needs_a_better_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    history(d);
+    ok(tune(d, &["--iterations", "20"]));
+    let first = std::fs::read_to_string(d.join("models/pss-tuned.toml")).unwrap();
+    let out = ok(tune(d, &["--iterations", "20", "--promote-if-better"]));
+    assert!(out.contains("Kept the active config"), "{out}");
+    let candidate = std::fs::read_to_string(d.join("models/pss-tuned.candidate.toml")).unwrap();
+    assert_eq!(first, candidate, "same seed and data give the same config");
+    assert_eq!(first, std::fs::read_to_string(d.join("models/pss-tuned.toml")).unwrap(), "active config untouched");
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("models/pss-tuned.candidate.card.json")).unwrap())
+            .unwrap();
+    assert_eq!(card["decision"]["promoted"], Value::Bool(false));
+    assert!(card["decision"]["active_validation_objective"].is_number());
+}
+
+#[test]
+fn a_second_run_waits_for_none_it_exits_75() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    history(d);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(d.join("h.db.pss-tune.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let o = tune(d, &[]);
+    assert_eq!(o.status.code(), Some(75), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another pss-tune run"));
+    drop(lock);
+    ok(tune(d, &["--iterations", "10"]));
+}
+
+#[test]
+fn bad_input_is_exit_2_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = tune(d, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such history database"));
+    history(d);
+    let o = run(env!("CARGO_BIN_EXE_pss-tune"), d, &["--history", "h.db", "--window", "1m"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no 60s windows"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(env!("CARGO_BIN_EXE_pss-tune"), d, &["--history", "h.db", "--window", "5m", "--validation", "0.95"]);
+    assert_eq!(o.status.code(), Some(2));
+}
