@@ -150,3 +150,26 @@ fn bad_input_is_exit_2_with_a_reason() {
     let o = run(env!("CARGO_BIN_EXE_pss-tune"), d, &["--history", "h.db", "--window", "5m", "--validation", "0.95"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn pypss_objective_tunes_a_baseline_without_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json");
+    let s = sample.to_str().unwrap();
+    let out = ok(run(
+        env!("CARGO_BIN_EXE_pss-tune"),
+        d,
+        &["--objective", "pypss", "--baseline", s, "--iterations", "16", "-o", "b/pss-tuned.toml"],
+    ));
+    assert!(out.contains("pypss loss"), "{out}");
+    let card: Value = serde_json::from_str(&std::fs::read_to_string(d.join("b/pss-tuned.card.json")).unwrap()).unwrap();
+    let loss = |k: &str| card["loss"][k].as_f64().unwrap();
+    assert!(loss("tuned") <= loss("default"), "tuned {} default {}", loss("tuned"), loss("default"));
+    assert!(loss("tuned") <= loss("random_search"));
+    // The config loads in pss analyze.
+    ok(run(env!("CARGO_BIN_EXE_pss"), d, &["analyze", s, "--config", "b/pss-tuned.toml"]));
+    // --baseline belongs to the pypss objective.
+    let o = run(env!("CARGO_BIN_EXE_pss-tune"), d, &["--history", "x.db", "--baseline", s]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -23,6 +23,8 @@ pub enum ObjectiveArg {
     Incident,
     /// Average precision of the PSS as a ranking of labeled windows.
     AucPr,
+    /// pypss 1.3.1's own loss with its fault injector, on --baseline FILE (no labels needed).
+    Pypss,
 }
 
 #[derive(Parser, Debug)]
@@ -42,8 +44,11 @@ pss-tune --history /var/lib/pss/history.db --service checkout --window 5m --prom
 )]
 pub struct TuneArgs {
     /// History database (from `pss ingest` and `pss incidents import`).
-    #[arg(long, value_name = "DB")]
-    pub history: PathBuf,
+    #[arg(long, value_name = "DB", required_unless_present = "baseline")]
+    pub history: Option<PathBuf>,
+    /// Healthy trace file for --objective pypss (as `pypss tune --baseline`).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<String>,
     /// Service to tune (repeatable; default: every service in the database).
     #[arg(long)]
     pub service: Vec<String>,
@@ -149,6 +154,13 @@ fn table(rows: &[(&str, &SplitMetrics)]) -> String {
 pub fn run(a: TuneArgs) -> CmdResult {
     let started = crate::store::sqlite::now();
     let cfg = Config::discover(a.config.as_deref())?;
+    if a.objective == ObjectiveArg::Pypss {
+        return run_pypss(&a, &cfg, started);
+    }
+    if a.baseline.is_some() {
+        return Err(Failure::input("--baseline goes with --objective pypss"));
+    }
+    let history = a.history.clone().ok_or_else(|| Failure::input("--history DB is required"))?;
     let window = match &a.window {
         None => cfg.window_seconds,
         Some(s) => parse_duration(s)
@@ -157,14 +169,14 @@ pub fn run(a: TuneArgs) -> CmdResult {
     };
     let lead = parse_duration(&a.lead)
         .ok_or_else(|| Failure::input(format!("--lead '{}': expected a duration like 10m", a.lead)))?;
-    if !a.history.is_file() {
+    if !history.is_file() {
         return Err(Failure::input(format!(
             "{}: no such history database (create it with pss ingest)",
-            a.history.display()
+            history.display()
         )));
     }
     // One run at a time per database: a lock file beside it.
-    let lock_path = PathBuf::from(format!("{}.pss-tune.lock", a.history.display()));
+    let lock_path = PathBuf::from(format!("{}.pss-tune.lock", history.display()));
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -176,12 +188,12 @@ pub fn run(a: TuneArgs) -> CmdResult {
             code: EXIT_LOCKED,
             message: format!(
                 "another pss-tune run holds the lock on {} ({}: {e}); try again when it has finished",
-                a.history.display(),
+                history.display(),
                 lock_path.display()
             ),
         });
     }
-    let mut store = SqliteStore::open(&a.history)?;
+    let mut store = SqliteStore::open(&history)?;
     let services = if a.service.is_empty() { store.services()? } else { a.service.clone() };
     let from = super::history_time_arg("from", &a.from)?;
     let to = super::history_time_arg("to", &a.to)?;
@@ -197,7 +209,7 @@ pub fn run(a: TuneArgs) -> CmdResult {
         return Err(Failure::input(format!(
             "no {window}s windows for {} in {}: ingest with --window {} first, or pass the --window you ingested with",
             services.join(", "),
-            a.history.display(),
+            history.display(),
             crate::timefmt::format_duration(window)
         )));
     }
@@ -209,6 +221,7 @@ pub fn run(a: TuneArgs) -> CmdResult {
         ObjectiveArg::F1 => Objective::F1,
         ObjectiveArg::AucPr => Objective::AucPr,
         ObjectiveArg::Incident => Objective::Incident { fa_weight: a.fa_weight },
+        ObjectiveArg::Pypss => unreachable!("handled above"),
     };
     let params = TuneParams {
         objective,
@@ -330,7 +343,142 @@ pub fn run(a: TuneArgs) -> CmdResult {
         card_path.display(),
         conv_path.display(),
         pr_path.display(),
-        a.history.display()
+        history.display()
     );
     print(&text)
+}
+
+/// `--objective pypss --baseline FILE`: pypss's own tuning, seeded and faster.
+fn run_pypss(a: &TuneArgs, cfg: &Config, started: f64) -> CmdResult {
+    use crate::tune::bayes::{maximize, random_search};
+    use crate::tune::pypss_loss::{fault_sets, loss, pypss_space, LossReport};
+    let baseline = a
+        .baseline
+        .as_ref()
+        .ok_or_else(|| Failure::input("--objective pypss needs --baseline FILE (a healthy trace file)"))?;
+    if a.iterations < 2 {
+        return Err(Failure::input("--iterations must be at least 2"));
+    }
+    let (cols, _) = crate::trace::read_all(
+        &[crate::trace::Source::from_arg(baseline)],
+        &cfg.unknown_module,
+        crate::trace::ColumnOptions { timestamps: false, names: false },
+    )?;
+    if cols.len() < 2 {
+        return Err(Failure::input(format!("{baseline}: fewer than two traces; cannot tune")));
+    }
+    let sets = fault_sets(&cols, a.seed);
+    let space = pypss_space();
+    let to_params = |u: &[f64]| {
+        let c = space.decode(u);
+        ScoreParamsWith { base: cfg.score.clone(), tuned: c.score }.merged()
+    };
+    let mut f = |u: &[f64]| -loss(&sets, &to_params(u));
+    let default_c = Candidate { score: cfg.score.clone(), alert: cfg.alert.clone() };
+    let start = vec![space.encode(&default_c)];
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(a.iterations as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let bo = maximize(space.len(), a.iterations, &start, a.seed, &mut f, &mut |_, _| bar.inc(1));
+    bar.finish_and_clear();
+    let rs = random_search(space.len(), a.iterations, &start, a.seed, &mut f);
+    let best =
+        |t: &[crate::tune::bayes::Trial]| t.iter().fold(&t[0], |x, y| if y.value > x.value { y } else { x }).x.clone();
+    let tuned = to_params(&best(&bo));
+    let report = LossReport {
+        default: loss(&sets, &cfg.score),
+        tuned: loss(&sets, &tuned),
+        random_search: loss(&sets, &to_params(&best(&rs))),
+    };
+    let out = a.output.clone().unwrap_or_else(|| PathBuf::from("models").join("baseline").join("pss-tuned.toml"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
+    }
+    let cand = Candidate { score: tuned.clone(), alert: cfg.alert.clone() };
+    let header = format!(
+        "Tuned by pss-tune {} with pypss's objective on {baseline} ({} traces), seed {}: loss {:.1} (defaults {:.1}).",
+        env!("CARGO_PKG_VERSION"),
+        sets.traces,
+        a.seed,
+        report.tuned,
+        report.default
+    );
+    std::fs::write(&out, config_toml(&cand, cfg.window_seconds, &header))
+        .map_err(|e| Failure::input(format!("{}: {e}", out.display())))?;
+    let card_path = sibling(&out, ".card.json");
+    let card = serde_json::json!({
+        "schema_version": crate::tune::output::CARD_SCHEMA_VERSION,
+        "kind": "pss-tuned-config",
+        "pss_version": env!("CARGO_PKG_VERSION"),
+        "objective": "pypss",
+        "baseline": baseline,
+        "traces": sets.traces,
+        "iterations": a.iterations,
+        "seed": a.seed,
+        "bounds": space.dims,
+        "parameters": { "tuned": tuned, "default": cfg.score },
+        "loss": report,
+        "convergence": {
+            "bayesian": bo.iter().scan(f64::INFINITY, |m, t| { *m = m.min(-t.value); Some(*m) }).collect::<Vec<_>>(),
+            "random_search": rs.iter().scan(f64::INFINITY, |m, t| { *m = m.min(-t.value); Some(*m) }).collect::<Vec<_>>(),
+        },
+    });
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card).expect("serializable") + "\n")
+        .map_err(|e| Failure::input(format!("{}: {e}", card_path.display())))?;
+    let secs = crate::store::sqlite::now() - started;
+    print(&format!(
+        "pss-tune (pypss objective): {} baseline traces, 4 injected faults, {} evaluations, {secs:.2}s\n\n\
+         {:<16} {:>12}\n{:<16} {:>12.2}\n{:<16} {:>12.2}\n{:<16} {:>12.2}\n\n\
+         alpha {:.2}, beta {:.2}, gamma {:.2}, mem_spike_threshold_ratio {:.2}, concurrency_wait_threshold {:.4}\n\
+         weights ts {:.2} ms {:.2} ev {:.2} be {:.2} cc {:.2}\n\nconfig:     {}\nmodel card: {}\n",
+        sets.traces,
+        a.iterations,
+        "",
+        "pypss loss",
+        "default",
+        report.default,
+        "tuned",
+        report.tuned,
+        "random search",
+        report.random_search,
+        tuned.alpha,
+        tuned.beta,
+        tuned.gamma,
+        tuned.mem_spike_threshold_ratio,
+        tuned.concurrency_wait_threshold,
+        tuned.w_ts,
+        tuned.w_ms,
+        tuned.w_ev,
+        tuned.w_be,
+        tuned.w_cc,
+        out.display(),
+        card_path.display()
+    ))
+}
+
+/// The configured parameters with the ten pypss tunes replaced.
+struct ScoreParamsWith {
+    base: crate::config::ScoreParams,
+    tuned: crate::config::ScoreParams,
+}
+
+impl ScoreParamsWith {
+    fn merged(self) -> crate::config::ScoreParams {
+        let t = self.tuned;
+        crate::config::ScoreParams {
+            w_ts: t.w_ts,
+            w_ms: t.w_ms,
+            w_ev: t.w_ev,
+            w_be: t.w_be,
+            w_cc: t.w_cc,
+            alpha: t.alpha,
+            beta: t.beta,
+            gamma: t.gamma,
+            mem_spike_threshold_ratio: t.mem_spike_threshold_ratio,
+            concurrency_wait_threshold: t.concurrency_wait_threshold,
+            ..self.base
+        }
+    }
 }

@@ -6,6 +6,7 @@
 pub mod bayes;
 pub mod metrics;
 pub mod output;
+pub mod pypss_loss;
 pub mod rescore;
 pub mod space;
 pub mod tuner;

@@ -16,6 +16,8 @@ pub struct Rescored {
     pub breakdown: [f64; 5],
     /// The weighted PSS before clamping and rounding (0–1), for ranking.
     pub pss_raw: f64,
+    /// ts, ms, ev, be, cc before rounding.
+    pub raw: [f64; 5],
 }
 
 #[inline]
@@ -28,7 +30,7 @@ pub fn rescore(w: &Window, p: &ScoreParams) -> Rescored {
     let f = &w.features;
     let n = f.rows;
     if n == 0.0 && f.lag_count == 0.0 {
-        return Rescored { pss: 0.0, breakdown: [0.0; 5], pss_raw: 0.0 };
+        return Rescored { pss: 0.0, breakdown: [0.0; 5], pss_raw: 0.0, raw: [0.0; 5] };
     }
     // Timing: p50/p95 are stored for the default tail percentile (94).
     let ts =
@@ -82,7 +84,7 @@ pub fn rescore(w: &Window, p: &ScoreParams) -> Rescored {
         raw /= total;
     }
     let pss = py_round(0.0f64.max(raw.min(1.0)) * 100.0);
-    Rescored { pss, breakdown: [ts, ms, ev, be, cc].map(py_round2), pss_raw: raw }
+    Rescored { pss, breakdown: [ts, ms, ev, be, cc].map(py_round2), pss_raw: raw, raw: [ts, ms, ev, be, cc] }
 }
 
 /// The alarm rule (one definition for tuning, evaluation, reports and
@@ -152,12 +154,12 @@ mod tests {
             cc: 0.0,
             features: Default::default(),
         };
-        let r = Rescored { pss: 80.0, breakdown: [0.9, 0.9, 0.79, 0.9, 0.9], pss_raw: 0.8 };
+        let r = Rescored { pss: 80.0, breakdown: [0.9, 0.9, 0.79, 0.9, 0.9], pss_raw: 0.8, raw: [0.9; 5] };
         let a = AlertParams::default();
         assert!(alarms(&w, &r, &a), "ev 0.79 < 0.80");
         let off = AlertParams { ev: 0.0, ..AlertParams::default() };
         assert!(!alarms(&w, &r, &off), "a zero threshold disables the rule");
-        let low = Rescored { pss: 59.0, breakdown: [1.0; 5], pss_raw: 0.59 };
+        let low = Rescored { pss: 59.0, breakdown: [1.0; 5], pss_raw: 0.59, raw: [1.0; 5] };
         assert!(alarms(&w, &low, &off));
         w.too_small = true;
         assert!(!alarms(&w, &low, &off), "too small never alarms");
