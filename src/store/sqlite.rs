@@ -132,8 +132,23 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         // WAL lets readers run beside a writer; NORMAL sync is durable at
-        // each commit in WAL mode for everything but power loss.
-        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
+        // each commit in WAL mode for everything but power loss. Switching a
+        // new file to WAL can report "busy" without waiting while another
+        // process creates it at the same moment: retry for a while.
+        let mut tries = 0;
+        loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+                Ok(_) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                        && tries < 300 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(err)?;
         let mut store = SqliteStore { conn, path: name };
         store.migrate()?;
