@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod detect;
 pub mod diagnose;
 pub mod report;
 pub mod score;

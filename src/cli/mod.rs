@@ -6,6 +6,7 @@
 //! 2 usage or input error; 75 another run holds the lock.
 
 pub mod analyze;
+pub mod detect;
 pub mod history;
 pub mod simulate;
 pub mod tune;
@@ -75,6 +76,8 @@ pub enum Command {
     Windows(history::WindowsArgs),
     /// Delete history older than a given age.
     Prune(history::PruneArgs),
+    /// Anomaly detectors (so far: `series`, a causal streaming detector for metric series).
+    Detect(detect::DetectArgs),
     /// Write a simulated labeled history: traces of a few services with injected incidents.
     Simulate(simulate::SimulateArgs),
 }
@@ -116,6 +119,7 @@ where
         Command::Windows(a) => history::windows(a),
         Command::Prune(a) => history::prune(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Detect(a) => detect::run(a),
     };
     finish(res)
 }

@@ -1,0 +1,348 @@
+//! Isolation forest (Liu, Ting & Zhou 2008) and its extended variant with
+//! random hyperplane cuts (Hariri, Kind & Brunner 2018), on `ndarray`.
+//!
+//! Written here: the Rust crates for it are either unmaintained or lack the
+//! extended variant and seeding; the algorithm is short. Shape as in linfa:
+//! `IsolationForestParams { .. }.check()?.fit(&x)?` gives an
+//! [`IsolationForest`] whose `score` is the standard anomaly score
+//! `s(x) = 2^(−E[h(x)] / c(ψ))` in (0, 1), higher = more anomalous.
+
+use ndarray::{ArrayView1, ArrayView2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsolationForestParams {
+    pub n_estimators: usize,
+    /// Subsample size ψ per tree (256 in the paper).
+    pub max_samples: usize,
+    /// Expected share of anomalies; sets the decision threshold when given.
+    pub contamination: Option<f64>,
+    /// Random hyperplane cuts instead of axis-parallel ones.
+    pub extended: bool,
+    pub seed: u64,
+}
+
+impl Default for IsolationForestParams {
+    fn default() -> Self {
+        IsolationForestParams { n_estimators: 100, max_samples: 256, contamination: None, extended: false, seed: 7 }
+    }
+}
+
+/// Invalid hyperparameters or data.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ForestError {
+    #[error("invalid isolation forest parameter: {0}")]
+    Params(String),
+    #[error("cannot fit: {0}")]
+    Data(String),
+}
+
+/// Hyperparameters that passed [`IsolationForestParams::check`].
+#[derive(Debug, Clone)]
+pub struct CheckedParams(IsolationForestParams);
+
+impl IsolationForestParams {
+    /// Validates the hyperparameters.
+    pub fn check(self) -> Result<CheckedParams, ForestError> {
+        if self.n_estimators == 0 || self.n_estimators > 10_000 {
+            return Err(ForestError::Params(format!("n_estimators must be 1 to 10000, got {}", self.n_estimators)));
+        }
+        if self.max_samples < 2 {
+            return Err(ForestError::Params(format!("max_samples must be at least 2, got {}", self.max_samples)));
+        }
+        if let Some(c) = self.contamination {
+            if !(c > 0.0 && c <= 0.5) {
+                return Err(ForestError::Params(format!("contamination must be in (0, 0.5], got {c}")));
+            }
+        }
+        Ok(CheckedParams(self))
+    }
+}
+
+/// One node of a tree, in a flat array.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Node {
+    /// Axis-parallel cut: `x[feature] < split` goes left.
+    Axis {
+        feature: usize,
+        split: f64,
+        left: u32,
+        right: u32,
+    },
+    /// Hyperplane cut: `(x − point) · normal <= 0` goes left.
+    Plane {
+        normal: Vec<f64>,
+        offset: f64,
+        left: u32,
+        right: u32,
+    },
+    Leaf {
+        size: u32,
+    },
+}
+
+/// A fitted forest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsolationForest {
+    pub params: IsolationForestParams,
+    trees: Vec<Vec<Node>>,
+    /// ψ actually used.
+    psi: usize,
+    /// Score above which a point is an anomaly (from `contamination`).
+    pub threshold: Option<f64>,
+    pub n_features: usize,
+}
+
+/// Average path length of an unsuccessful BST search among `n` points.
+pub fn c(n: f64) -> f64 {
+    if n > 2.0 {
+        2.0 * ((n - 1.0).ln() + 0.577_215_664_901_532_9) - 2.0 * (n - 1.0) / n
+    } else if n > 1.0 {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.random::<f64>().max(1e-300);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+fn build(
+    x: &ArrayView2<'_, f64>,
+    idx: &mut [usize],
+    depth: usize,
+    limit: usize,
+    extended: bool,
+    rng: &mut ChaCha8Rng,
+    nodes: &mut Vec<Node>,
+) -> u32 {
+    let me = nodes.len() as u32;
+    nodes.push(Node::Leaf { size: idx.len() as u32 });
+    if depth >= limit || idx.len() <= 1 {
+        return me;
+    }
+    let d = x.ncols();
+    let (goes_left, node): (Vec<bool>, Node) = if extended {
+        let mut lo = vec![f64::INFINITY; d];
+        let mut hi = vec![f64::NEG_INFINITY; d];
+        for &i in idx.iter() {
+            for k in 0..d {
+                lo[k] = lo[k].min(x[[i, k]]);
+                hi[k] = hi[k].max(x[[i, k]]);
+            }
+        }
+        if lo.iter().zip(&hi).all(|(a, b)| a >= b) {
+            return me; // all points equal
+        }
+        let normal: Vec<f64> = (0..d).map(|k| if hi[k] > lo[k] { gaussian(rng) } else { 0.0 }).collect();
+        let point: Vec<f64> = (0..d).map(|k| lo[k] + rng.random::<f64>() * (hi[k] - lo[k])).collect();
+        let offset: f64 = normal.iter().zip(&point).map(|(n, p)| n * p).sum();
+        let side = idx.iter().map(|&i| (0..d).map(|k| x[[i, k]] * normal[k]).sum::<f64>() <= offset).collect();
+        (side, Node::Plane { normal, offset, left: 0, right: 0 })
+    } else {
+        // A random feature that is not constant here.
+        let mut feats: Vec<usize> = (0..d).collect();
+        let mut chosen = None;
+        while !feats.is_empty() {
+            let k = feats.swap_remove(rng.random_range(0..feats.len()));
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for &i in idx.iter() {
+                lo = lo.min(x[[i, k]]);
+                hi = hi.max(x[[i, k]]);
+            }
+            if hi > lo {
+                chosen = Some((k, lo, hi));
+                break;
+            }
+        }
+        let Some((k, lo, hi)) = chosen else { return me };
+        let split = lo + rng.random::<f64>() * (hi - lo);
+        let side = idx.iter().map(|&i| x[[i, k]] < split).collect();
+        (side, Node::Axis { feature: k, split, left: 0, right: 0 })
+    };
+    // Partition idx in place by side.
+    let mut l: Vec<usize> = Vec::new();
+    let mut r: Vec<usize> = Vec::new();
+    for (j, &i) in idx.iter().enumerate() {
+        if goes_left[j] {
+            l.push(i)
+        } else {
+            r.push(i)
+        }
+    }
+    let nl = l.len();
+    idx[..nl].copy_from_slice(&l);
+    idx[nl..].copy_from_slice(&r);
+    let (li, ri) = idx.split_at_mut(nl);
+    let left = build(x, li, depth + 1, limit, extended, rng, nodes);
+    let right = build(x, ri, depth + 1, limit, extended, rng, nodes);
+    nodes[me as usize] = match node {
+        Node::Axis { feature, split, .. } => Node::Axis { feature, split, left, right },
+        Node::Plane { normal, offset, .. } => Node::Plane { normal, offset, left, right },
+        leaf => leaf,
+    };
+    me
+}
+
+impl CheckedParams {
+    /// Fits on the rows of `x` (samples × features).
+    pub fn fit(&self, x: &ArrayView2<'_, f64>) -> Result<IsolationForest, ForestError> {
+        let p = &self.0;
+        let n = x.nrows();
+        if n < 2 {
+            return Err(ForestError::Data(format!("need at least 2 samples, got {n}")));
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(ForestError::Data("the data holds NaN or infinite values".into()));
+        }
+        let psi = p.max_samples.min(n);
+        let limit = (psi as f64).log2().ceil() as usize;
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+        let mut trees = Vec::with_capacity(p.n_estimators);
+        let mut all: Vec<usize> = (0..n).collect();
+        for _ in 0..p.n_estimators {
+            // Subsample without replacement (partial Fisher–Yates).
+            for i in 0..psi {
+                let j = rng.random_range(i..n);
+                all.swap(i, j);
+            }
+            let mut idx = all[..psi].to_vec();
+            let mut nodes = Vec::new();
+            build(x, &mut idx, 0, limit, p.extended, &mut rng, &mut nodes);
+            trees.push(nodes);
+        }
+        let mut forest = IsolationForest { params: p.clone(), trees, psi, threshold: None, n_features: x.ncols() };
+        if let Some(cont) = p.contamination {
+            let mut s = forest.score(x);
+            s.sort_by(|a, b| b.total_cmp(a));
+            let k = ((cont * n as f64).ceil() as usize).clamp(1, n) - 1;
+            forest.threshold = Some(s[k]);
+        }
+        Ok(forest)
+    }
+}
+
+impl IsolationForest {
+    fn path_length(&self, tree: &[Node], x: ArrayView1<'_, f64>) -> f64 {
+        let mut i = 0usize;
+        let mut depth = 0.0;
+        loop {
+            match &tree[i] {
+                Node::Leaf { size } => return depth + c(*size as f64),
+                Node::Axis { feature, split, left, right } => {
+                    i = if x[*feature] < *split { *left } else { *right } as usize;
+                }
+                Node::Plane { normal, offset, left, right } => {
+                    let dot: f64 = normal.iter().zip(x.iter()).map(|(n, v)| n * v).sum();
+                    i = if dot <= *offset { *left } else { *right } as usize;
+                }
+            }
+            depth += 1.0;
+        }
+    }
+
+    /// Anomaly scores of the rows of `x`, in (0, 1].
+    pub fn score(&self, x: &ArrayView2<'_, f64>) -> Vec<f64> {
+        let cn = c(self.psi as f64);
+        x.axis_iter(Axis(0))
+            .map(|row| {
+                let mean = self.trees.iter().map(|t| self.path_length(t, row)).sum::<f64>() / self.trees.len() as f64;
+                2f64.powf(-mean / cn)
+            })
+            .collect()
+    }
+
+    /// Whether each row scores above the contamination threshold.
+    pub fn predict(&self, x: &ArrayView2<'_, f64>) -> Option<Vec<bool>> {
+        let t = self.threshold?;
+        Some(self.score(x).into_iter().map(|s| s >= t).collect())
+    }
+}
+
+/// ROC AUC of `scores` against boolean labels (ties count half).
+pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut v: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let pos = labels.iter().filter(|&&l| l).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return 0.5;
+    }
+    // Sum of ranks of positives, with average ranks for ties.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1].0 == v[i].0 {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += v[i..=j].iter().filter(|x| x.1).count() as f64 * avg;
+        i = j + 1;
+    }
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn data() -> (Array2<f64>, Vec<bool>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut rows = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..600 {
+            let outlier = i % 20 == 0;
+            let s = if outlier { 6.0 } else { 1.0 };
+            rows.extend([gaussian(&mut rng) * s, gaussian(&mut rng) * s, gaussian(&mut rng)]);
+            labels.push(outlier);
+        }
+        (Array2::from_shape_vec((600, 3), rows).unwrap(), labels)
+    }
+
+    #[test]
+    fn separates_outliers_and_is_reproducible() {
+        let (x, y) = data();
+        for extended in [false, true] {
+            let p = IsolationForestParams { extended, contamination: Some(0.05), ..Default::default() };
+            let f = p.clone().check().unwrap().fit(&x.view()).unwrap();
+            let s = f.score(&x.view());
+            assert!(s.iter().all(|&v| v > 0.0 && v <= 1.0));
+            let auc = roc_auc(&s, &y);
+            assert!(auc > 0.9, "extended={extended}: auc {auc}");
+            let again = p.check().unwrap().fit(&x.view()).unwrap();
+            assert_eq!(again.score(&x.view()), s, "seeded");
+            let flagged = f.predict(&x.view()).unwrap().iter().filter(|&&b| b).count();
+            assert!((25..=40).contains(&flagged), "{flagged}");
+        }
+    }
+
+    #[test]
+    fn serde_round_trip_gives_identical_scores() {
+        let (x, _) = data();
+        let f = IsolationForestParams::default().check().unwrap().fit(&x.view()).unwrap();
+        let back: IsolationForest = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back.score(&x.view()), f.score(&x.view()));
+    }
+
+    #[test]
+    fn bad_params_and_data() {
+        assert!(IsolationForestParams { n_estimators: 0, ..Default::default() }.check().is_err());
+        assert!(IsolationForestParams { contamination: Some(0.9), ..Default::default() }.check().is_err());
+        let x = Array2::from_shape_vec((1, 2), vec![1.0, 2.0]).unwrap();
+        assert!(IsolationForestParams::default().check().unwrap().fit(&x.view()).is_err());
+    }
+
+    #[test]
+    fn auc_of_known_rankings() {
+        assert_eq!(roc_auc(&[0.1, 0.2, 0.9], &[false, false, true]), 1.0);
+        assert_eq!(roc_auc(&[0.5, 0.5], &[false, true]), 0.5);
+    }
+}

@@ -1,0 +1,7 @@
+//! Anomaly detectors. So far: the isolation forest (standard and extended)
+//! and a causal streaming detector for metric series.
+
+pub mod iforest;
+pub mod series;
+
+pub use iforest::{IsolationForest, IsolationForestParams};

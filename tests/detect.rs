@@ -1,0 +1,89 @@
+//! `pss detect series` on NAB data: one row per input row in input order,
+//! scores in [0, 1], causal (a prefix scores the same), and high inside the
+//! labeled anomaly window.
+
+use std::path::Path;
+use std::process::Command;
+
+fn nab(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/nab/data").join(rel)
+}
+
+fn detect(dir: &Path, input: &Path, out: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pss"))
+        .current_dir(dir)
+        .args(["detect", "series", input.to_str().unwrap(), "-o", out])
+        .output()
+        .unwrap()
+}
+
+fn rows(path: &Path) -> Vec<(String, String, f64)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut p = l.rsplitn(3, ',');
+            let s: f64 = p.next().unwrap().parse().unwrap();
+            let v = p.next().unwrap().to_string();
+            let t = p.next().unwrap().to_string();
+            (t, v, s)
+        })
+        .collect()
+}
+
+#[test]
+fn series_scores_are_causal_ordered_and_find_the_anomaly() {
+    let src = nab("artificialWithAnomaly/art_daily_jumpsup.csv");
+    if !src.exists() {
+        panic!("NAB data missing at {} (shared/datasets/nab)", src.display());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = detect(d, &src, "all.csv");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let input = std::fs::read_to_string(&src).unwrap();
+    let all = rows(&d.join("all.csv"));
+    let in_rows: Vec<&str> = input.lines().skip(1).collect();
+    assert_eq!(all.len(), in_rows.len());
+    for (r, line) in all.iter().zip(&in_rows) {
+        assert!(line.starts_with(&r.0), "order and timestamps kept");
+        assert!((0.0..=1.0).contains(&r.2));
+    }
+    // Causal: the first 1,500 rows alone get the same scores.
+    let head: String = input.lines().take(1501).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("head.csv"), head).unwrap();
+    assert!(detect(d, &d.join("head.csv"), "head_out.csv").status.success());
+    let part = rows(&d.join("head_out.csv"));
+    assert_eq!(part.len(), 1500);
+    assert_eq!(part[..], all[..1500]);
+    // NAB's labeled window for this file: 2014-04-10 16:15 to 2014-04-12 01:45.
+    let inside = |t: &str| ("2014-04-10 16:15:00".."2014-04-12 01:45:00").contains(&t);
+    let mean = |f: &dyn Fn(&str) -> bool| {
+        let v: Vec<f64> = all.iter().filter(|r| f(&r.0)).map(|r| r.2).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (a, b) = (mean(&|t| inside(t)), mean(&|t| !inside(t)));
+    assert!(a > b, "inside {a:.3} outside {b:.3}");
+    // The 40 highest scores (1 %) fall in the labeled window.
+    let mut ranked: Vec<&(String, String, f64)> = all.iter().collect();
+    ranked.sort_by(|x, y| y.2.total_cmp(&x.2));
+    let hits = ranked[..40].iter().filter(|r| inside(&r.0)).count();
+    assert!(hits >= 36, "{hits} of the top 40 inside the window");
+}
+
+#[test]
+fn bad_values_name_the_line_and_repeated_timestamps_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bad.csv"), "timestamp,value\n1,2.0\n2,oops\n").unwrap();
+    let o = detect(d, &d.join("bad.csv"), "o.csv");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 3"), "{}", String::from_utf8_lossy(&o.stderr));
+    let body: String = (0..300).map(|i| format!("{},{}\n", i / 2, (i % 7) as f64)).collect();
+    std::fs::write(d.join("rep.csv"), format!("timestamp,value\n{body}")).unwrap();
+    assert!(detect(d, &d.join("rep.csv"), "r.csv").status.success());
+    let r = rows(&d.join("r.csv"));
+    assert_eq!(r.len(), 300);
+    assert_eq!((r[0].0.as_str(), r[1].0.as_str()), ("0", "0"));
+}
