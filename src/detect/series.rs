@@ -59,12 +59,11 @@ impl SeriesParams {
 
 /// Scores every point of `values` in [0, 1], causally.
 pub fn score_series(values: &[f64], p: &SeriesParams) -> Vec<f64> {
-    let n = values.len();
     let k = p.shingle;
-    let mut out = vec![0.0; n];
+    let mut out = vec![0.0; values.len()];
     let mut model = None;
     let shingle = |t: usize| &values[t + 1 - k..=t];
-    for t in 0..n {
+    for (t, slot) in out.iter_mut().enumerate() {
         if t + 1 < k {
             continue;
         }
@@ -86,7 +85,7 @@ pub fn score_series(values: &[f64], p: &SeriesParams) -> Vec<f64> {
         }
         if let Some(m) = &model {
             let x = Array2::from_shape_vec((1, k), shingle(t).to_vec()).expect("shape");
-            out[t] = m.score(&x.view())[0].clamp(0.0, 1.0);
+            *slot = m.score(&x.view())[0].clamp(0.0, 1.0);
         }
     }
     out
