@@ -85,7 +85,8 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
         ByArg::Name => GroupBy::Name,
     };
     // Timestamps feed the charts only; names only the by-name breakdown.
-    let keep = ColumnOptions { timestamps: a.format == OutputFormat::Html, names: by == GroupBy::Name };
+    let keep =
+        ColumnOptions { timestamps: a.format == OutputFormat::Html, names: by == GroupBy::Name, memory_diff: false };
     let (cols, files) = read_all(&sources, &cfg.unknown_module, keep)?;
     let rep = report::build(&cols, &files, &cfg, by, a.format.detail());
     if rep.skipped.total() > 0 && a.format != OutputFormat::Text {

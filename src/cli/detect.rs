@@ -7,7 +7,11 @@ use clap::{Args, Subcommand};
 use polars::prelude::*;
 
 use super::{print, CmdResult, Failure};
+use crate::detect::iforest::{roc_auc, IsolationForestParams};
+use crate::detect::model::{trace_features, window_features, DetectorModel, Level, TRACE_FEATURES};
 use crate::detect::series::{score_series, SeriesParams};
+use crate::store::{SqliteStore, Store};
+use crate::window::Features;
 
 #[derive(Args, Debug)]
 pub struct DetectArgs {
@@ -21,6 +25,72 @@ pub enum DetectAction {
     #[command(after_help = "Each point's score uses only the points before it: run on the first k rows, \
 a file gets exactly the scores those rows get in the whole file. Points before enough history score 0.")]
     Series(SeriesArgs),
+    /// Train an isolation forest on a service's history (windows or traces) and save it.
+    Train(TrainArgs),
+    /// Score traces or windows with a saved detector.
+    Score(ScoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[arg(long, value_name = "DB")]
+    pub history: PathBuf,
+    #[arg(long)]
+    pub service: String,
+    /// What to learn: windows (stored features) or single traces (pypss's four features).
+    #[arg(long, value_enum, default_value_t = Level::Window)]
+    pub level: Level,
+    /// Window length (window level; as ingested).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub window: String,
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Random hyperplane cuts (extended isolation forest).
+    #[arg(long)]
+    pub extended: bool,
+    #[arg(long, default_value_t = 100)]
+    pub n_estimators: usize,
+    #[arg(long, default_value_t = 256)]
+    pub max_samples: usize,
+    /// Expected share of anomalies: sets the flagging threshold.
+    #[arg(long, default_value_t = 0.05)]
+    pub contamination: f64,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Output file (default: models/<service>/<detector>-<level>-v<N>.json).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// A detector file from `pss detect train`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Traces to score (trace-level models).
+    #[arg(long, value_name = "FILE", conflicts_with = "history")]
+    pub trace_file: Option<String>,
+    /// History to score (windows or traces of the model's service).
+    #[arg(long, value_name = "DB")]
+    pub history: Option<PathBuf>,
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long, value_enum, default_value_t = ScoreFormat::Text)]
+    pub format: ScoreFormat,
+    /// In text format, show this many highest scores.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
 }
 
 #[derive(Args, Debug)]
@@ -48,6 +118,8 @@ pub struct SeriesArgs {
 pub fn run(a: DetectArgs) -> CmdResult {
     match a.action {
         DetectAction::Series(s) => series(s),
+        DetectAction::Train(t) => train(t),
+        DetectAction::Score(s) => score(s),
     }
 }
 
@@ -102,4 +174,227 @@ fn series(a: SeriesArgs) -> CmdResult {
     w.flush().map_err(err)?;
     let top = scores.iter().copied().fold(0.0, f64::max);
     print(&format!("scored {} points of {name} (max score {top:.3}) → {}\n", scores.len(), a.output.display()))
+}
+
+fn dur(s: &str) -> Result<f64, Failure> {
+    crate::config::parse_duration(s)
+        .filter(|w| *w > 0.0)
+        .ok_or_else(|| Failure::input(format!("'{s}': expected a duration like 60s or 5m")))
+}
+
+/// One scored item: when, what, score, label.
+struct Scored {
+    at: f64,
+    what: String,
+    score: f64,
+    flagged: bool,
+    incident: Option<String>,
+}
+
+fn train(a: TrainArgs) -> CmdResult {
+    let mut store = SqliteStore::open(&a.history)?;
+    let from = super::history_time_arg("from", &a.from)?;
+    let to = super::history_time_arg("to", &a.to)?;
+    let params = IsolationForestParams {
+        n_estimators: a.n_estimators,
+        max_samples: a.max_samples,
+        contamination: Some(a.contamination),
+        extended: a.extended,
+        seed: a.seed,
+    };
+    let (x, names, range, labels, window) = match a.level {
+        Level::Window => {
+            let w = dur(&a.window)?;
+            let ws = store.windows(&a.service, None, w, from, to)?;
+            let ws: Vec<_> = ws.into_iter().filter(|lw| !lw.window.too_small).collect();
+            if ws.len() < 2 {
+                return Err(Failure::input(format!(
+                    "fewer than two scorable {w}s windows for '{}' in {}",
+                    a.service,
+                    a.history.display()
+                )));
+            }
+            let refs: Vec<_> = ws.iter().map(|lw| &lw.window).collect();
+            let range = (refs[0].start, refs[refs.len() - 1].start + w);
+            let labels: Vec<bool> = ws.iter().map(|lw| lw.incident.is_some()).collect();
+            (
+                window_features(&refs),
+                Features::NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                range,
+                labels,
+                Some(w),
+            )
+        }
+        Level::Trace => {
+            let rows = store.trace_rows(&a.service, from, to)?;
+            if rows.len() < 2 {
+                return Err(Failure::input(format!(
+                    "fewer than two traces for '{}' in {}",
+                    a.service,
+                    a.history.display()
+                )));
+            }
+            let incidents = store.incidents(Some(&a.service))?;
+            let labels = rows.iter().map(|r| incidents.iter().any(|i| r.0 >= i.start && r.0 < i.end)).collect();
+            let flat: Vec<f64> = rows.iter().flat_map(|r| r.3).collect();
+            let x = ndarray::Array2::from_shape_vec((rows.len(), 4), flat).expect("shape");
+            let range = (rows[0].0, rows[rows.len() - 1].0);
+            (x, TRACE_FEATURES.iter().map(|s| s.to_string()).collect(), range, labels, None)
+        }
+    };
+    let mut model = DetectorModel::train(&x, params, a.level, &a.service, window, names, range)
+        .map_err(|e| Failure::input(e.to_string()))?;
+    let scores = model.score(&x);
+    if labels.iter().any(|&l| l) && labels.iter().any(|&l| !l) {
+        let items: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+        model.metrics = serde_json::json!({
+            "training_roc_auc": roc_auc(&scores, &labels),
+            "training_average_precision": crate::tune::metrics::average_precision(&items),
+            "labeled": labels.iter().filter(|&&l| l).count(),
+        });
+    }
+    let level = match a.level {
+        Level::Window => "window",
+        Level::Trace => "trace",
+    };
+    let registry_kind = format!("{}-{level}", model.kind);
+    let version = store.next_model_version(&a.service, &registry_kind)?;
+    let out = a.output.clone().unwrap_or_else(|| {
+        PathBuf::from("models").join(&a.service).join(format!("{}-{level}-v{version}.json", model.kind))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
+    }
+    let json = serde_json::to_string(&model).expect("serializable");
+    std::fs::write(&out, json + "\n").map_err(|e| Failure::input(format!("{}: {e}", out.display())))?;
+    let card = serde_json::json!({ "level": level, "rows": model.rows, "metrics": model.metrics, "seed": a.seed });
+    store.register_model(&a.service, &registry_kind, &out.display().to_string(), &card)?;
+    let flagged = scores.iter().filter(|&&s| model.flag(s)).count();
+    print(&format!(
+        "trained {} ({level} level) on {} rows of '{}': {flagged} flagged at contamination {}{}\nmodel: {} (version {version})\n",
+        model.kind,
+        model.rows,
+        a.service,
+        a.contamination,
+        match model.metrics.get("training_roc_auc") {
+            Some(v) => format!("; ROC AUC against incidents {:.3}", v.as_f64().unwrap_or(0.0)),
+            None => String::new(),
+        },
+        out.display()
+    ))
+}
+
+fn score(a: ScoreArgs) -> CmdResult {
+    let text = std::fs::read_to_string(&a.model).map_err(|e| Failure::input(format!("{}: {e}", a.model.display())))?;
+    let model: DetectorModel = serde_json::from_str(&text)
+        .map_err(|e| Failure::input(format!("{}: not a pss detector file: {e}", a.model.display())))?;
+    if model.schema_version > crate::detect::model::MODEL_SCHEMA_VERSION {
+        return Err(Failure::input(format!(
+            "{}: written by a newer pss (schema {}); upgrade pss",
+            a.model.display(),
+            model.schema_version
+        )));
+    }
+    let from = super::history_time_arg("from", &a.from)?;
+    let to = super::history_time_arg("to", &a.to)?;
+    let items: Vec<Scored> = match (model.level, &a.trace_file, &a.history) {
+        (Level::Trace, Some(f), _) => {
+            let keep = crate::trace::ColumnOptions { timestamps: true, names: true, memory_diff: true };
+            let (cols, _) = crate::trace::read_all(&[crate::trace::Source::from_arg(f)], "unknown", keep)?;
+            let x = trace_features(&cols);
+            let s = model.score(&x);
+            s.iter()
+                .enumerate()
+                .map(|(i, &sc)| Scored {
+                    at: cols.timestamp[i],
+                    what: format!("{}:{}", cols.modules.get(cols.module[i]), cols.names.get(cols.name[i])),
+                    score: sc,
+                    flagged: model.flag(sc),
+                    incident: None,
+                })
+                .collect()
+        }
+        (Level::Trace, None, Some(h)) => {
+            let store = SqliteStore::open(h)?;
+            let rows = store.trace_rows(&model.service, from, to)?;
+            let incidents = store.incidents(Some(&model.service))?;
+            let flat: Vec<f64> = rows.iter().flat_map(|r| r.3).collect();
+            let x = ndarray::Array2::from_shape_vec((rows.len(), 4), flat).expect("shape");
+            let s = model.score(&x);
+            rows.iter()
+                .zip(s)
+                .map(|(r, sc)| Scored {
+                    at: r.0,
+                    what: format!("{}:{}", r.1, r.2),
+                    score: sc,
+                    flagged: model.flag(sc),
+                    incident: incidents.iter().find(|i| r.0 >= i.start && r.0 < i.end).map(|i| i.id.clone()),
+                })
+                .collect()
+        }
+        (Level::Window, _, Some(h)) => {
+            let store = SqliteStore::open(h)?;
+            let w = model.window_seconds.unwrap_or(60.0);
+            let ws = store.windows(&model.service, None, w, from, to)?;
+            let ws: Vec<_> = ws.into_iter().filter(|lw| !lw.window.too_small).collect();
+            let refs: Vec<_> = ws.iter().map(|lw| &lw.window).collect();
+            let s = model.score(&window_features(&refs));
+            ws.iter()
+                .zip(s)
+                .map(|(lw, sc)| Scored {
+                    at: lw.window.start,
+                    what: format!("{} window", crate::timefmt::format_duration(w)),
+                    score: sc,
+                    flagged: model.flag(sc),
+                    incident: lw.incident.clone(),
+                })
+                .collect()
+        }
+        (Level::Window, _, None) => {
+            return Err(Failure::input("a window-level model scores --history DB (windows are in the history)"))
+        }
+        (Level::Trace, None, None) => return Err(Failure::input("give --trace-file FILE or --history DB")),
+    };
+    match a.format {
+        ScoreFormat::Json => {
+            let v: Vec<serde_json::Value> = items
+                .iter()
+                .map(|i| serde_json::json!({"at": i.at, "what": i.what, "score": i.score, "flagged": i.flagged, "incident": i.incident}))
+                .collect();
+            print(&(serde_json::to_string_pretty(&v).expect("serializable") + "\n"))
+        }
+        ScoreFormat::Csv => {
+            let mut out = String::from("at,what,score,flagged,incident\n");
+            for i in &items {
+                out += &format!(
+                    "{},{},{},{},{}\n",
+                    i.at,
+                    i.what.replace(',', ";"),
+                    i.score,
+                    i.flagged,
+                    i.incident.as_deref().unwrap_or("")
+                );
+            }
+            print(&out)
+        }
+        ScoreFormat::Text => {
+            let flagged = items.iter().filter(|i| i.flagged).count();
+            let mut out =
+                format!("{} scored, {flagged} flagged by {} ({})\n\n", items.len(), a.model.display(), model.kind);
+            out += &format!("{:<21} {:>7}  {:<7} {:<12} {}\n", "AT", "SCORE", "FLAGGED", "INCIDENT", "WHAT");
+            let mut order: Vec<&Scored> = items.iter().collect();
+            order.sort_by(|x, y| y.score.total_cmp(&x.score));
+            for i in order.iter().take(a.top) {
+                out += &format!(
+                    "{:<21} {:>7.3}  {:<7} {:<12} {}\n",
+                    if i.at.is_finite() { crate::timefmt::format_time(i.at) } else { "-".into() },
+                    i.score,
+                    if i.flagged { "yes" } else { "" },
+                    i.incident.as_deref().unwrap_or(""),
+                    i.what
+                );
+            }
+            print(&out)
+        }
+    }
 }

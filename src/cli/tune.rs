@@ -362,7 +362,7 @@ fn run_pypss(a: &TuneArgs, cfg: &Config, started: f64) -> CmdResult {
     let (cols, _) = crate::trace::read_all(
         &[crate::trace::Source::from_arg(baseline)],
         &cfg.unknown_module,
-        crate::trace::ColumnOptions { timestamps: false, names: false },
+        crate::trace::ColumnOptions { timestamps: false, names: false, memory_diff: false },
     )?;
     if cols.len() < 2 {
         return Err(Failure::input(format!("{baseline}: fewer than two traces; cannot tune")));

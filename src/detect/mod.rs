@@ -2,6 +2,7 @@
 //! and a causal streaming detector for metric series.
 
 pub mod iforest;
+pub mod model;
 pub mod series;
 
 pub use iforest::{IsolationForest, IsolationForestParams};

@@ -291,7 +291,7 @@ pub(crate) fn recompute_windows(
          ORDER BY timestamp, id",
     )?;
     let mut rows = q.query(params![sid, from, to])?;
-    let keep = ColumnOptions { timestamps: true, names: false };
+    let keep = ColumnOptions { timestamps: true, names: false, memory_diff: false };
     let mut current: Option<f64> = None;
     let mut whole = TraceColumns::with_options(&opts.unknown_module, keep);
     let mut per_module: FxHashMap<String, TraceColumns> = FxHashMap::default();

@@ -196,6 +196,79 @@ impl SqliteStore {
         Ok(v.parse().unwrap_or(0))
     }
 
+    /// Complete regular traces of a service in `[from, to)`, in time order:
+    /// (timestamp, module, name, [duration, memory_diff, wait_time, error]).
+    #[allow(clippy::type_complexity)]
+    pub fn trace_rows(
+        &self,
+        service: &str,
+        from: Option<f64>,
+        to: Option<f64>,
+    ) -> Result<Vec<(f64, String, String, [f64; 4])>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.timestamp, t.module, t.name, t.duration, t.memory_diff, t.wait_time, t.error \
+                 FROM traces t JOIN services s ON s.id = t.service_id \
+                 WHERE s.name = ?1 AND t.system_metric = 0 AND t.stage = 3 AND t.timestamp >= ?2 AND t.timestamp < ?3 \
+                 ORDER BY t.timestamp, t.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![service, from.unwrap_or(f64::MIN), to.unwrap_or(f64::MAX)], |r| {
+                Ok((
+                    r.get::<_, f64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    [
+                        r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                        r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                        r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                        r.get::<_, i64>(6)? as f64,
+                    ],
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Registers a saved model; returns its version (1 + the latest of the
+    /// same service and kind).
+    pub fn register_model(
+        &mut self,
+        service: &str,
+        kind: &str,
+        path: &str,
+        card: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let v: i64 = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE service = ?1 AND kind = ?2",
+                params![service, kind],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "INSERT INTO models (service, kind, version, path, created, card) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![service, kind, v, path, now(), card.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(v)
+    }
+
+    /// The next model version for a service and kind.
+    pub fn next_model_version(&self, service: &str, kind: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE service = ?1 AND kind = ?2",
+                params![service, kind],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Records a training run (tuning, detector training) and returns its id.
     pub fn record_run(
         &mut self,

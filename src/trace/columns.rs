@@ -193,6 +193,8 @@ pub struct TraceColumns {
     pub name: Vec<u32>,
     /// Epoch seconds, NaN when missing.
     pub timestamp: Vec<f64>,
+    /// `memory_diff` (0 when missing or unconvertible), when kept.
+    pub memory_diff: Vec<f64>,
     /// Error traces per interned `exception_type`.
     pub exception_counts: Vec<u64>,
 
@@ -226,11 +228,13 @@ pub struct ColumnOptions {
     pub timestamps: bool,
     /// Keep `name` (breakdown by function).
     pub names: bool,
+    /// Keep `memory_diff` (trace-level anomaly features).
+    pub memory_diff: bool,
 }
 
 impl Default for ColumnOptions {
     fn default() -> Self {
-        ColumnOptions { timestamps: true, names: true }
+        ColumnOptions { timestamps: true, names: true, memory_diff: false }
     }
 }
 
@@ -298,6 +302,7 @@ impl TraceColumns {
         self.module.truncate(r);
         self.name.truncate(r);
         self.timestamp.truncate(r);
+        self.memory_diff.truncate(r);
         self.sys_module.truncate(s);
         self.sys_lag.truncate(s);
         self.sys_timestamp.truncate(s);
@@ -351,6 +356,7 @@ impl TraceColumns {
         self.module.extend(map(&m, &other.module));
         self.name.extend(map(&n, &other.name));
         self.timestamp.extend_from_slice(&other.timestamp);
+        self.memory_diff.extend_from_slice(&other.memory_diff);
         self.sys_module.extend(map(&m, &other.sys_module));
         self.sys_lag.extend_from_slice(&other.sys_lag);
         self.sys_timestamp.extend_from_slice(&other.sys_timestamp);
@@ -374,6 +380,10 @@ impl TraceColumns {
             Classified::Row(r) => {
                 let module = self.group(&t.module, false);
                 let name = if self.keep.names { self.group(&t.name, true) } else { NONE };
+                if self.keep.memory_diff {
+                    let md = t.memory_diff.as_ref().and_then(|v| py_float(v).ok()).filter(|v| v.is_finite());
+                    self.memory_diff.push(md.unwrap_or(0.0));
+                }
                 self.push_row_values(&r, module, name);
             }
         }

@@ -73,6 +73,9 @@ impl TraceSink for TraceColumns {
         if !self.keep.names {
             w &= !json::field::NAME;
         }
+        if self.keep.memory_diff {
+            w |= json::field::MEMORY_DIFF;
+        }
         w
     }
 }

@@ -1,0 +1,143 @@
+//! A trained detector as it is saved: the feature names, the scaler fitted on
+//! the training data, the forest, the training data range and metrics, in a
+//! versioned JSON file. Reloading gives identical scores.
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use super::iforest::{IsolationForest, IsolationForestParams};
+use crate::trace::TraceColumns;
+use crate::window::{Features, Window};
+
+/// Schema version of saved detector files.
+pub const MODEL_SCHEMA_VERSION: u32 = 1;
+
+/// What a detector scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Single traces: pypss's four features (duration, memory_diff, wait_time, error).
+    Trace,
+    /// Windows: the stored window features.
+    Window,
+}
+
+/// Standardization fitted on training data (scikit-learn's StandardScaler:
+/// population standard deviation, 1 where it is 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+impl Scaler {
+    /// Fits on the rows of `x`.
+    pub fn fit(x: &Array2<f64>) -> Scaler {
+        let n = x.nrows().max(1) as f64;
+        let mut mean = Vec::new();
+        let mut scale = Vec::new();
+        for col in x.columns() {
+            let m = col.sum() / n;
+            let v = col.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / n;
+            mean.push(m);
+            scale.push(if v > 0.0 { v.sqrt() } else { 1.0 });
+        }
+        Scaler { mean, scale }
+    }
+
+    /// Standardizes rows.
+    pub fn transform(&self, x: &Array2<f64>) -> Array2<f64> {
+        let mut y = x.clone();
+        for (k, mut col) in y.columns_mut().into_iter().enumerate() {
+            col.mapv_inplace(|a| (a - self.mean[k]) / self.scale[k]);
+        }
+        y
+    }
+}
+
+/// A saved detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorModel {
+    pub schema_version: u32,
+    pub pss_version: String,
+    pub kind: String,
+    pub level: Level,
+    pub service: String,
+    pub window_seconds: Option<f64>,
+    pub features: Vec<String>,
+    pub scaler: Scaler,
+    pub forest: IsolationForest,
+    /// Training data: (from, to) epoch seconds and rows.
+    pub data_from: f64,
+    pub data_to: f64,
+    pub rows: usize,
+    /// Metrics on the training data against incident labels, when there are any.
+    pub metrics: serde_json::Value,
+}
+
+/// pypss's trace features of the complete rows of `c`, in order.
+pub fn trace_features(c: &TraceColumns) -> Array2<f64> {
+    let n = c.len();
+    let mut v = Vec::with_capacity(n * 4);
+    for i in 0..n {
+        let md = c.memory_diff.get(i).copied().unwrap_or(0.0);
+        v.extend([c.duration[i], md, c.wait_time[i], if c.error[i] { 1.0 } else { 0.0 }]);
+    }
+    Array2::from_shape_vec((n, 4), v).expect("shape")
+}
+
+/// Names of the trace features.
+pub const TRACE_FEATURES: [&str; 4] = ["duration", "memory_diff", "wait_time", "error"];
+
+/// The window features the detector uses (all stored features).
+pub fn window_features(ws: &[&Window]) -> Array2<f64> {
+    let mut v = Vec::with_capacity(ws.len() * Features::NAMES.len());
+    for w in ws {
+        v.extend(w.features.values());
+    }
+    Array2::from_shape_vec((ws.len(), Features::NAMES.len()), v).expect("shape")
+}
+
+impl DetectorModel {
+    /// Trains a forest on `x` (raw features) and wraps it with its scaler.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train(
+        x: &Array2<f64>,
+        params: IsolationForestParams,
+        level: Level,
+        service: &str,
+        window_seconds: Option<f64>,
+        features: Vec<String>,
+        range: (f64, f64),
+    ) -> Result<DetectorModel, super::iforest::ForestError> {
+        let scaler = Scaler::fit(x);
+        let z = scaler.transform(x);
+        let kind = if params.extended { "extended-isolation-forest" } else { "isolation-forest" };
+        let forest = params.check()?.fit(&z.view())?;
+        Ok(DetectorModel {
+            schema_version: MODEL_SCHEMA_VERSION,
+            pss_version: env!("CARGO_PKG_VERSION").into(),
+            kind: kind.into(),
+            level,
+            service: service.into(),
+            window_seconds,
+            features,
+            scaler,
+            forest,
+            data_from: range.0,
+            data_to: range.1,
+            rows: x.nrows(),
+            metrics: serde_json::Value::Null,
+        })
+    }
+
+    /// Scores raw feature rows.
+    pub fn score(&self, x: &Array2<f64>) -> Vec<f64> {
+        self.forest.score(&self.scaler.transform(x).view())
+    }
+
+    /// Flags from the contamination threshold (when trained with one).
+    pub fn flag(&self, s: f64) -> bool {
+        self.forest.threshold.is_some_and(|t| s >= t)
+    }
+}
