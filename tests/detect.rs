@@ -147,3 +147,33 @@ fn train_save_reload_and_score_windows_and_traces() {
         pss(d, &["detect", "train", "--history", "h.db", "--service", "checkout", "--window", "5m", "--extended"]);
     assert!(out.contains("extended-isolation-forest-window-v1.json"), "{out}");
 }
+
+#[test]
+fn ml_detect_prints_pypss_lines_and_flags_the_outliers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let normal: Vec<String> = (0..400)
+        .map(|i| {
+            format!(
+                "{{\"name\": \"f{}\", \"duration\": {}, \"wait_time\": 0.001, \"memory_diff\": 10}}",
+                i % 4,
+                0.1 + (i % 10) as f64 * 0.001
+            )
+        })
+        .collect();
+    std::fs::write(d.join("base.json"), format!("[{}]", normal.join(","))).unwrap();
+    let mut target = normal[..50].to_vec();
+    target.push(
+        "{\"name\": \"slow_one\", \"duration\": 9.5, \"wait_time\": 3.0, \"memory_diff\": 99999, \"error\": true}"
+            .into(),
+    );
+    std::fs::write(d.join("target.json"), format!("[{}]", target.join(","))).unwrap();
+    let out = pss(d, &["ml-detect", "--baseline-file", "base.json", "--target-file", "target.json"]);
+    for line in
+        ["📊 Loading baseline traces from base.json...", "   Loaded 400 baseline traces.", "🔎 Predicting anomalies..."]
+    {
+        assert!(out.contains(line), "missing {line:?} in {out}");
+    }
+    assert!(out.contains("❌ Anomaly detected in 'slow_one'"), "{out}");
+    assert!(out.contains("Summary: Anomalies were detected."));
+}

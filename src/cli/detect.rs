@@ -398,3 +398,76 @@ fn score(a: ScoreArgs) -> CmdResult {
         }
     }
 }
+
+#[derive(Args, Debug)]
+pub struct MlDetectArgs {
+    /// JSON trace file with baseline (normal) behaviour.
+    #[arg(long)]
+    pub baseline_file: String,
+    /// JSON trace file to detect anomalies in.
+    #[arg(long)]
+    pub target_file: String,
+    /// Proportion of outliers in the baseline.
+    #[arg(long, default_value_t = 0.1)]
+    pub contamination: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub random_state: u64,
+}
+
+/// `pss ml-detect`: pypss's command (an isolation forest on pypss's four
+/// standardized trace features), with pypss's output lines.
+pub fn ml_detect(a: MlDetectArgs) -> CmdResult {
+    let keep = crate::trace::ColumnOptions { timestamps: false, names: true, memory_diff: true };
+    let load = |f: &str| crate::trace::read_all(&[crate::trace::Source::from_arg(f)], "unknown", keep);
+    let mut out = format!("📊 Loading baseline traces from {}...\n", a.baseline_file);
+    let (base, _) = load(&a.baseline_file)?;
+    if base.stage.is_empty() {
+        print(&out)?;
+        return Err(Failure::check("⚠️  No traces found in baseline file. Cannot train ML model."));
+    }
+    out += &format!("   Loaded {} baseline traces.\n", base.len());
+    out += "🔍 Initializing and fitting PatternDetector model...\n";
+    let params = IsolationForestParams {
+        n_estimators: 100,
+        max_samples: 256,
+        contamination: Some(a.contamination),
+        extended: false,
+        seed: a.random_state,
+    };
+    let model = DetectorModel::train(
+        &trace_features(&base),
+        params,
+        Level::Trace,
+        "baseline",
+        None,
+        TRACE_FEATURES.iter().map(|s| s.to_string()).collect(),
+        (0.0, 0.0),
+    )
+    .map_err(|e| Failure::check(format!("Error fitting ML model: {e}")))?;
+    out += "   Model fitted successfully to baseline traces.\n";
+    out += &format!("\n🔬 Loading target traces from {} for anomaly detection...\n", a.target_file);
+    let (target, _) = load(&a.target_file)?;
+    if target.stage.is_empty() {
+        out += "⚠️  No traces found in target file. Nothing to analyze.\n";
+        return print(&out);
+    }
+    out += &format!("   Loaded {} target traces.\n", target.len());
+    out += "\n🔎 Predicting anomalies...\n";
+    let scores = model.score(&trace_features(&target));
+    let t = model.forest.threshold.unwrap_or(0.5);
+    let mut any = false;
+    for (i, s) in scores.iter().enumerate() {
+        if *s >= t {
+            any = true;
+            // pypss prints -decision_function: the score above the threshold.
+            out += &format!("  ❌ Anomaly detected in '{}' (Score: {:.2})\n", target.names.get(target.name[i]), s - t);
+        }
+    }
+    if any {
+        out += "\nSummary: Anomalies were detected.\n";
+    } else {
+        out += "✅ No significant anomalies detected in target traces.\n";
+    }
+    print(&out)
+}

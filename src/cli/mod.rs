@@ -76,8 +76,10 @@ pub enum Command {
     Windows(history::WindowsArgs),
     /// Delete history older than a given age.
     Prune(history::PruneArgs),
-    /// Anomaly detectors (so far: `series`, a causal streaming detector for metric series).
+    /// Anomaly detectors: train, score, and a causal streaming detector for metric series.
     Detect(detect::DetectArgs),
+    /// pypss's ml-detect: flag anomalous traces of a target file against a baseline file.
+    MlDetect(detect::MlDetectArgs),
     /// Write a simulated labeled history: traces of a few services with injected incidents.
     Simulate(simulate::SimulateArgs),
 }
@@ -120,6 +122,7 @@ where
         Command::Prune(a) => history::prune(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Detect(a) => detect::run(a),
+        Command::MlDetect(a) => detect::ml_detect(a),
     };
     finish(res)
 }

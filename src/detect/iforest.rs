@@ -7,7 +7,7 @@
 //! [`IsolationForest`] whose `score` is the standard anomaly score
 //! `s(x) = 2^(−E[h(x)] / c(ψ))` in (0, 1), higher = more anomalous.
 
-use ndarray::{ArrayView1, ArrayView2, Axis};
+use ndarray::{ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -66,22 +66,11 @@ impl IsolationForestParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Node {
     /// Axis-parallel cut: `x[feature] < split` goes left.
-    Axis {
-        feature: usize,
-        split: f64,
-        left: u32,
-        right: u32,
-    },
+    Axis { feature: usize, split: f64, left: u32, right: u32 },
     /// Hyperplane cut: `(x − point) · normal <= 0` goes left.
-    Plane {
-        normal: Vec<f64>,
-        offset: f64,
-        left: u32,
-        right: u32,
-    },
-    Leaf {
-        size: u32,
-    },
+    Plane { normal: Vec<f64>, offset: f64, left: u32, right: u32 },
+    /// `path` is the depth plus `c(size)`: the whole path length, precomputed.
+    Leaf { size: u32, path: f64 },
 }
 
 /// A fitted forest.
@@ -123,7 +112,7 @@ fn build(
     nodes: &mut Vec<Node>,
 ) -> u32 {
     let me = nodes.len() as u32;
-    nodes.push(Node::Leaf { size: idx.len() as u32 });
+    nodes.push(Node::Leaf { size: idx.len() as u32, path: depth as f64 + c(idx.len() as f64) });
     if depth >= limit || idx.len() <= 1 {
         return me;
     }
@@ -229,33 +218,61 @@ impl CheckedParams {
 }
 
 impl IsolationForest {
-    fn path_length(&self, tree: &[Node], x: ArrayView1<'_, f64>) -> f64 {
+    fn path_length(tree: &[Node], x: &[f64]) -> f64 {
         let mut i = 0usize;
-        let mut depth = 0.0;
         loop {
             match &tree[i] {
-                Node::Leaf { size } => return depth + c(*size as f64),
+                Node::Leaf { path, .. } => return *path,
                 Node::Axis { feature, split, left, right } => {
                     i = if x[*feature] < *split { *left } else { *right } as usize;
                 }
                 Node::Plane { normal, offset, left, right } => {
-                    let dot: f64 = normal.iter().zip(x.iter()).map(|(n, v)| n * v).sum();
+                    let dot: f64 = normal.iter().zip(x).map(|(n, v)| n * v).sum();
                     i = if dot <= *offset { *left } else { *right } as usize;
                 }
             }
-            depth += 1.0;
         }
     }
 
-    /// Anomaly scores of the rows of `x`, in (0, 1].
-    pub fn score(&self, x: &ArrayView2<'_, f64>) -> Vec<f64> {
+    fn score_rows(&self, rows: &[f64], d: usize, out: &mut [f64]) {
         let cn = c(self.psi as f64);
-        x.axis_iter(Axis(0))
-            .map(|row| {
-                let mean = self.trees.iter().map(|t| self.path_length(t, row)).sum::<f64>() / self.trees.len() as f64;
-                2f64.powf(-mean / cn)
-            })
-            .collect()
+        let nt = self.trees.len() as f64;
+        for (k, o) in out.iter_mut().enumerate() {
+            let row = &rows[k * d..(k + 1) * d];
+            let mean = self.trees.iter().map(|t| Self::path_length(t, row)).sum::<f64>() / nt;
+            *o = 2f64.powf(-mean / cn);
+        }
+    }
+
+    /// Anomaly scores of the rows of `x`, in (0, 1]. Large inputs are scored
+    /// on two threads (results do not depend on it).
+    pub fn score(&self, x: &ArrayView2<'_, f64>) -> Vec<f64> {
+        let n = x.nrows();
+        let d = x.ncols();
+        let owned;
+        let rows: &[f64] = match x.as_slice() {
+            Some(s) => s,
+            None => {
+                owned = x.axis_iter(Axis(0)).flat_map(|r| r.to_vec()).collect::<Vec<f64>>();
+                &owned
+            }
+        };
+        let mut out = vec![0.0; n];
+        let threads =
+            if n >= 20_000 { std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).min(4) } else { 1 };
+        if threads <= 1 {
+            self.score_rows(rows, d, &mut out);
+        } else {
+            let chunk = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                for (k, part) in out.chunks_mut(chunk).enumerate() {
+                    let start = k * chunk;
+                    let slice = &rows[start * d..(start + part.len()) * d];
+                    s.spawn(move || self.score_rows(slice, d, part));
+                }
+            });
+        }
+        out
     }
 
     /// Whether each row scores above the contamination threshold.
