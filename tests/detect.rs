@@ -65,11 +65,14 @@ fn series_scores_are_causal_ordered_and_find_the_anomaly() {
     };
     let (a, b) = (mean(&|t| inside(t)), mean(&|t| !inside(t)));
     assert!(a > b, "inside {a:.3} outside {b:.3}");
-    // The 40 highest scores (1 %) fall in the labeled window.
-    let mut ranked: Vec<&(String, String, f64)> = all.iter().collect();
-    ranked.sort_by(|x, y| y.2.total_cmp(&x.2));
-    let hits = ranked[..40].iter().filter(|r| inside(&r.0)).count();
-    assert!(hits >= 36, "{hits} of the top 40 inside the window");
+    // Scores are calibrated per series (the share of recent scores exceeded):
+    // new highs are far more frequent inside the labeled window.
+    let share = |f: &dyn Fn(&str) -> bool| {
+        let v: Vec<f64> = all.iter().filter(|r| f(&r.0)).map(|r| r.2).collect();
+        v.iter().filter(|&&x| x >= 0.999).count() as f64 / v.len() as f64
+    };
+    let (hi_in, hi_out) = (share(&|t| inside(t)), share(&|t| !inside(t)));
+    assert!(hi_in > 5.0 * hi_out, "new highs: inside {hi_in:.4}, outside {hi_out:.4}");
 }
 
 #[test]
@@ -176,4 +179,17 @@ fn ml_detect_prints_pypss_lines_and_flags_the_outliers() {
     }
     assert!(out.contains("❌ Anomaly detected in 'slow_one'"), "{out}");
     assert!(out.contains("Summary: Anomalies were detected."));
+}
+
+#[test]
+fn nab_evaluation_prints_the_three_profiles() {
+    let nab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/nab");
+    let dir = tempfile::tempdir().unwrap();
+    let out = pss(dir.path(), &["detect", "eval", "--nab", nab.to_str().unwrap()]);
+    assert!(out.contains("on 34 series"), "{out}");
+    for p in ["standard", "reward_low_FP_rate", "reward_low_FN_rate"] {
+        let line = out.lines().find(|l| l.starts_with(p)).unwrap_or_else(|| panic!("{p} missing: {out}"));
+        let score: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(score > 0.0 && score <= 100.0, "{p}: {score} (better than the null detector)");
+    }
 }

@@ -29,6 +29,17 @@ a file gets exactly the scores those rows get in the whole file. Points before e
     Train(TrainArgs),
     /// Score traces or windows with a saved detector.
     Score(ScoreArgs),
+    /// Evaluate the streaming detector on a NAB-layout corpus (NAB score, three profiles).
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A NAB-layout folder: data/<category>/<series>.csv and combined_windows.json.
+    #[arg(long, value_name = "DIR")]
+    pub nab: PathBuf,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -120,15 +131,21 @@ pub fn run(a: DetectArgs) -> CmdResult {
         DetectAction::Series(s) => series(s),
         DetectAction::Train(t) => train(t),
         DetectAction::Score(s) => score(s),
+        DetectAction::Eval(e) => eval(e),
     }
 }
 
-fn series(a: SeriesArgs) -> CmdResult {
-    let name = a.file.display().to_string();
+/// Timestamps and values of a `timestamp,value` CSV.
+fn read_series(
+    file: &std::path::Path,
+    ts_col: &str,
+    val_col: &str,
+) -> Result<(Vec<Option<String>>, Vec<Option<String>>, Vec<f64>), Failure> {
+    let name = file.display().to_string();
     let df = CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0)) // text: timestamps are written back as they were
-        .try_into_reader_with_file_path(Some(a.file.clone()))
+        .try_into_reader_with_file_path(Some(file.to_path_buf()))
         .and_then(|r| r.finish())
         .map_err(|e| Failure::input(format!("{name}: {e}")))?;
     let col = |c: &str| -> Result<Vec<Option<String>>, Failure> {
@@ -141,8 +158,8 @@ fn series(a: SeriesArgs) -> CmdResult {
         let ca = s.as_materialized_series().str().map_err(|e| Failure::input(format!("{name}: {e}")))?;
         Ok((0..ca.len()).map(|i| ca.get(i).map(str::to_string)).collect())
     };
-    let ts = col(&a.timestamp_col)?;
-    let raw = col(&a.value_col)?;
+    let ts = col(ts_col)?;
+    let raw = col(val_col)?;
     let mut values = Vec::with_capacity(raw.len());
     for (i, v) in raw.iter().enumerate() {
         let parsed = v.as_deref().and_then(|s| s.trim().parse::<f64>().ok()).filter(|x| x.is_finite());
@@ -150,14 +167,75 @@ fn series(a: SeriesArgs) -> CmdResult {
             Some(x) => values.push(x),
             None => {
                 return Err(Failure::input(format!(
-                    "{name}: line {}: {} '{}' is not a finite number",
+                    "{name}: line {}: {val_col} '{}' is not a finite number",
                     i + 2,
-                    a.value_col,
                     v.as_deref().unwrap_or("")
                 )))
             }
         }
     }
+    Ok((ts, raw, values))
+}
+
+fn eval(a: EvalArgs) -> CmdResult {
+    use crate::detect::nab::{score_corpus, Series};
+    let windows_path = a.nab.join("combined_windows.json");
+    let windows: std::collections::BTreeMap<String, Vec<Vec<String>>> = serde_json::from_str(
+        &std::fs::read_to_string(&windows_path)
+            .map_err(|e| Failure::input(format!("{}: {e}", windows_path.display())))?,
+    )
+    .map_err(|e| Failure::input(format!("{}: {e}", windows_path.display())))?;
+    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%d %H:%M:%S%.f").ok();
+    let p = SeriesParams { seed: a.seed, ..SeriesParams::default() };
+    let mut corpus = Vec::new();
+    for (rel, wins) in &windows {
+        let file = a.nab.join("data").join(rel);
+        if !file.is_file() {
+            continue; // the labels cover NAB's full corpus; this folder may hold a subset
+        }
+        let (ts, _, values) = read_series(&file, "timestamp", "value")?;
+        let times: Vec<Option<chrono::NaiveDateTime>> = ts.iter().map(|t| t.as_deref().and_then(parse)).collect();
+        let mut idx = Vec::new();
+        for w in wins {
+            let (Some(s), Some(e)) = (w.first().and_then(|t| parse(t)), w.get(1).and_then(|t| parse(t))) else {
+                return Err(Failure::input(format!("{}: {rel}: unreadable window {w:?}", windows_path.display())));
+            };
+            let first = times.iter().position(|t| t.is_some_and(|t| t >= s));
+            let last = times.iter().rposition(|t| t.is_some_and(|t| t <= e));
+            if let (Some(f), Some(l)) = (first, last) {
+                if f <= l {
+                    idx.push((f, l));
+                }
+            }
+        }
+        corpus.push(Series { name: rel.clone(), scores: score_series(&values, &p), windows: idx });
+    }
+    if corpus.is_empty() {
+        return Err(Failure::input(format!(
+            "{}: no series of combined_windows.json found under data/",
+            a.nab.display()
+        )));
+    }
+    let scores = score_corpus(&corpus);
+    let mut out = format!(
+        "NAB score of the streaming detector on {} series ({} windows) in {}\n\n{:<20} {:>10} {:>10}\n",
+        corpus.len(),
+        corpus.iter().map(|s| s.windows.len()).sum::<usize>(),
+        a.nab.display(),
+        "profile",
+        "score",
+        "threshold"
+    );
+    for s in &scores {
+        out += &format!("{:<20} {:>10.1} {:>10.4}\n", s.profile, s.normalized, s.threshold);
+    }
+    out += "\n(0 = null detector, 100 = perfect; one threshold per profile over the corpus)\n";
+    print(&out)
+}
+
+fn series(a: SeriesArgs) -> CmdResult {
+    let name = a.file.display().to_string();
+    let (ts, raw, values) = read_series(&a.file, &a.timestamp_col, &a.value_col)?;
     let p = SeriesParams { shingle: a.shingle, window: a.window, seed: a.seed, ..SeriesParams::default() };
     p.check().map_err(Failure::input)?;
     let scores = score_series(&values, &p);

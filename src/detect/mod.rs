@@ -3,6 +3,7 @@
 
 pub mod iforest;
 pub mod model;
+pub mod nab;
 pub mod series;
 
 pub use iforest::{IsolationForest, IsolationForestParams};

@@ -88,6 +88,28 @@ pub fn score_series(values: &[f64], p: &SeriesParams) -> Vec<f64> {
             *slot = m.score(&x.view())[0].clamp(0.0, 1.0);
         }
     }
+    rank_recent(&out, p.window)
+}
+
+/// Each raw score as the share of the previous `w` scored points it
+/// exceeds: a causal, per-series calibration that makes one threshold mean
+/// the same on every series (raw isolation scores sit at different levels).
+fn rank_recent(raw: &[f64], w: usize) -> Vec<f64> {
+    let mut out = vec![0.0; raw.len()];
+    let mut first = None;
+    for (t, o) in out.iter_mut().enumerate() {
+        if raw[t] == 0.0 && first.is_none() {
+            continue; // warm-up: no model yet
+        }
+        let f = *first.get_or_insert(t);
+        let lo = t.saturating_sub(w).max(f);
+        let past = &raw[lo..t];
+        if past.len() < 32 {
+            continue;
+        }
+        let below = past.iter().filter(|&&x| x < raw[t]).count();
+        *o = below as f64 / past.len() as f64;
+    }
     out
 }
 
