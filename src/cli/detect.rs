@@ -135,12 +135,11 @@ pub fn run(a: DetectArgs) -> CmdResult {
     }
 }
 
+/// A series file's timestamps and values as written, and values parsed.
+type SeriesColumns = (Vec<Option<String>>, Vec<Option<String>>, Vec<f64>);
+
 /// Timestamps and values of a `timestamp,value` CSV.
-fn read_series(
-    file: &std::path::Path,
-    ts_col: &str,
-    val_col: &str,
-) -> Result<(Vec<Option<String>>, Vec<Option<String>>, Vec<f64>), Failure> {
+fn read_series(file: &std::path::Path, ts_col: &str, val_col: &str) -> Result<SeriesColumns, Failure> {
     let name = file.display().to_string();
     let df = CsvReadOptions::default()
         .with_has_header(true)
