@@ -20,17 +20,6 @@ OUT = os.path.join(ROOT, "target", "bench", "tune")
 sys.path.insert(0, os.path.join(ROOT, "benches"))
 
 
-def run(cmd, cwd=None):
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
-    out, err = p.communicate()
-    _, status, ru = os.wait4(p.pid, 0) if p.returncode is None else (0, 0, None)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed: {err.decode()[-800:]}")
-    return wall, out.decode()
-
-
 def timed(cmd, cwd=None):
     """Wall time and peak RSS (MiB) through /usr/bin/time-free wait4."""
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ use crate::config::{parse_duration, Config};
 use crate::store::incidents::{read_incidents, validate};
 use crate::store::ingest::IngestOptions;
 use crate::store::{ingest_source, Incident, SqliteStore, Store, StoreError};
-use crate::timefmt::{format_time, parse_time};
+use crate::timefmt::format_time;
 use crate::trace::Source;
 use crate::window::Features;
 
@@ -24,14 +24,6 @@ impl From<StoreError> for Failure {
 
 fn open(path: &Path) -> Result<SqliteStore, Failure> {
     Ok(SqliteStore::open(path)?)
-}
-
-fn time_arg(name: &str, v: &Option<String>) -> Result<Option<f64>, Failure> {
-    v.as_ref()
-        .map(|s| {
-            parse_time(s).ok_or_else(|| Failure::input(format!("--{name} '{s}': expected RFC 3339 or epoch seconds")))
-        })
-        .transpose()
 }
 
 fn window_arg(v: &Option<String>, cfg: &Config) -> Result<f64, Failure> {
@@ -197,8 +189,8 @@ pub fn incidents(a: IncidentsArgs) -> CmdResult {
             print(&format!("imported {} incidents from {name}\n", new.len()))
         }
         IncidentAction::Add { history, id, service, start, end, severity, title } => {
-            let start = time_arg("start", &Some(start))?.unwrap_or_default();
-            let end = time_arg("end", &Some(end))?.unwrap_or_default();
+            let start = super::history_time_arg("start", &Some(start))?.unwrap_or_default();
+            let end = super::history_time_arg("end", &Some(end))?.unwrap_or_default();
             let inc = Incident { id, service, start, end, severity, title };
             let mut store = open(&history)?;
             validate(std::slice::from_ref(&inc), &store.incidents(None)?, &store.services()?, &|_| "--id".into())?;
@@ -366,7 +358,7 @@ pub fn windows(a: WindowsArgs) -> CmdResult {
     let cfg = Config::discover(a.config.as_deref())?;
     let w = window_arg(&a.window, &cfg)?;
     let store = open(&a.history)?;
-    let rows = store.windows(&a.service, a.module.as_deref(), w, time_arg("from", &a.from)?, time_arg("to", &a.to)?)?;
+    let rows = store.windows(&a.service, a.module.as_deref(), w, super::history_time_arg("from", &a.from)?, super::history_time_arg("to", &a.to)?)?;
     if rows.is_empty() {
         warn(&format!("no {w}s windows for service '{}' in {}", a.service, a.history.display()));
     }
