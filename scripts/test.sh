@@ -19,4 +19,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> cargo test"
-cargo test --all-targets 2>&1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --all-targets 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary, and
+# the last binaries have no tests of their own).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -358,7 +358,13 @@ pub fn windows(a: WindowsArgs) -> CmdResult {
     let cfg = Config::discover(a.config.as_deref())?;
     let w = window_arg(&a.window, &cfg)?;
     let store = open(&a.history)?;
-    let rows = store.windows(&a.service, a.module.as_deref(), w, super::history_time_arg("from", &a.from)?, super::history_time_arg("to", &a.to)?)?;
+    let rows = store.windows(
+        &a.service,
+        a.module.as_deref(),
+        w,
+        super::history_time_arg("from", &a.from)?,
+        super::history_time_arg("to", &a.to)?,
+    )?;
     if rows.is_empty() {
         warn(&format!("no {w}s windows for service '{}' in {}", a.service, a.history.display()));
     }
