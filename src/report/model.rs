@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::diagnose::advisor::{advise, Advice};
-use crate::score::{breakdown_by, pystats, score, GroupBy, GroupScore, Score, Selection};
+use crate::score::{pystats, score, GroupBy, GroupPlan, GroupScore, Score, Selection};
 use crate::trace::{FileSummary, Skipped, TraceColumns};
 
 /// Latency or memory distribution summary.
@@ -100,16 +100,28 @@ pub struct Detail {
 pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy, detail: Detail) -> Report {
     // The breakdown re-scores every group: run it beside the overall score
     // and the summaries.
-    let (s, groups, latency, memory, wait_time) = std::thread::scope(|scope| {
-        let groups = scope.spawn(|| breakdown_by(c, by, &cfg.score));
+    let plan = std::sync::OnceLock::new();
+    let (s, latency, memory, wait_time) = std::thread::scope(|scope| {
+        // The second thread splits the rows by group and starts scoring
+        // groups; this thread scores the whole set, then helps.
+        scope.spawn(|| {
+            let p = plan.get_or_init(|| GroupPlan::new(c, by));
+            if let Some(p) = p {
+                p.work(c, &cfg.score);
+            }
+        });
         let s = score(c, Selection::All, &cfg.score);
-        let (l, m, w) = if detail.summaries || detail.charts {
+        let sums = if detail.summaries || detail.charts {
             (summarize(&c.duration), summarize(&c.memory), summarize(&c.wait_time))
         } else {
             Default::default()
         };
-        (s, groups.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), l, m, w)
+        if let Some(p) = plan.wait() {
+            p.work(c, &cfg.score);
+        }
+        (s, sums.0, sums.1, sums.2)
     });
+    let groups = plan.into_inner().flatten().map(|p| p.finish(c)).unwrap_or_default();
     let advice = advise(&s, &cfg.advisor);
     let errors = c.error.iter().filter(|&&e| e).count();
     let mut exc: Vec<ExceptionCount> = {

@@ -345,40 +345,88 @@ pub struct GroupScore {
     pub errors: usize,
 }
 
-/// Scores each module (or name) separately, worst PSS first; ties keep the
-/// order in which groups first appeared.
-pub fn breakdown_by(c: &TraceColumns, by: GroupBy, p: &ScoreParams) -> Vec<GroupScore> {
-    let (ids, groups) = match by {
-        GroupBy::Module => (&c.module, c.modules.len()),
-        GroupBy::Name => (&c.name, c.names.len()),
-    };
-    if ids.len() != c.len() {
-        return Vec::new(); // that column was not kept
-    }
-    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); groups];
-    for (i, &g) in ids.iter().enumerate() {
-        rows[g as usize].push(i as u32);
-    }
-    let mut sys: Vec<Vec<u32>> = vec![Vec::new(); groups];
-    if by == GroupBy::Module {
-        for (i, &g) in c.sys_module.iter().enumerate() {
-            sys[g as usize].push(i as u32);
+/// The rows of each group, to be scored group by group from several threads.
+pub struct GroupPlan {
+    by: GroupBy,
+    rows: Vec<Vec<u32>>,
+    sys: Vec<Vec<u32>>,
+    live: Vec<usize>,
+    next: std::sync::atomic::AtomicUsize,
+    done: std::sync::Mutex<Vec<GroupScore>>,
+}
+
+impl GroupPlan {
+    /// Splits the rows by module (or name); `None` when that column was not kept.
+    pub fn new(c: &TraceColumns, by: GroupBy) -> Option<GroupPlan> {
+        let (ids, groups) = match by {
+            GroupBy::Module => (&c.module, c.modules.len()),
+            GroupBy::Name => (&c.name, c.names.len()),
+        };
+        if ids.len() != c.len() {
+            return None;
         }
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); groups];
+        for (i, &g) in ids.iter().enumerate() {
+            rows[g as usize].push(i as u32);
+        }
+        let mut sys: Vec<Vec<u32>> = vec![Vec::new(); groups];
+        if by == GroupBy::Module {
+            for (i, &g) in c.sys_module.iter().enumerate() {
+                sys[g as usize].push(i as u32);
+            }
+        }
+        // Largest groups first: better balance between workers.
+        let mut live: Vec<usize> = (0..groups).filter(|&g| !rows[g].is_empty() || !sys[g].is_empty()).collect();
+        live.sort_by_key(|&g| std::cmp::Reverse(rows[g].len() + sys[g].len()));
+        Some(GroupPlan {
+            by,
+            rows,
+            sys,
+            live,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            done: std::sync::Mutex::new(Vec::new()),
+        })
     }
-    let mut out: Vec<GroupScore> = (0..groups)
-        .filter(|&g| !rows[g].is_empty() || !sys[g].is_empty())
-        .map(|g| {
-            let s = score(c, Selection::Some { rows: &rows[g], sys: &sys[g] }, p);
-            let key = match by {
+
+    /// Scores groups until none is left; call from as many threads as useful.
+    pub fn work(&self, c: &TraceColumns, p: &ScoreParams) {
+        loop {
+            let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&g) = self.live.get(k) else { return };
+            let s = score(c, Selection::Some { rows: &self.rows[g], sys: &self.sys[g] }, p);
+            let key = match self.by {
                 GroupBy::Module => c.modules.get(g as u32),
                 GroupBy::Name => c.names.get(g as u32),
             };
-            let errors = rows[g].iter().filter(|&&i| c.error[i as usize]).count();
-            GroupScore { key: key.to_string(), score: s, traces: rows[g].len() + sys[g].len(), errors }
-        })
-        .collect();
-    out.sort_by_key(|g| g.score.pss);
-    out
+            let errors = self.rows[g].iter().filter(|&&i| c.error[i as usize]).count();
+            let gs =
+                GroupScore { key: key.to_string(), score: s, traces: self.rows[g].len() + self.sys[g].len(), errors };
+            self.done.lock().unwrap_or_else(|e| e.into_inner()).push(gs);
+        }
+    }
+
+    /// The scores, worst PSS first; ties keep the order in which groups first appeared.
+    pub fn finish(self, c: &TraceColumns) -> Vec<GroupScore> {
+        let mut out = self.done.into_inner().unwrap_or_else(|e| e.into_inner());
+        let order = |k: &str| match self.by {
+            GroupBy::Module => c.modules_position(k),
+            GroupBy::Name => c.names_position(k),
+        };
+        out.sort_by_key(|g| (g.score.pss, order(&g.key)));
+        out
+    }
+}
+
+/// Scores each module (or name) separately, worst PSS first; ties keep the
+/// order in which groups first appeared.
+pub fn breakdown_by(c: &TraceColumns, by: GroupBy, p: &ScoreParams) -> Vec<GroupScore> {
+    match GroupPlan::new(c, by) {
+        Some(plan) => {
+            plan.work(c, p);
+            plan.finish(c)
+        }
+        None => Vec::new(),
+    }
 }
 
 #[cfg(test)]

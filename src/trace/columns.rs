@@ -30,6 +30,11 @@ impl Interner {
         id
     }
 
+    /// The id of a string already interned.
+    pub fn id(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
     /// The string of an id.
     pub fn get(&self, id: u32) -> &str {
         &self.values[id as usize]
@@ -429,6 +434,16 @@ impl TraceColumns {
         if self.keep.timestamps {
             self.sys_timestamp.push(timestamp);
         }
+    }
+
+    /// The id (first-appearance order) of a module name.
+    pub fn modules_position(&self, m: &str) -> u32 {
+        self.modules.id(m).unwrap_or(u32::MAX)
+    }
+
+    /// The id (first-appearance order) of a function name.
+    pub fn names_position(&self, n: &str) -> u32 {
+        self.names.id(n).unwrap_or(u32::MAX)
     }
 
     /// Interns a module name (for rows built outside [`push`](Self::push)).
