@@ -83,7 +83,24 @@ pub struct IsolationForest {
     /// Score above which a point is an anomaly (from `contamination`).
     pub threshold: Option<f64>,
     pub n_features: usize,
+    /// Axis-parallel trees in a compact array form for scoring, built on
+    /// first use (not saved).
+    #[serde(skip)]
+    compact: std::sync::OnceLock<Option<Vec<Vec<Compact>>>>,
 }
+
+/// A node of an axis-parallel tree for fast scoring: `feature == LEAF` marks
+/// a leaf whose `value` is the path length; otherwise `x[feature] < value`
+/// goes to `left`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Compact {
+    value: f64,
+    feature: u32,
+    left: u32,
+    right: u32,
+}
+
+const LEAF: u32 = u32::MAX;
 
 /// Average path length of an unsuccessful BST search among `n` points.
 pub fn c(n: f64) -> f64 {
@@ -206,7 +223,14 @@ impl CheckedParams {
             build(x, &mut idx, 0, limit, p.extended, &mut rng, &mut nodes);
             trees.push(nodes);
         }
-        let mut forest = IsolationForest { params: p.clone(), trees, psi, threshold: None, n_features: x.ncols() };
+        let mut forest = IsolationForest {
+            params: p.clone(),
+            trees,
+            psi,
+            threshold: None,
+            n_features: x.ncols(),
+            compact: Default::default(),
+        };
         if let Some(cont) = p.contamination {
             let mut s = forest.score(x);
             s.sort_by(|a, b| b.total_cmp(a));
@@ -234,13 +258,63 @@ impl IsolationForest {
         }
     }
 
+    /// The compact form, when every tree is axis-parallel.
+    fn compact(&self) -> Option<&Vec<Vec<Compact>>> {
+        self.compact
+            .get_or_init(|| {
+                self.trees
+                    .iter()
+                    .map(|t| {
+                        t.iter()
+                            .map(|n| match n {
+                                Node::Axis { feature, split, left, right } => Some(Compact {
+                                    value: *split,
+                                    feature: *feature as u32,
+                                    left: *left,
+                                    right: *right,
+                                }),
+                                Node::Leaf { path, .. } => {
+                                    Some(Compact { value: *path, feature: LEAF, left: 0, right: 0 })
+                                }
+                                Node::Plane { .. } => None,
+                            })
+                            .collect::<Option<Vec<Compact>>>()
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .as_ref()
+    }
+
     fn score_rows(&self, rows: &[f64], d: usize, out: &mut [f64]) {
         let cn = c(self.psi as f64);
         let nt = self.trees.len() as f64;
-        for (k, o) in out.iter_mut().enumerate() {
-            let row = &rows[k * d..(k + 1) * d];
-            let mean = self.trees.iter().map(|t| Self::path_length(t, row)).sum::<f64>() / nt;
-            *o = 2f64.powf(-mean / cn);
+        let Some(trees) = self.compact() else {
+            for (k, o) in out.iter_mut().enumerate() {
+                let row = &rows[k * d..(k + 1) * d];
+                let total: f64 = self.trees.iter().map(|t| Self::path_length(t, row)).sum();
+                *o = 2f64.powf(-(total / nt) / cn);
+            }
+            return;
+        };
+        // Tree by tree over blocks of rows: a tree stays in cache while the
+        // rows stream past it. Sums still add trees in order for each row.
+        const BLOCK: usize = 2048;
+        for (b, block) in out.chunks_mut(BLOCK).enumerate() {
+            let base = b * BLOCK;
+            block.iter_mut().for_each(|o| *o = 0.0);
+            for t in trees {
+                for (k, o) in block.iter_mut().enumerate() {
+                    let row = &rows[(base + k) * d..(base + k + 1) * d];
+                    let mut n = t[0];
+                    while n.feature != LEAF {
+                        n = t[if row[n.feature as usize] < n.value { n.left } else { n.right } as usize];
+                    }
+                    *o += n.value;
+                }
+            }
+            for o in block.iter_mut() {
+                *o = 2f64.powf(-(*o / nt) / cn);
+            }
         }
     }
 
