@@ -152,17 +152,6 @@ pub struct Window {
     pub features: Features,
 }
 
-fn cv_of(xs: &[f64]) -> f64 {
-    if xs.len() < 2 {
-        return 0.0;
-    }
-    let sums = pystats::ExactSums::of(xs, true);
-    match (sums.mean(), sums.stdev()) {
-        (Some(m), Some(s)) if m != 0.0 => s / m,
-        _ => 0.0,
-    }
-}
-
 /// Computes the features of a set of columns (complete rows only).
 pub fn features(c: &TraceColumns) -> Features {
     let n = c.len();
@@ -170,7 +159,7 @@ pub fn features(c: &TraceColumns) -> Features {
     if n > 0 {
         let lat = &c.duration;
         f.lat_mean = lat.iter().sum::<f64>() / n as f64;
-        f.lat_cv = cv_of(lat);
+        f.lat_cv = score::cv(lat);
         let mut work = lat.clone();
         if let Some(q) = pystats::percentiles(&mut work, &[49, 94, 98]) {
             f.lat_p50 = q[0];
@@ -199,7 +188,7 @@ pub fn features(c: &TraceColumns) -> Features {
         f.error_longest_run = longest as f64;
         // Left to right, as Python's built-in sum (pypss's mean wait).
         f.wait_mean = c.wait_time.iter().fold(0.0, |a, &b| a + b) / n as f64;
-        f.wait_cv = cv_of(&c.wait_time);
+        f.wait_cv = score::cv(&c.wait_time);
         let mut counts = vec![0u64; c.tags.len()];
         for &t in &c.branch_tag {
             if t != crate::trace::NONE {

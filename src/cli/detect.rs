@@ -253,12 +253,6 @@ fn series(a: SeriesArgs) -> CmdResult {
     print(&format!("scored {} points of {name} (max score {top:.3}) → {}\n", scores.len(), a.output.display()))
 }
 
-fn dur(s: &str) -> Result<f64, Failure> {
-    crate::config::parse_duration(s)
-        .filter(|w| *w > 0.0)
-        .ok_or_else(|| Failure::input(format!("'{s}': expected a duration like 60s or 5m")))
-}
-
 /// One scored item: when, what, score, label.
 struct Scored {
     at: f64,
@@ -281,7 +275,7 @@ fn train(a: TrainArgs) -> CmdResult {
     };
     let (x, names, range, labels, window) = match a.level {
         Level::Window => {
-            let w = dur(&a.window)?;
+            let w = super::duration_arg("window", &a.window, true)?;
             let ws = store.windows(&a.service, None, w, from, to)?;
             let ws: Vec<_> = ws.into_iter().filter(|lw| !lw.window.too_small).collect();
             if ws.len() < 2 {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use polars::prelude::*;
 
-use super::{print, warn, CmdResult, Failure};
-use crate::config::{parse_duration, Config};
+use super::{duration_arg, print, warn, window_arg, CmdResult, Failure};
+use crate::config::Config;
 use crate::store::incidents::{read_incidents, validate};
 use crate::store::ingest::IngestOptions;
 use crate::store::{ingest_source, Incident, SqliteStore, Store, StoreError};
@@ -24,15 +24,6 @@ impl From<StoreError> for Failure {
 
 fn open(path: &Path) -> Result<SqliteStore, Failure> {
     Ok(SqliteStore::open(path)?)
-}
-
-fn window_arg(v: &Option<String>, cfg: &Config) -> Result<f64, Failure> {
-    match v {
-        None => Ok(cfg.window_seconds),
-        Some(s) => parse_duration(s)
-            .filter(|w| *w > 0.0)
-            .ok_or_else(|| Failure::input(format!("--window '{s}': expected a duration like 60s, 5m, 1.5h, 1d"))),
-    }
 }
 
 #[derive(Args, Debug)]
@@ -443,8 +434,7 @@ pub struct PruneArgs {
 
 /// Runs `pss prune`.
 pub fn prune(a: PruneArgs) -> CmdResult {
-    let age = parse_duration(&a.older_than)
-        .ok_or_else(|| Failure::input(format!("--older-than '{}': expected a duration like 90d", a.older_than)))?;
+    let age = duration_arg("older-than", &a.older_than, false)?;
     let mut store = open(&a.history)?;
     let r = store.prune(crate::store::sqlite::now() - age)?;
     print(&format!("pruned {} traces, {} windows, {} history rows\n", r.traces, r.windows, r.history))

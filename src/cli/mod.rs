@@ -144,6 +144,21 @@ where
     }
 }
 
+/// A duration flag (`60s`, `5m`, `1.5h`, `1d`, `1w`); `positive` refuses 0.
+pub fn duration_arg(flag: &str, s: &str, positive: bool) -> Result<f64, Failure> {
+    crate::config::parse_duration(s)
+        .filter(|d| !positive || *d > 0.0)
+        .ok_or_else(|| Failure::input(format!("--{flag} '{s}': expected a duration like 60s, 5m, 1.5h or 1d")))
+}
+
+/// `--window`: the flag's value, else the configuration's `window`.
+pub fn window_arg(v: &Option<String>, cfg: &crate::config::Config) -> Result<f64, Failure> {
+    match v {
+        None => Ok(cfg.window_seconds),
+        Some(s) => duration_arg("window", s, true),
+    }
+}
+
 /// `--from`/`--to` style times.
 pub fn history_time_arg(name: &str, v: &Option<String>) -> Result<Option<f64>, Failure> {
     v.as_ref()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, ValueEnum};
 
 use super::{print, CmdResult, Failure};
-use crate::config::{parse_duration, Config};
+use crate::config::Config;
 use crate::store::{SqliteStore, Store};
 use crate::tune::output::{config_toml, convergence_svg, model_card, pr_svg, verdict};
 use crate::tune::space::{Candidate, Space};
@@ -118,7 +118,6 @@ fn table(rows: &[(&str, &SplitMetrics)]) -> String {
     }
     out += &format!("\n{}\n", "-".repeat(22 + 2 * 32));
     type Get = fn(&SplitMetrics, bool) -> String;
-    let m = |s: &SplitMetrics, v: bool| if v { s.validation } else { s.train };
     let lines: [(&str, Get); 9] = [
         ("objective", |s, v| format!("{:.3}", if v { s.validation_objective } else { s.train_objective })),
         ("F1", |s, v| format!("{:.3}", if v { s.validation.f1 } else { s.train.f1 })),
@@ -136,7 +135,6 @@ fn table(rows: &[(&str, &SplitMetrics)]) -> String {
         }),
         ("alarms", |s, v| format!("{}", if v { s.validation } else { s.train }.alarms)),
     ];
-    let _ = m;
     for (label, get) in lines {
         out += &format!("{label:<22}");
         for v in [false, true] {
@@ -161,14 +159,8 @@ pub fn run(a: TuneArgs) -> CmdResult {
         return Err(Failure::input("--baseline goes with --objective pypss"));
     }
     let history = a.history.clone().ok_or_else(|| Failure::input("--history DB is required"))?;
-    let window = match &a.window {
-        None => cfg.window_seconds,
-        Some(s) => parse_duration(s)
-            .filter(|w| *w > 0.0)
-            .ok_or_else(|| Failure::input(format!("--window '{s}': expected a duration like 60s or 5m")))?,
-    };
-    let lead = parse_duration(&a.lead)
-        .ok_or_else(|| Failure::input(format!("--lead '{}': expected a duration like 10m", a.lead)))?;
+    let window = super::window_arg(&a.window, &cfg)?;
+    let lead = super::duration_arg("lead", &a.lead, false)?;
     if !history.is_file() {
         return Err(Failure::input(format!(
             "{}: no such history database (create it with pss ingest)",
@@ -371,7 +363,7 @@ fn run_pypss(a: &TuneArgs, cfg: &Config, started: f64) -> CmdResult {
     let space = pypss_space();
     let to_params = |u: &[f64]| {
         let c = space.decode(u);
-        ScoreParamsWith { base: cfg.score.clone(), tuned: c.score }.merged()
+        with_pypss_tunes(&cfg.score, &c.score)
     };
     let mut f = |u: &[f64]| -loss(&sets, &to_params(u));
     let default_c = Candidate { score: cfg.score.clone(), alert: cfg.alert.clone() };
@@ -458,27 +450,19 @@ fn run_pypss(a: &TuneArgs, cfg: &Config, started: f64) -> CmdResult {
     ))
 }
 
-/// The configured parameters with the ten pypss tunes replaced.
-struct ScoreParamsWith {
-    base: crate::config::ScoreParams,
-    tuned: crate::config::ScoreParams,
-}
-
-impl ScoreParamsWith {
-    fn merged(self) -> crate::config::ScoreParams {
-        let t = self.tuned;
-        crate::config::ScoreParams {
-            w_ts: t.w_ts,
-            w_ms: t.w_ms,
-            w_ev: t.w_ev,
-            w_be: t.w_be,
-            w_cc: t.w_cc,
-            alpha: t.alpha,
-            beta: t.beta,
-            gamma: t.gamma,
-            mem_spike_threshold_ratio: t.mem_spike_threshold_ratio,
-            concurrency_wait_threshold: t.concurrency_wait_threshold,
-            ..self.base
-        }
+/// The configured parameters with the ten that pypss tunes taken from `t`.
+fn with_pypss_tunes(base: &crate::config::ScoreParams, t: &crate::config::ScoreParams) -> crate::config::ScoreParams {
+    crate::config::ScoreParams {
+        w_ts: t.w_ts,
+        w_ms: t.w_ms,
+        w_ev: t.w_ev,
+        w_be: t.w_be,
+        w_cc: t.w_cc,
+        alpha: t.alpha,
+        beta: t.beta,
+        gamma: t.gamma,
+        mem_spike_threshold_ratio: t.mem_spike_threshold_ratio,
+        concurrency_wait_threshold: t.concurrency_wait_threshold,
+        ..base.clone()
     }
 }

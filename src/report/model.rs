@@ -121,7 +121,7 @@ pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy,
         }
         (s, sums.0, sums.1, sums.2)
     });
-    let groups = plan.into_inner().flatten().map(|p| p.finish(c)).unwrap_or_default();
+    let groups = plan.into_inner().flatten().map(GroupPlan::finish).unwrap_or_default();
     let advice = advise(&s, &cfg.advisor);
     let errors = c.error.iter().filter(|&&e| e).count();
     let mut exc: Vec<ExceptionCount> = {

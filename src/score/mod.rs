@@ -170,7 +170,7 @@ fn decay(metric: f64, alpha: f64) -> f64 {
 }
 
 /// pypss's `calculate_cv`: exact stdev over exact mean, 0 when undefined.
-fn cv(xs: &[f64]) -> f64 {
+pub fn cv(xs: &[f64]) -> f64 {
     if xs.len() < 2 {
         return 0.0;
     }
@@ -352,7 +352,8 @@ pub struct GroupPlan {
     sys: Vec<Vec<u32>>,
     live: Vec<usize>,
     next: std::sync::atomic::AtomicUsize,
-    done: std::sync::Mutex<Vec<GroupScore>>,
+    /// Scored groups with their ids (first-appearance order).
+    done: std::sync::Mutex<Vec<(usize, GroupScore)>>,
 }
 
 impl GroupPlan {
@@ -401,31 +402,15 @@ impl GroupPlan {
             let errors = self.rows[g].iter().filter(|&&i| c.error[i as usize]).count();
             let gs =
                 GroupScore { key: key.to_string(), score: s, traces: self.rows[g].len() + self.sys[g].len(), errors };
-            self.done.lock().unwrap_or_else(|e| e.into_inner()).push(gs);
+            self.done.lock().unwrap_or_else(|e| e.into_inner()).push((g, gs));
         }
     }
 
     /// The scores, worst PSS first; ties keep the order in which groups first appeared.
-    pub fn finish(self, c: &TraceColumns) -> Vec<GroupScore> {
+    pub fn finish(self) -> Vec<GroupScore> {
         let mut out = self.done.into_inner().unwrap_or_else(|e| e.into_inner());
-        let order = |k: &str| match self.by {
-            GroupBy::Module => c.modules_position(k),
-            GroupBy::Name => c.names_position(k),
-        };
-        out.sort_by_key(|g| (g.score.pss, order(&g.key)));
-        out
-    }
-}
-
-/// Scores each module (or name) separately, worst PSS first; ties keep the
-/// order in which groups first appeared.
-pub fn breakdown_by(c: &TraceColumns, by: GroupBy, p: &ScoreParams) -> Vec<GroupScore> {
-    match GroupPlan::new(c, by) {
-        Some(plan) => {
-            plan.work(c, p);
-            plan.finish(c)
-        }
-        None => Vec::new(),
+        out.sort_by_key(|(g, s)| (s.score.pss, *g));
+        out.into_iter().map(|(_, s)| s).collect()
     }
 }
 

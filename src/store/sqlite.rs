@@ -187,15 +187,6 @@ impl SqliteStore {
         tx.commit().map_err(err)
     }
 
-    /// The schema version of the open file.
-    pub fn schema_version(&self) -> Result<i64, StoreError> {
-        let v: String = self
-            .conn
-            .query_row("SELECT value FROM _meta WHERE key = 'pss_schema'", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        Ok(v.parse().unwrap_or(0))
-    }
-
     /// Complete regular traces of a service in `[from, to)`, in time order:
     /// (timestamp, module, name, [duration, memory_diff, wait_time, error]).
     #[allow(clippy::type_complexity)]
@@ -241,14 +232,7 @@ impl SqliteStore {
         path: &str,
         card: &serde_json::Value,
     ) -> Result<i64, StoreError> {
-        let v: i64 = self
-            .conn
-            .query_row(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE service = ?1 AND kind = ?2",
-                params![service, kind],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
+        let v = self.next_model_version(service, kind)?;
         self.conn
             .execute(
                 "INSERT INTO models (service, kind, version, path, created, card) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -293,25 +277,6 @@ impl SqliteStore {
             .conn
             .execute("DELETE FROM pss_history WHERE timestamp < ?1", params![cutoff])
             .map_err(|e| self.err(e))?;
-        Ok(n as u64)
-    }
-
-    /// `PRAGMA integrity_check` result ("ok" when sound).
-    pub fn integrity_check(&self) -> Result<String, StoreError> {
-        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| self.err(e))
-    }
-
-    /// Number of stored traces of a service (all services when `None`).
-    pub fn trace_count(&self, service: Option<&str>) -> Result<u64, StoreError> {
-        let n: i64 = match service {
-            Some(s) => self.conn.query_row(
-                "SELECT COUNT(*) FROM traces t JOIN services s ON s.id = t.service_id WHERE s.name = ?1",
-                params![s],
-                |r| r.get(0),
-            ),
-            None => self.conn.query_row("SELECT COUNT(*) FROM traces", [], |r| r.get(0)),
-        }
-        .map_err(|e| self.err(e))?;
         Ok(n as u64)
     }
 }

@@ -30,11 +30,6 @@ impl Interner {
         id
     }
 
-    /// The id of a string already interned.
-    pub fn id(&self, s: &str) -> Option<u32> {
-        self.ids.get(s).copied()
-    }
-
     /// The string of an id.
     pub fn get(&self, id: u32) -> &str {
         &self.values[id as usize]
@@ -436,16 +431,6 @@ impl TraceColumns {
         }
     }
 
-    /// The id (first-appearance order) of a module name.
-    pub fn modules_position(&self, m: &str) -> u32 {
-        self.modules.id(m).unwrap_or(u32::MAX)
-    }
-
-    /// The id (first-appearance order) of a function name.
-    pub fn names_position(&self, n: &str) -> u32 {
-        self.names.id(n).unwrap_or(u32::MAX)
-    }
-
     /// Interns a module name (for rows built outside [`push`](Self::push)).
     pub fn intern_module(&mut self, m: &str) -> u32 {
         self.modules.intern(m)
@@ -575,15 +560,16 @@ pub fn classify<'a>(t: &'a RawTrace<'_>) -> Classified<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::json::{Element, Scanner};
+    use crate::trace::json::Scanner;
 
     fn cols(lines: &[&str]) -> TraceColumns {
         let mut c = TraceColumns::new("unknown");
         for l in lines {
             let mut sc = Scanner::new(l.as_bytes(), true);
-            match sc.element().unwrap() {
-                Element::Trace(t) => c.push(&t),
-                Element::NotObject(_) => c.push_not_object(),
+            let mut t = RawTrace::default();
+            match sc.element_into(&mut t).unwrap() {
+                None => c.push(&t),
+                Some(_) => c.push_not_object(),
             }
         }
         c

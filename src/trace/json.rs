@@ -171,17 +171,6 @@ impl RawTrace<'_> {
     }
 }
 
-/// One element of a trace stream: a trace object, or something pypss skips.
-#[derive(Debug)]
-// The trace is returned by value: one move per element is cheaper than one
-// allocation per element on a million-trace file.
-#[allow(clippy::large_enum_variant)]
-pub enum Element<'a> {
-    Trace(Box<RawTrace<'a>>),
-    /// Not an object (pypss's `t.get` raises and the trace is skipped).
-    NotObject(&'static str),
-}
-
 /// Cursor over a buffer of JSON text.
 pub struct Scanner<'a> {
     buf: &'a [u8],
@@ -630,8 +619,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Parses one stream element: a trace object, or a value pypss would skip.
-    /// Parses one stream element into `t` (which must be empty); returns
+    /// Parses one stream element (a trace object, or a value pypss would
+    /// skip) into `t`, which must be empty; returns
     /// `Ok(None)` for a trace object, or the JSON type of a non-object.
     pub fn element_into(&mut self, t: &mut RawTrace<'a>) -> Res<Option<&'static str>> {
         let b = self.next_byte("where a trace was expected")?;
@@ -640,19 +629,6 @@ impl<'a> Scanner<'a> {
             Ok(None)
         } else {
             Ok(Some(self.scalar(1)?.kind()))
-        }
-    }
-
-    /// Parses one stream element.
-    pub fn element(&mut self) -> Res<Element<'a>> {
-        let b = self.next_byte("where a trace was expected")?;
-        if b == b'{' {
-            let mut t = RawTrace::default();
-            self.object_members(&mut t)?;
-            Ok(Element::Trace(Box::new(t)))
-        } else {
-            let s = self.scalar(1)?;
-            Ok(Element::NotObject(s.kind()))
         }
     }
 
@@ -700,12 +676,6 @@ impl<'a> Scanner<'a> {
                 other => return self.err(self.pos, format!("expected ',' or '}}', found {}", describe_byte(other))),
             }
         }
-    }
-
-    /// Parses one member value, storing it when pss reads that key.
-    pub fn member(&mut self, t: &mut RawTrace<'a>, key: Cow<'a, str>) -> Res<()> {
-        let idx = field_index(key.as_bytes());
-        self.member_at(t, idx, key)
     }
 
     /// Parses one member value whose key is field `idx` of [`FIELD_NAMES`]
@@ -958,10 +928,9 @@ mod tests {
 
     fn trace(text: &str) -> RawTrace<'_> {
         let mut sc = Scanner::new(text.as_bytes(), true);
-        match sc.element().unwrap() {
-            Element::Trace(t) => *t,
-            other => panic!("not a trace: {other:?}"),
-        }
+        let mut t = RawTrace::default();
+        assert_eq!(sc.element_into(&mut t).unwrap(), None, "not a trace");
+        t
     }
 
     #[test]
@@ -988,7 +957,8 @@ mod tests {
         for cut in 1..30 {
             let text = br#"{"duration": 12.5, "name": "abc"}"#;
             let mut sc = Scanner::new(&text[..cut], false);
-            assert_eq!(sc.element().unwrap_err(), ScanError::Incomplete, "cut at {cut}");
+            let mut t = RawTrace::default();
+            assert_eq!(sc.element_into(&mut t).unwrap_err(), ScanError::Incomplete, "cut at {cut}");
         }
     }
 
@@ -996,7 +966,8 @@ mod tests {
     fn syntax_errors_carry_positions() {
         for bad in [r#"{"a":1,}"#, r#"{"a" 1}"#, r#"{"a":01}"#, "{\"a\":\"x\u{1}\"}", r#"{"a":tru}"#] {
             let mut sc = Scanner::new(bad.as_bytes(), true);
-            assert!(matches!(sc.element(), Err(ScanError::Syntax { .. })), "{bad}");
+            let mut t = RawTrace::default();
+            assert!(matches!(sc.element_into(&mut t), Err(ScanError::Syntax { .. })), "{bad}");
         }
         let deep = "[".repeat(MAX_DEPTH + 5);
         let mut sc = Scanner::new(deep.as_bytes(), true);

@@ -670,7 +670,7 @@ impl<'r> Feed<'r> {
                     }
                 }
                 sc.skip_value(1)?;
-                Ok(Step::Member(sc_slice(sc, key_start)))
+                Ok(Step::Member(sc.slice(key_start).to_vec()))
             })?;
             first = false;
             match step {
@@ -732,15 +732,11 @@ impl<'r> Feed<'r> {
 
     fn not_traces(&self, b: u8) -> ReadError {
         let w = self.window();
-        if w.contains(&0) || std::str::from_utf8(&w[..w.len().min(1024)]).is_err() && !w.is_empty() {
-            // from_utf8 may fail only because the window cut a character.
-            let valid = match std::str::from_utf8(&w[..w.len().min(1024)]) {
-                Ok(_) => true,
-                Err(e) => e.error_len().is_none(),
-            };
-            if w.contains(&0) || !valid {
-                return self.format_err("binary data: not JSON, JSON Lines, CSV, Parquet or gzip");
-            }
+        // Invalid UTF-8 in the first KiB (not merely a character cut at its
+        // end), or a NUL byte: binary.
+        let invalid = std::str::from_utf8(&w[..w.len().min(1024)]).is_err_and(|e| e.error_len().is_some());
+        if invalid || w.contains(&0) {
+            return self.format_err("binary data: not JSON, JSON Lines, CSV, Parquet or gzip");
         }
         let mut sc = Scanner::new(w, self.eof);
         let pos = w.iter().position(|&c| c == b).unwrap_or(0);
@@ -807,10 +803,6 @@ fn lines_step(sc: &mut Scanner<'_>, sink: &mut dyn TraceSink) -> Result<bool, Sc
 
 fn sc_eof(sc: &mut Scanner<'_>) -> bool {
     matches!(sc.at_eof(), Ok(true) | Err(ScanError::Syntax { .. }))
-}
-
-fn sc_slice(sc: &Scanner<'_>, from: usize) -> Vec<u8> {
-    sc.slice(from).to_vec()
 }
 
 fn syntax(pos: usize, msg: impl Into<String>) -> ScanError {

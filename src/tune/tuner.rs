@@ -150,6 +150,24 @@ pub struct Tuned {
     pub validation_windows: usize,
 }
 
+/// Windows split by time: the latest `validation` share of the range is held out.
+struct Split<'d> {
+    range: (f64, f64),
+    split_at: f64,
+    train: Vec<&'d LabeledWindow>,
+    val: Vec<&'d LabeledWindow>,
+}
+
+fn split(data: &TuneData, validation: f64) -> Option<Split<'_>> {
+    let mut ws: Vec<&LabeledWindow> = data.windows.iter().collect();
+    ws.sort_by(|a, b| a.window.start.total_cmp(&b.window.start));
+    let (first, last) = (ws.first()?, ws.last()?);
+    let range = (first.window.start, last.window.start + last.window.seconds);
+    let split_at = range.0 + (1.0 - validation) * (range.1 - range.0);
+    let (train, val) = ws.into_iter().partition(|w| w.window.start < split_at);
+    Some(Split { range, split_at, train, val })
+}
+
 fn judge(ws: &[&LabeledWindow], c: &Candidate) -> Vec<Judged> {
     ws.iter()
         .map(|lw| {
@@ -185,15 +203,9 @@ impl CheckedTuneParams {
     /// Runs the search. `on_trial(i, value)` is called after each evaluation.
     pub fn fit(&self, data: &TuneData, on_trial: &mut dyn FnMut(usize, f64)) -> Result<Tuned, TuneError> {
         let p = &self.0;
-        let mut ws: Vec<&LabeledWindow> = data.windows.iter().collect();
-        ws.sort_by(|a, b| a.window.start.total_cmp(&b.window.start));
-        let (Some(first), Some(last)) = (ws.first(), ws.last()) else {
+        let Some(Split { range, split_at, train, val }) = split(data, p.validation) else {
             return Err(TuneError::Data("no windows to tune on: ingest traces first (pss ingest)".into()));
         };
-        let range = (first.window.start, last.window.start + last.window.seconds);
-        let split_at = range.0 + (1.0 - p.validation) * (range.1 - range.0);
-        let train: Vec<&LabeledWindow> = ws.iter().copied().filter(|w| w.window.start < split_at).collect();
-        let val: Vec<&LabeledWindow> = ws.iter().copied().filter(|w| w.window.start >= split_at).collect();
         if !train.iter().any(|w| w.incident.is_some()) {
             return Err(TuneError::Data(
                 "no labeled window in the training part: import incidents (pss incidents import) or lower --validation"
@@ -296,12 +308,7 @@ impl CheckedTuneParams {
     /// (to compare an active config with a new one on the same windows).
     pub fn validation_objective(&self, data: &TuneData, c: &Candidate) -> f64 {
         let p = &self.0;
-        let mut ws: Vec<&LabeledWindow> = data.windows.iter().collect();
-        ws.sort_by(|a, b| a.window.start.total_cmp(&b.window.start));
-        let (Some(first), Some(last)) = (ws.first(), ws.last()) else { return 0.0 };
-        let split_at =
-            first.window.start + (1.0 - p.validation) * (last.window.start + last.window.seconds - first.window.start);
-        let val: Vec<&LabeledWindow> = ws.into_iter().filter(|w| w.window.start >= split_at).collect();
+        let Some(Split { val, .. }) = split(data, p.validation) else { return 0.0 };
         p.objective.value(&evaluate(&judge(&val, c), &data.incidents, p.lead_seconds))
     }
 
