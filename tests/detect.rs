@@ -149,6 +149,26 @@ fn train_save_reload_and_score_windows_and_traces() {
     let out =
         pss(d, &["detect", "train", "--history", "h.db", "--service", "checkout", "--window", "5m", "--extended"]);
     assert!(out.contains("extended-isolation-forest-window-v1.json"), "{out}");
+
+    // Patterns: the dependency outage (checkout-3) is one pattern, described
+    // by latency, its windows all inside the incident.
+    let p: serde_json::Value = serde_json::from_str(&pss(
+        d,
+        &["detect", "patterns", "--history", "h.db", "--service", "checkout", "--window", "5m", "--format", "json"],
+    ))
+    .unwrap();
+    let patterns = p["patterns"].as_array().unwrap();
+    let outage = patterns
+        .iter()
+        .find(|x| x["id"].as_u64() > Some(0) && x["incidents"] == serde_json::json!(["checkout-3"]))
+        .unwrap_or_else(|| panic!("{p:#}"));
+    assert_eq!(outage["in_incidents"].as_u64(), Some(outage["windows"].as_array().unwrap().len() as u64));
+    assert!(outage["description"].as_str().unwrap().contains("latency ×"), "{outage}");
+    let text = pss(
+        d,
+        &["detect", "patterns", "--history", "h.db", "--service", "checkout", "--window", "5m", "--model", model],
+    );
+    assert!(text.contains("Pattern 1:") && text.contains("saved model"), "{text}");
 }
 
 #[test]

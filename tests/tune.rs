@@ -115,6 +115,55 @@ fn same_seed_same_config_and_promotion_needs_a_better_score() {
             .unwrap();
     assert_eq!(card["decision"]["promoted"], Value::Bool(false));
     assert!(card["decision"]["active_validation_objective"].is_number());
+
+    // The window detectors: the first night promoted one per service; the
+    // second trained the same model, which is not better, so it is kept aside.
+    for s in ["checkout", "search", "payments"] {
+        let active = d.join(format!("models/{s}/window-detector.json"));
+        let v1 = d.join(format!("models/{s}/extended-isolation-forest-window-v1.json"));
+        let v2 = d.join(format!("models/{s}/extended-isolation-forest-window-v2.json"));
+        assert_eq!(std::fs::read(&active).unwrap(), std::fs::read(&v1).unwrap(), "{s}: v1 is active");
+        assert_eq!(std::fs::read(&v1).unwrap(), std::fs::read(&v2).unwrap(), "{s}: same seed, same model");
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(&v2).unwrap()).unwrap();
+        assert!(m["metrics"]["validation_average_precision"].is_number());
+    }
+    assert_eq!(out.matches("kept the active one").count(), 3, "{out}");
+    let db = rusqlite::Connection::open(d.join("h.db")).unwrap();
+    let promoted: Vec<(String, i64, String)> = db
+        .prepare(
+            "SELECT service, version, card FROM models WHERE kind = 'extended-isolation-forest-window' ORDER BY 1, 2",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(promoted.len(), 6);
+    for (s, v, card) in &promoted {
+        let c: Value = serde_json::from_str(card).unwrap();
+        assert_eq!(c["promoted"], Value::Bool(*v == 1), "{s} v{v}: {c}");
+    }
+
+    // Evaluated against the labels, the window detector beats the default
+    // PSS alarm on validation AUC-PR, and the supervised model is reported
+    // beside the unsupervised ones.
+    let eval = ok(run(
+        env!("CARGO_BIN_EXE_pss"),
+        d,
+        &["detect", "eval", "--history", "h.db", "--window", "5m", "--format", "json"],
+    ));
+    let r: Value = serde_json::from_str(&eval).unwrap();
+    let ap = |name: &str| {
+        r["detectors"].as_array().unwrap().iter().find(|x| x["detector"].as_str().unwrap().starts_with(name)).unwrap()
+            ["validation"]["auc_pr"]
+            .as_f64()
+            .unwrap()
+    };
+    let base = ap("pss-alarm");
+    assert!(ap("extended-isolation-forest") > base + 0.2, "{eval}");
+    assert!(ap("isolation-forest") > base, "{eval}");
+    assert!(ap("random-forest").is_finite());
+    assert_eq!(r["services"].as_array().unwrap().len(), 3);
 }
 
 #[test]

@@ -25,19 +25,80 @@ pub enum DetectAction {
     #[command(after_help = "Each point's score uses only the points before it: run on the first k rows, \
 a file gets exactly the scores those rows get in the whole file. Points before enough history score 0.")]
     Series(SeriesArgs),
+    /// Group a service's anomalous windows into patterns and describe each in words.
+    #[command(after_help = "Windows are scored by --model (a window-level detector from `pss detect train`) or, \
+without one, by an extended isolation forest trained on the same windows; the flagged ones are clustered with \
+DBSCAN on robust z-scores against the normal windows, and each pattern is described by its most abnormal \
+features, the module where the leading one is strongest, and the incidents it overlaps.")]
+    Patterns(PatternsArgs),
     /// Train an isolation forest on a service's history (windows or traces) and save it.
     Train(TrainArgs),
     /// Score traces or windows with a saved detector.
     Score(ScoreArgs),
-    /// Evaluate the streaming detector on a NAB-layout corpus (NAB score, three profiles).
+    /// Evaluate detectors: against labeled incidents (--history) or on a NAB corpus (--nab).
+    #[command(after_help = "--history: the default-config PSS alarm, isolation forests (standard and extended, \
+one per service) and a supervised random forest, on one time-ordered split (the latest --validation share held out), \
+with precision, recall, F1, AUC-PR, incident recall and false alarms per day.\n\
+--nab: the streaming series detector over a NAB-layout corpus, with NAB's three profile scores.")]
     Eval(EvalArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// A NAB-layout folder: data/<category>/<series>.csv and combined_windows.json.
-    #[arg(long, value_name = "DIR")]
-    pub nab: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "history", conflicts_with = "history")]
+    pub nab: Option<PathBuf>,
+    /// A history database with windows and labeled incidents.
+    #[arg(long, value_name = "DB")]
+    pub history: Option<PathBuf>,
+    /// Only this service (default: every service with windows).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Window length (as ingested).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub window: String,
+    /// Share of the time range held out for validation (the latest part).
+    #[arg(long, default_value_t = 0.3)]
+    pub validation: f64,
+    /// An alarm up to this long before an incident's start catches it.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub lead: String,
+    /// Isolation forests' expected share of anomalies (their alarm threshold).
+    #[arg(long, default_value_t = 0.05)]
+    pub contamination: f64,
+    #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
+    pub format: EvalFormat,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct PatternsArgs {
+    #[arg(long, value_name = "DB")]
+    pub history: PathBuf,
+    #[arg(long)]
+    pub service: String,
+    /// Window length (as ingested).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub window: String,
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long)]
+    pub to: Option<String>,
+    /// A window-level detector file (default: train one on these windows).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Share of windows flagged when training here.
+    #[arg(long, default_value_t = 0.05)]
+    pub contamination: f64,
+    #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
+    pub format: EvalFormat,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
 }
@@ -125,11 +186,17 @@ pub struct SeriesArgs {
     pub seed: u64,
 }
 
+struct NabDir {
+    nab: PathBuf,
+    seed: u64,
+}
+
 /// Runs `pss detect ...`.
 pub fn run(a: DetectArgs) -> CmdResult {
     match a.action {
         DetectAction::Series(s) => series(s),
         DetectAction::Train(t) => train(t),
+        DetectAction::Patterns(p) => patterns(p),
         DetectAction::Score(s) => score(s),
         DetectAction::Eval(e) => eval(e),
     }
@@ -176,8 +243,169 @@ fn read_series(file: &std::path::Path, ts_col: &str, val_col: &str) -> Result<Se
     Ok((ts, raw, values))
 }
 
+/// Reads a saved detector file, refusing newer schemas.
+pub(crate) fn load_model(path: &std::path::Path) -> Result<DetectorModel, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+    let model: DetectorModel = serde_json::from_str(&text)
+        .map_err(|e| Failure::input(format!("{}: not a pss detector file: {e}", path.display())))?;
+    if model.schema_version > crate::detect::model::MODEL_SCHEMA_VERSION {
+        return Err(Failure::input(format!(
+            "{}: written by a newer pss (schema {}); upgrade pss",
+            path.display(),
+            model.schema_version
+        )));
+    }
+    Ok(model)
+}
+
+fn patterns(a: PatternsArgs) -> CmdResult {
+    use crate::detect::patterns::{service_patterns, PatternParams};
+    let store = SqliteStore::open(&a.history)?;
+    let w = super::duration_arg("window", &a.window, true)?;
+    let from = super::history_time_arg("from", &a.from)?;
+    let to = super::history_time_arg("to", &a.to)?;
+    let model = a.model.as_deref().map(load_model).transpose()?;
+    if let Some(m) = &model {
+        if m.level != Level::Window {
+            return Err(Failure::input(format!(
+                "{}: a trace-level model; patterns need a window-level one",
+                a.model.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            )));
+        }
+    }
+    let forest = IsolationForestParams { contamination: Some(a.contamination), seed: a.seed, ..Default::default() };
+    let sp = service_patterns(&store, &a.service, w, from, to, model.as_ref(), &forest, &PatternParams::default())
+        .map_err(|e| Failure::input(format!("{}: {e}", a.history.display())))?;
+    if a.format == EvalFormat::Json {
+        return print(&(serde_json::to_string_pretty(&sp).expect("serializable") + "\n"));
+    }
+    let flagged = sp.scores.iter().filter(|s| s.2).count();
+    let mut out = format!(
+        "{flagged} of {} {} windows of '{}' flagged by {}\n",
+        sp.scores.len(),
+        crate::timefmt::format_duration(w),
+        a.service,
+        sp.detector
+    );
+    if sp.patterns.is_empty() {
+        out += "no anomalous windows: no patterns\n";
+    }
+    for p in &sp.patterns {
+        let first = p.windows.iter().copied().fold(f64::INFINITY, f64::min);
+        let last = p.windows.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        out += &format!(
+            "\n{} {}\n  {} window(s), {} → {}; {} in incidents{}\n",
+            if p.id == 0 { "Unclustered:".to_string() } else { format!("Pattern {}:", p.id) },
+            p.description,
+            p.windows.len(),
+            crate::timefmt::format_time(first),
+            crate::timefmt::format_time(last + w),
+            p.in_incidents,
+            if p.incidents.is_empty() { String::new() } else { format!(" ({})", p.incidents.join(", ")) }
+        );
+    }
+    print(&out)
+}
+
 fn eval(a: EvalArgs) -> CmdResult {
+    match (&a.nab, &a.history) {
+        (Some(dir), _) => eval_nab(dir, a.seed),
+        (None, Some(db)) => eval_history(db, &a),
+        (None, None) => Err(Failure::input("give --history DB or --nab DIR")),
+    }
+}
+
+fn eval_history(db: &std::path::Path, a: &EvalArgs) -> CmdResult {
+    use crate::detect::evaluate::{evaluate_detectors, EvalParams};
+    let store = SqliteStore::open(db)?;
+    let w = super::duration_arg("window", &a.window, true)?;
+    let lead = super::duration_arg("lead", &a.lead, false)?;
+    if !(a.validation > 0.0 && a.validation < 1.0) {
+        return Err(Failure::input(format!("--validation {} must be between 0 and 1", a.validation)));
+    }
+    let services = match &a.service {
+        Some(s) => vec![s.clone()],
+        None => store.services()?,
+    };
+    let (mut windows, mut incidents) = (Vec::new(), Vec::new());
+    for s in &services {
+        windows.extend(store.windows(s, None, w, None, None)?);
+        incidents.extend(store.incidents(Some(s))?);
+    }
+    if windows.is_empty() {
+        return Err(Failure::input(format!(
+            "no {} windows{} in {}: ingest with --window {} first, or pass the --window you ingested with",
+            crate::timefmt::format_duration(w),
+            a.service.as_deref().map(|s| format!(" for '{s}'")).unwrap_or_default(),
+            db.display(),
+            a.window
+        )));
+    }
+    let mut p = EvalParams { validation: a.validation, lead_seconds: lead, ..EvalParams::default() };
+    p.forest.contamination = Some(a.contamination);
+    p.forest.seed = a.seed;
+    p.supervised.seed = a.seed;
+    let r = evaluate_detectors(&windows, &incidents, &p).map_err(|e| Failure::input(e.to_string()))?;
+    if a.format == EvalFormat::Json {
+        return print(&(serde_json::to_string_pretty(&r).expect("serializable") + "\n"));
+    }
+    let t = crate::timefmt::format_time;
+    let mut out = format!(
+        "Detectors against labeled incidents: {} ({} windows of {})\ntrain {} → {} ({} windows), validation → {} ({} windows)\n\n",
+        r.services.join(", "),
+        windows.len(),
+        crate::timefmt::format_duration(w),
+        t(r.range.0),
+        t(r.split_at),
+        r.train_windows,
+        t(r.range.1),
+        r.validation_windows
+    );
+    out += &format!(
+        "{:<38} {:>9} {:>7} {:>6} {:>7} {:>9} {:>10} {:>9}\n",
+        "validation", "precision", "recall", "F1", "AUC-PR", "incidents", "false/day", "train AP"
+    );
+    for d in &r.detectors {
+        let v = &d.validation;
+        match &d.skipped {
+            Some(why) => out += &format!("{:<38} skipped: {why}\n", d.detector),
+            None => {
+                out += &format!(
+                    "{:<38} {:>9.3} {:>7.3} {:>6.3} {:>7.3} {:>9} {:>10.1} {:>9.3}\n",
+                    d.detector,
+                    v.precision,
+                    v.recall,
+                    v.f1,
+                    v.auc_pr,
+                    format!("{}/{}", v.incidents_caught, v.incidents),
+                    v.false_alarms_per_day,
+                    d.train.auc_pr
+                )
+            }
+        }
+    }
+    if let Some(base) = r.detectors.iter().find(|d| d.kind == "baseline") {
+        let best = r
+            .detectors
+            .iter()
+            .filter(|d| d.kind == "unsupervised")
+            .max_by(|x, y| x.validation.auc_pr.total_cmp(&y.validation.auc_pr));
+        if let Some(b) = best {
+            out += &format!(
+                "\nBest unsupervised window detector: {} — validation AUC-PR {:.3} vs {:.3} for the default PSS alarm ({}).\n",
+                b.detector,
+                b.validation.auc_pr,
+                base.validation.auc_pr,
+                if b.validation.auc_pr > base.validation.auc_pr { "better" } else { "not better" }
+            );
+        }
+    }
+    print(&out)
+}
+
+fn eval_nab(dir: &std::path::Path, seed: u64) -> CmdResult {
     use crate::detect::nab::{score_corpus, Series};
+    let a = NabDir { nab: dir.to_path_buf(), seed };
     let windows_path = a.nab.join("combined_windows.json");
     let windows: std::collections::BTreeMap<String, Vec<Vec<String>>> = serde_json::from_str(
         &std::fs::read_to_string(&windows_path)
@@ -263,6 +491,7 @@ struct Scored {
 }
 
 fn train(a: TrainArgs) -> CmdResult {
+    let started = crate::store::sqlite::now();
     let mut store = SqliteStore::open(&a.history)?;
     let from = super::history_time_arg("from", &a.from)?;
     let to = super::history_time_arg("to", &a.to)?;
@@ -340,6 +569,15 @@ fn train(a: TrainArgs) -> CmdResult {
     std::fs::write(&out, json + "\n").map_err(|e| Failure::input(format!("{}: {e}", out.display())))?;
     let card = serde_json::json!({ "level": level, "rows": model.rows, "metrics": model.metrics, "seed": a.seed });
     store.register_model(&a.service, &registry_kind, &out.display().to_string(), &card)?;
+    store.record_run(
+        "detect-train",
+        started,
+        crate::store::sqlite::now(),
+        &serde_json::json!({ "service": a.service, "level": level, "kind": model.kind, "n_estimators": a.n_estimators,
+            "max_samples": a.max_samples, "contamination": a.contamination, "seed": a.seed,
+            "from": model.data_from, "to": model.data_to }),
+        &serde_json::json!({ "rows": model.rows, "metrics": model.metrics, "model": out.display().to_string(), "version": version }),
+    )?;
     let flagged = scores.iter().filter(|&&s| model.flag(s)).count();
     print(&format!(
         "trained {} ({level} level) on {} rows of '{}': {flagged} flagged at contamination {}{}\nmodel: {} (version {version})\n",
@@ -356,16 +594,7 @@ fn train(a: TrainArgs) -> CmdResult {
 }
 
 fn score(a: ScoreArgs) -> CmdResult {
-    let text = std::fs::read_to_string(&a.model).map_err(|e| Failure::input(format!("{}: {e}", a.model.display())))?;
-    let model: DetectorModel = serde_json::from_str(&text)
-        .map_err(|e| Failure::input(format!("{}: not a pss detector file: {e}", a.model.display())))?;
-    if model.schema_version > crate::detect::model::MODEL_SCHEMA_VERSION {
-        return Err(Failure::input(format!(
-            "{}: written by a newer pss (schema {}); upgrade pss",
-            a.model.display(),
-            model.schema_version
-        )));
-    }
+    let model = load_model(&a.model)?;
     let from = super::history_time_arg("from", &a.from)?;
     let to = super::history_time_arg("to", &a.to)?;
     let items: Vec<Scored> = match (model.level, &a.trace_file, &a.history) {

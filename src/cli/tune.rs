@@ -87,6 +87,15 @@ pub struct TuneArgs {
     /// the same validation windows (else write `<name>.candidate.toml`).
     #[arg(long)]
     pub promote_if_better: bool,
+    /// Do not train the window detectors (by default each service's extended
+    /// isolation forest is retrained on the training part and promoted to
+    /// models/<service>/window-detector.json when it beats the active one on
+    /// validation AUC-PR).
+    #[arg(long)]
+    pub no_detectors: bool,
+    /// Folder for detector files.
+    #[arg(long, default_value = "models", value_name = "DIR")]
+    pub models_dir: PathBuf,
     /// Configuration file (`[pss.tune_bounds]` sets search bounds).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -299,6 +308,12 @@ pub fn run(a: TuneArgs) -> CmdResult {
             "random_search": tuned.metrics_random, "decision": decision, "config": config_path.display().to_string() }),
     )?;
 
+    let detectors = if a.no_detectors {
+        Vec::new()
+    } else {
+        train_detectors(&mut store, &data, &services, a.validation, a.seed, &a.models_dir)?
+    };
+
     let mut text = format!(
         "pss-tune: {} ({} train + {} validation windows of {}s, {} incidents, {} evaluations, {:.1}s)\n\n",
         services.join(", "),
@@ -329,6 +344,22 @@ pub fn run(a: TuneArgs) -> CmdResult {
             None => text += "No active config yet: promoted.\n",
         }
     }
+    if !detectors.is_empty() {
+        text += &format!(
+            "\n{:<12} {:<44} {:>10} {:>10}  {}\n",
+            "service", "window detector", "AUC-PR new", "active", "decision"
+        );
+        for d in &detectors {
+            text += &format!(
+                "{:<12} {:<44} {:>10.3} {:>10} {}\n",
+                d.service,
+                d.path.display(),
+                d.new_ap,
+                d.active_ap.map_or("-".to_string(), |v| format!("{v:.3}")),
+                if d.promoted { " promoted" } else { " kept the active one" }
+            );
+        }
+    }
     text += &format!(
         "\nconfig:      {}\nmodel card:  {}\nconvergence: {}\nPR curve:    {}\nrun:         #{run_id} in {}\n",
         config_path.display(),
@@ -338,6 +369,83 @@ pub fn run(a: TuneArgs) -> CmdResult {
         history.display()
     );
     print(&text)
+}
+
+/// One service's nightly detector outcome.
+struct DetectorOutcome {
+    service: String,
+    path: PathBuf,
+    new_ap: f64,
+    active_ap: Option<f64>,
+    promoted: bool,
+}
+
+/// Kind under which window detectors are registered in the models table.
+const DETECTOR_KIND: &str = "extended-isolation-forest-window";
+
+/// Trains each service's window detector on the training part of the split,
+/// compares it with the active one on the validation part, and promotes it
+/// (copies it to `<dir>/<service>/window-detector.json`) only when better.
+fn train_detectors(
+    store: &mut SqliteStore,
+    data: &TuneData,
+    services: &[String],
+    validation: f64,
+    seed: u64,
+    dir: &Path,
+) -> Result<Vec<DetectorOutcome>, Failure> {
+    use crate::detect::evaluate::{forest_scores, window_average_precision};
+    use crate::detect::IsolationForestParams;
+    let Some(split) = crate::tune::tuner::time_split(&data.windows, validation) else { return Ok(Vec::new()) };
+    let params = IsolationForestParams { extended: true, contamination: Some(0.05), seed, ..Default::default() };
+    let (_, _, models) = forest_scores(&split.train, &split.val, &params).map_err(|e| Failure::input(e.to_string()))?;
+    let mut out = Vec::new();
+    for s in services {
+        let started = crate::store::sqlite::now();
+        let Some(model) = models.iter().find(|m| &m.service == s) else { continue };
+        let val: Vec<&crate::store::LabeledWindow> =
+            split.val.iter().copied().filter(|w| &w.window.service == s).collect();
+        let new_ap = window_average_precision(model, &val);
+        let active = store.active_model(s, DETECTOR_KIND)?;
+        let active_ap = match &active {
+            Some((_, path, _)) => match super::detect::load_model(Path::new(path)) {
+                Ok(m) => Some(window_average_precision(&m, &val)),
+                Err(_) => None, // the active file is gone or unreadable: replace it
+            },
+            None => None,
+        };
+        let promoted = active_ap.is_none_or(|a| new_ap > a);
+        let version = store.next_model_version(s, DETECTOR_KIND)?;
+        let sdir = dir.join(s);
+        std::fs::create_dir_all(&sdir).map_err(|e| Failure::input(format!("{}: {e}", sdir.display())))?;
+        let mut model = model.clone();
+        model.metrics =
+            serde_json::json!({ "validation_average_precision": new_ap, "validation_from": split.split_at });
+        let json = serde_json::to_string(&model).expect("serializable") + "\n";
+        let path = sdir.join(format!("{DETECTOR_KIND}-v{version}.json"));
+        std::fs::write(&path, &json).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+        let card = serde_json::json!({ "promoted": promoted, "validation_average_precision": new_ap,
+            "active_validation_average_precision": active_ap, "rows": model.rows, "seed": seed,
+            "window_seconds": model.window_seconds });
+        // The registry keeps an absolute path: the next night may run elsewhere.
+        let abs = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        store.register_model(s, DETECTOR_KIND, &abs.display().to_string(), &card)?;
+        if promoted {
+            let active_path = sdir.join("window-detector.json");
+            std::fs::write(&active_path, &json)
+                .map_err(|e| Failure::input(format!("{}: {e}", active_path.display())))?;
+        }
+        store.record_run(
+            "detect-train",
+            started,
+            crate::store::sqlite::now(),
+            &serde_json::json!({ "service": s, "level": "window", "kind": model.kind, "seed": seed, "by": "pss-tune",
+                "from": model.data_from, "to": model.data_to }),
+            &card,
+        )?;
+        out.push(DetectorOutcome { service: s.clone(), path, new_ap, active_ap, promoted });
+    }
+    Ok(out)
 }
 
 /// `--objective pypss --baseline FILE`: pypss's own tuning, seeded and faster.

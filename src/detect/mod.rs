@@ -1,9 +1,12 @@
 //! Anomaly detectors. So far: the isolation forest (standard and extended)
 //! and a causal streaming detector for metric series.
 
+pub mod evaluate;
 pub mod iforest;
 pub mod model;
 pub mod nab;
+pub mod patterns;
 pub mod series;
+pub mod supervised;
 
 pub use iforest::{IsolationForest, IsolationForestParams};

@@ -78,6 +78,8 @@ pub trait Store {
         from: Option<f64>,
         to: Option<f64>,
     ) -> Result<Vec<LabeledWindow>, StoreError>;
+    /// Modules of a service with windows of this length (not `""`), by name.
+    fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError>;
     /// Services with traces or incidents.
     fn services(&self) -> Result<Vec<String>, StoreError>;
     /// Incidents, optionally of one service, by start time.

@@ -242,6 +242,32 @@ impl SqliteStore {
         Ok(v)
     }
 
+    /// The active model of a service and kind: the latest registered with
+    /// `"promoted": true` in its card. (version, path, card).
+    pub fn active_model(
+        &self,
+        service: &str,
+        kind: &str,
+    ) -> Result<Option<(i64, String, serde_json::Value)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT version, path, card FROM models WHERE service = ?1 AND kind = ?2 ORDER BY version DESC")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![service, kind], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (v, path, card) = row.map_err(|e| self.err(e))?;
+            let card: serde_json::Value = card.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+            if card.get("promoted").and_then(|p| p.as_bool()) == Some(true) {
+                return Ok(Some((v, path, card)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The next model version for a service and kind.
     pub fn next_model_version(&self, service: &str, kind: &str) -> Result<i64, StoreError> {
         self.conn
@@ -335,6 +361,18 @@ impl Store for SqliteStore {
                 LabeledWindow { window: w, incident }
             })
             .collect())
+    }
+
+    fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT w.module FROM windows w JOIN services s ON s.id = w.service_id \
+                 WHERE s.name = ?1 AND w.seconds = ?2 AND w.module != '' ORDER BY 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![service, seconds], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     fn services(&self) -> Result<Vec<String>, StoreError> {

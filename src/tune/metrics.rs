@@ -60,46 +60,68 @@ pub fn average_precision(items: &[(f64, bool)]) -> f64 {
     sum / positives as f64
 }
 
-/// Computes every metric. `lead` seconds before an incident's start count as
-/// catching it (and do not count as false alarms).
+/// Computes every metric for one service's windows and incidents. `lead`
+/// seconds before an incident's start count as catching it (and do not count
+/// as false alarms).
 pub fn evaluate(windows: &[Judged], incidents: &[Incident], lead: f64) -> Metrics {
-    let used: Vec<&Judged> = windows.iter().filter(|w| !w.skip).collect();
-    let mut m = Metrics { windows: used.len(), ..Default::default() };
-    let (mut tp, mut fp, mut fneg) = (0usize, 0usize, 0usize);
-    for w in &used {
-        match (w.alarm, w.labeled) {
-            (true, true) => tp += 1,
-            (true, false) => fp += 1,
-            (false, true) => fneg += 1,
-            _ => {}
+    evaluate_parts(&[(windows, incidents)], lead)
+}
+
+/// Computes every metric over several services at once: each part is one
+/// service's windows with that service's incidents, so an alarm in one
+/// service never catches (or excuses) another's incident. Window counts and
+/// incidents add up; AUC-PR ranks all windows together; false alarms per day
+/// are over the whole time range (alarms a person would see in a day).
+pub fn evaluate_parts(parts: &[(&[Judged], &[Incident])], lead: f64) -> Metrics {
+    let mut m = Metrics::default();
+    let (mut tp, mut fp, mut fneg, mut false_alarms) = (0usize, 0usize, 0usize, 0usize);
+    let mut ranked = Vec::new();
+    let mut delays = Vec::new();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(windows, incidents) in parts {
+        let used: Vec<&Judged> = windows.iter().filter(|w| !w.skip).collect();
+        m.windows += used.len();
+        for w in &used {
+            match (w.alarm, w.labeled) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fneg += 1,
+                _ => {}
+            }
+            ranked.push((w.score, w.labeled));
         }
+        // Incidents inside this part's evaluated time range.
+        let (plo, phi) = match (used.first(), used.last()) {
+            (Some(a), Some(b)) => (a.start, b.start + b.seconds),
+            _ => continue,
+        };
+        lo = lo.min(plo);
+        hi = hi.max(phi);
+        let inside: Vec<&Incident> = incidents.iter().filter(|i| i.end > plo && i.start < phi).collect();
+        m.incidents += inside.len();
+        for i in &inside {
+            let first = used
+                .iter()
+                .filter(|w| w.alarm && w.start + w.seconds > i.start - lead && w.start < i.end)
+                .map(|w| w.start.max(i.start - lead))
+                .fold(f64::INFINITY, f64::min);
+            if first.is_finite() {
+                m.incidents_caught += 1;
+                delays.push(first - i.start);
+            }
+        }
+        false_alarms += used
+            .iter()
+            .filter(|w| w.alarm && !w.labeled)
+            .filter(|w| !incidents.iter().any(|i| w.start + w.seconds > i.start - lead && w.start < i.end))
+            .count();
     }
     m.labeled = tp + fneg;
     m.alarms = tp + fp;
     m.precision = if tp + fp > 0 { tp as f64 / (tp + fp) as f64 } else { 0.0 };
     m.recall = if tp + fneg > 0 { tp as f64 / (tp + fneg) as f64 } else { 0.0 };
     m.f1 = if m.precision + m.recall > 0.0 { 2.0 * m.precision * m.recall / (m.precision + m.recall) } else { 0.0 };
-    m.auc_pr = average_precision(&used.iter().map(|w| (w.score, w.labeled)).collect::<Vec<_>>());
-
-    // Incidents inside the evaluated time range.
-    let (lo, hi) = match (used.first(), used.last()) {
-        (Some(a), Some(b)) => (a.start, b.start + b.seconds),
-        _ => (0.0, 0.0),
-    };
-    let inside: Vec<&Incident> = incidents.iter().filter(|i| i.end > lo && i.start < hi).collect();
-    m.incidents = inside.len();
-    let mut delays = Vec::new();
-    for i in &inside {
-        let first = used
-            .iter()
-            .filter(|w| w.alarm && w.start + w.seconds > i.start - lead && w.start < i.end)
-            .map(|w| w.start.max(i.start - lead))
-            .fold(f64::INFINITY, f64::min);
-        if first.is_finite() {
-            m.incidents_caught += 1;
-            delays.push(first - i.start);
-        }
-    }
+    m.auc_pr = average_precision(&ranked);
     m.incident_recall = if m.incidents > 0 { m.incidents_caught as f64 / m.incidents as f64 } else { 0.0 };
     delays.sort_by(f64::total_cmp);
     m.median_delay_s = match delays.len() {
@@ -107,14 +129,9 @@ pub fn evaluate(windows: &[Judged], incidents: &[Incident], lead: f64) -> Metric
         n if n % 2 == 1 => Some(delays[n / 2]),
         n => Some((delays[n / 2 - 1] + delays[n / 2]) / 2.0),
     };
-    let false_alarms = used
-        .iter()
-        .filter(|w| w.alarm && !w.labeled)
-        .filter(|w| !incidents.iter().any(|i| w.start + w.seconds > i.start - lead && w.start < i.end))
-        .count();
     // At least an hour in the denominator: a short range must not extrapolate
     // one alarm into dozens per day.
-    let days = ((hi - lo) / 86400.0).max(1.0 / 24.0);
+    let days = if hi > lo { ((hi - lo) / 86400.0).max(1.0 / 24.0) } else { 1.0 / 24.0 };
     m.false_alarms_per_day = false_alarms as f64 / days;
     m
 }

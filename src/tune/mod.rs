@@ -11,6 +11,6 @@ pub mod rescore;
 pub mod space;
 pub mod tuner;
 
-pub use metrics::{evaluate, Judged, Metrics};
+pub use metrics::{evaluate, evaluate_parts, Judged, Metrics};
 pub use rescore::{alarms, rescore, Rescored};
 pub use tuner::{Objective, TuneData, TuneError, TuneParams, Tuned};

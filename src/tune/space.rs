@@ -88,7 +88,7 @@ impl Default for Space {
 }
 
 /// A decoded candidate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Candidate {
     pub score: ScoreParams,
     pub alert: AlertParams,

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::bayes::{maximize, random_search, Trial};
-use super::metrics::{evaluate, Judged, Metrics};
+use super::metrics::{evaluate_parts, Judged, Metrics};
 use super::rescore::{alarms, rescore};
 use super::space::{Candidate, Space};
 use crate::config::{AlertParams, ScoreParams};
@@ -150,16 +150,24 @@ pub struct Tuned {
     pub validation_windows: usize,
 }
 
-/// Windows split by time: the latest `validation` share of the range is held out.
-struct Split<'d> {
-    range: (f64, f64),
-    split_at: f64,
-    train: Vec<&'d LabeledWindow>,
-    val: Vec<&'d LabeledWindow>,
+/// Windows split by time: the latest `validation` share of the range is held
+/// out. One definition for tuning and detector evaluation.
+pub struct Split<'d> {
+    /// (first window start, last window end), epoch seconds.
+    pub range: (f64, f64),
+    /// Windows starting at or after this are validation.
+    pub split_at: f64,
+    pub train: Vec<&'d LabeledWindow>,
+    pub val: Vec<&'d LabeledWindow>,
 }
 
 fn split(data: &TuneData, validation: f64) -> Option<Split<'_>> {
-    let mut ws: Vec<&LabeledWindow> = data.windows.iter().collect();
+    time_split(&data.windows, validation)
+}
+
+/// Splits windows by time (see [`Split`]); `None` when there are none.
+pub fn time_split(windows: &[LabeledWindow], validation: f64) -> Option<Split<'_>> {
+    let mut ws: Vec<&LabeledWindow> = windows.iter().collect();
     ws.sort_by(|a, b| a.window.start.total_cmp(&b.window.start));
     let (first, last) = (ws.first()?, ws.last()?);
     let range = (first.window.start, last.window.start + last.window.seconds);
@@ -168,7 +176,26 @@ fn split(data: &TuneData, validation: f64) -> Option<Split<'_>> {
     Some(Split { range, split_at, train, val })
 }
 
-fn judge(ws: &[&LabeledWindow], c: &Candidate) -> Vec<Judged> {
+/// Metrics of judged windows (`judged[k]` is `ws[k]`'s), service by service
+/// (see [`evaluate_parts`]).
+pub fn evaluate_windows(ws: &[&LabeledWindow], judged: &[Judged], incidents: &[Incident], lead: f64) -> Metrics {
+    let mut services: Vec<&str> = ws.iter().map(|w| w.window.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    let parts: Vec<(Vec<Judged>, Vec<Incident>)> = services
+        .iter()
+        .map(|s| {
+            let j = ws.iter().zip(judged).filter(|(w, _)| w.window.service == *s).map(|(_, j)| *j).collect();
+            (j, incidents.iter().filter(|i| i.service == *s).cloned().collect())
+        })
+        .collect();
+    let refs: Vec<(&[Judged], &[Incident])> = parts.iter().map(|(j, i)| (j.as_slice(), i.as_slice())).collect();
+    evaluate_parts(&refs, lead)
+}
+
+/// Judges windows under a configuration: its alarm rule, and `1 - pss_raw`
+/// as the ranking score.
+pub fn judge(ws: &[&LabeledWindow], c: &Candidate) -> Vec<Judged> {
     ws.iter()
         .map(|lw| {
             let r = rescore(&lw.window, &c.score);
@@ -216,7 +243,7 @@ impl CheckedTuneParams {
         let lead = p.lead_seconds;
         let score_on = |ws: &[&LabeledWindow], c: &Candidate| {
             let j = judge(ws, c);
-            let m = evaluate(&j, &data.incidents, lead);
+            let m = evaluate_windows(ws, &j, &data.incidents, lead);
             (obj.value(&m), m)
         };
         let default = Candidate { score: ScoreParams::default(), alert: AlertParams::default() };
@@ -253,7 +280,7 @@ impl CheckedTuneParams {
         let budget2 = p.iterations.saturating_sub(budget1).max(2);
         let mut auc = |sub: &[f64]| {
             let c = p.space.decode(&embed(&full, &rank_dims, sub));
-            evaluate(&judge(&train, &c), &data.incidents, lead).auc_pr
+            evaluate_windows(&train, &judge(&train, &c), &data.incidents, lead).auc_pr
         };
         let mut seen = 0usize;
         let stage1 = maximize(rank_dims.len(), budget1, &[pick(&full, &rank_dims)], p.seed, &mut auc, &mut |_, v| {
@@ -309,7 +336,7 @@ impl CheckedTuneParams {
     pub fn validation_objective(&self, data: &TuneData, c: &Candidate) -> f64 {
         let p = &self.0;
         let Some(Split { val, .. }) = split(data, p.validation) else { return 0.0 };
-        p.objective.value(&evaluate(&judge(&val, c), &data.incidents, p.lead_seconds))
+        p.objective.value(&evaluate_windows(&val, &judge(&val, c), &data.incidents, p.lead_seconds))
     }
 
     /// The hyperparameters.
