@@ -144,6 +144,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("min_window_traces", Kind::Int),
     ("retention", Kind::Str),
     ("window_seconds", Kind::Number),
+    ("llm_base_url", Kind::Str),
+    ("llm_timeout_seconds", Kind::Number),
+    ("llm_prompt_budget_chars", Kind::Int),
 ];
 
 /// The parameters of the five sub-scores and the PSS (pypss's names).
@@ -286,6 +289,56 @@ impl Default for Config {
             source: "defaults".into(),
             unknown_keys: Vec::new(),
         }
+    }
+}
+
+impl Config {
+    fn other_str(&self, key: &str, default: &str) -> String {
+        self.other.get(key).and_then(|v| v.as_str()).unwrap_or(default).to_string()
+    }
+
+    fn other_f64(&self, key: &str, default: f64) -> f64 {
+        self.other.get(key).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).unwrap_or(default)
+    }
+
+    /// pypss's `regression_threshold_drop` (default 10 points).
+    pub fn regression_threshold_drop(&self) -> f64 {
+        self.other_f64("regression_threshold_drop", 10.0)
+    }
+
+    /// pypss's `llm_openai_model` (default `gpt-4o`).
+    pub fn llm_openai_model(&self) -> String {
+        self.other_str("llm_openai_model", "gpt-4o")
+    }
+
+    /// pypss's `llm_ollama_url` (default `http://localhost:11434/api/generate`).
+    pub fn llm_ollama_url(&self) -> String {
+        self.other_str("llm_ollama_url", "http://localhost:11434/api/generate")
+    }
+
+    /// pypss's `llm_ollama_model` (default `llama3`).
+    pub fn llm_ollama_model(&self) -> String {
+        self.other_str("llm_ollama_model", "llama3")
+    }
+
+    /// pypss's `llm_max_tokens` (default 1000).
+    pub fn llm_max_tokens(&self) -> u32 {
+        self.other_f64("llm_max_tokens", 1000.0).clamp(1.0, 1e6) as u32
+    }
+
+    /// pss's `llm_base_url` for OpenAI-compatible APIs (default `https://api.openai.com/v1`).
+    pub fn llm_base_url(&self) -> String {
+        self.other_str("llm_base_url", "https://api.openai.com/v1")
+    }
+
+    /// pss's `llm_timeout_seconds` (default 60).
+    pub fn llm_timeout_seconds(&self) -> f64 {
+        self.other_f64("llm_timeout_seconds", 60.0).max(0.1)
+    }
+
+    /// pss's `llm_prompt_budget_chars` (default 12,000).
+    pub fn llm_prompt_budget_chars(&self) -> usize {
+        self.other_f64("llm_prompt_budget_chars", 12000.0).max(500.0) as usize
     }
 }
 

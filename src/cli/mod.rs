@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod detect;
+pub mod diagnose;
 pub mod history;
 pub mod simulate;
 pub mod tune;
@@ -80,6 +81,10 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// pypss's ml-detect: flag anomalous traces of a target file against a baseline file.
     MlDetect(detect::MlDetectArgs),
+    /// A document for an incident review: evidence, rule-based diagnosis, optional LLM narrative.
+    Diagnose(diagnose::DiagnoseArgs),
+    /// The same document for any period of a service (not an incident).
+    Report(diagnose::ReportArgs),
     /// Write a simulated labeled history: traces of a few services with injected incidents.
     Simulate(simulate::SimulateArgs),
 }
@@ -123,6 +128,8 @@ where
         Command::Simulate(a) => simulate::run(a),
         Command::Detect(a) => detect::run(a),
         Command::MlDetect(a) => detect::ml_detect(a),
+        Command::Diagnose(a) => diagnose::run(a),
+        Command::Report(a) => diagnose::report(a),
     };
     finish(res)
 }

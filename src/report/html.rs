@@ -34,7 +34,7 @@ fn color(v: f64) -> &'static str {
     }
 }
 
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f5f6f8;color:#202124}
 main{max-width:1040px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #dadce0;padding-bottom:4px}

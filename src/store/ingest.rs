@@ -145,6 +145,11 @@ impl Sink<'_> {
             lag,
             active,
             churn,
+            match &t.filename {
+                Some(Scalar::Str(f)) => Some(f.to_string()),
+                _ => None,
+            },
+            num(&t.lineno).map(|l| l as i64),
         ])?;
         if n == 0 {
             self.report.duplicates += 1;
@@ -206,8 +211,8 @@ pub fn ingest_source(
             .prepare(
                 "INSERT OR IGNORE INTO traces (service_id, trace_key, timestamp, module, name, duration, cpu_time, \
                  wait_time, memory, memory_diff, error, exception_type, exception_message, branch_tag, stage, \
-                 system_metric, lag, active_tasks, churn_rate) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                 system_metric, lag, active_tasks, churn_rate, filename, lineno) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             )
             .map_err(err)?;
         let mut sink = Sink {

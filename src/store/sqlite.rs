@@ -14,7 +14,7 @@ use super::{HistoryRow, Incident, LabeledWindow, PruneReport, Store, StoreError}
 use crate::window::{Features, Window};
 
 /// The schema version this pss writes (`_meta` key `pss_schema`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS services (
@@ -107,7 +107,10 @@ INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1');
 "#;
 
 /// Forward migrations: entry `i` brings schema `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+
+/// v2: where each trace's function is (diagnosis shows the slowest one's source).
+const SCHEMA_V2: &str = "ALTER TABLE traces ADD COLUMN filename TEXT; ALTER TABLE traces ADD COLUMN lineno INTEGER;";
 
 /// A history database file.
 pub struct SqliteStore {
@@ -240,6 +243,79 @@ impl SqliteStore {
             )
             .map_err(|e| self.err(e))?;
         Ok(v)
+    }
+
+    /// A service's traces in `[from, to)` as columns (names, timestamps and
+    /// exception messages kept), for diagnosis; with where the slowest
+    /// regular trace's function is: (filename, lineno, duration, module, name).
+    #[allow(clippy::type_complexity)]
+    pub fn trace_columns(
+        &self,
+        service: &str,
+        from: f64,
+        to: f64,
+        unknown_module: &str,
+    ) -> Result<(crate::trace::TraceColumns, Option<(String, i64, f64, String, String)>), StoreError> {
+        use crate::score::pystats::Num;
+        use crate::trace::columns::{Row, Stage};
+        use crate::trace::{ColumnOptions, TraceColumns};
+        let keep = ColumnOptions { timestamps: true, names: true, memory_diff: true };
+        let mut c = TraceColumns::with_options(unknown_module, keep);
+        let mut slowest: Option<(String, i64, f64, String, String)> = None;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.timestamp, t.module, t.name, t.duration, t.wait_time, t.memory, t.error, t.exception_type, \
+                 t.exception_message, t.branch_tag, t.stage, t.system_metric, t.lag, t.memory_diff, t.filename, t.lineno \
+                 FROM traces t JOIN services s ON s.id = t.service_id \
+                 WHERE s.name = ?1 AND t.timestamp >= ?2 AND t.timestamp < ?3 ORDER BY t.timestamp, t.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params![service, from, to]).map_err(|e| self.err(e))?;
+        let e = |e| self.err(e);
+        while let Some(r) = rows.next().map_err(e)? {
+            let ts: f64 = r.get(0).map_err(e)?;
+            let module: String = r.get(1).map_err(e)?;
+            let name: String = r.get(2).map_err(e)?;
+            let mid = c.intern_module(&module);
+            if r.get::<_, i64>(11).map_err(e)? != 0 {
+                let lag: Option<f64> = r.get(12).map_err(e)?;
+                c.push_system_values(mid, lag.map(Num::Float), ts);
+                continue;
+            }
+            let nid = c.intern_name(&name);
+            let stage = match r.get::<_, i64>(10).map_err(e)? {
+                0 => Stage::Counted,
+                1 => Stage::Duration,
+                2 => Stage::Memory,
+                _ => Stage::Complete,
+            };
+            let exception_type: Option<String> = r.get(7).map_err(e)?;
+            let exception_message: Option<String> = r.get(8).map_err(e)?;
+            let branch_tag: Option<String> = r.get(9).map_err(e)?;
+            let duration = r.get::<_, Option<f64>>(3).map_err(e)?.unwrap_or(0.0);
+            let row = Row {
+                values: [
+                    duration,
+                    r.get::<_, Option<f64>>(5).map_err(e)?.unwrap_or(0.0),
+                    r.get::<_, Option<f64>>(4).map_err(e)?.unwrap_or(0.0),
+                ],
+                stage,
+                error: r.get::<_, i64>(6).map_err(e)? != 0,
+                branch_tag: branch_tag.as_deref(),
+                exception_type: exception_type.as_deref(),
+                exception_message: exception_message.as_deref(),
+                timestamp: ts,
+            };
+            c.push_row_values(&row, mid, nid);
+            c.memory_diff.push(r.get::<_, Option<f64>>(13).map_err(e)?.unwrap_or(0.0));
+            if stage == Stage::Complete && slowest.as_ref().is_none_or(|s| duration > s.2) {
+                let file: Option<String> = r.get(14).map_err(e)?;
+                let line: Option<i64> = r.get(15).map_err(e)?;
+                slowest = Some((file.unwrap_or_default(), line.unwrap_or(0), duration, module, name));
+            }
+        }
+        Ok((c, slowest))
     }
 
     /// The active model of a service and kind: the latest registered with

@@ -1,0 +1,365 @@
+//! `pss diagnose` and `pss report`: documents for incident reviews.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{print, warn, CmdResult, Failure};
+use crate::config::Config;
+use crate::diagnose::incident::{diagnose, snippet, DiagnoseParams, Diagnosis, Narrative, Side, Subject};
+use crate::diagnose::llm::{complete, LlmParams, Provider};
+use crate::diagnose::prompt::{build_prompt, SYSTEM};
+use crate::diagnose::render;
+use crate::store::{SqliteStore, Store};
+use crate::trace::{RawTrace, TraceColumns, TraceSink};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DocFormat {
+    Markdown,
+    Html,
+    Json,
+}
+
+/// What every diagnosis command shares: LLM and output options.
+#[derive(Args, Debug, Clone)]
+pub struct DocArgs {
+    /// LLM for the narrative (the rule-based diagnosis is always there).
+    #[arg(long, value_enum, default_value_t = Provider::None)]
+    pub provider: Provider,
+    /// Model name (default: config llm_openai_model / llm_ollama_model).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// API root: OpenAI-compatible `.../v1`, or the Ollama server (default: config llm_base_url / llm_ollama_url).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// API key for OpenAI-compatible providers (never printed or written).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Exit 1 when the LLM part fails (default: the report says it failed, exit 0).
+    #[arg(long)]
+    pub require_llm: bool,
+    #[arg(long, value_enum, default_value_t = DocFormat::Markdown)]
+    pub format: DocFormat,
+    /// Write here instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Configuration file (default: pypss.toml or pyproject.toml here).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "With --history and --incident: the incident against a baseline (the same hours on earlier \
+days without an incident, else the healthy period before it), the score timeline, the onset, the window detector \
+(models/<service>/window-detector.json when pss-tune has promoted one, else one trained on the history), patterns, \
+modules, exceptions, anomalous traces and the rule-based diagnosis; with --provider, an LLM narrative.\n\
+With --trace-file: pypss's diagnose on a trace file (scores, advisor, the slowest function's source, the narrative).\n\n\
+Exit codes: 0 done (also when the LLM part failed, unless --require-llm); 1 --require-llm and the LLM failed; 2 bad input.")]
+pub struct DiagnoseArgs {
+    /// History database.
+    #[arg(long, value_name = "DB", requires = "incident", conflicts_with = "trace_file")]
+    pub history: Option<PathBuf>,
+    /// Incident id (from `pss incidents list`).
+    #[arg(long)]
+    pub incident: Option<String>,
+    /// Trace file(s) to diagnose instead (pypss's `diagnose TRACE_FILE`).
+    #[arg(long, value_name = "FILE", required_unless_present = "history")]
+    pub trace_file: Vec<String>,
+    /// Window length (as ingested).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub window: String,
+    /// A window-level detector file (default: models/<service>/window-detector.json if present).
+    #[arg(long, value_name = "FILE")]
+    pub detector: Option<PathBuf>,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub doc: DocArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "The same document as `pss diagnose --incident`, for any period of a service.")]
+pub struct ReportArgs {
+    #[arg(long, value_name = "DB")]
+    pub history: PathBuf,
+    #[arg(long)]
+    pub service: String,
+    /// Start (RFC 3339 or epoch seconds).
+    #[arg(long)]
+    pub from: String,
+    /// End.
+    #[arg(long)]
+    pub to: String,
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub window: String,
+    #[arg(long, value_name = "FILE")]
+    pub detector: Option<PathBuf>,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub doc: DocArgs,
+}
+
+fn detector_for(
+    service: &str,
+    explicit: &Option<PathBuf>,
+) -> Result<Option<crate::detect::model::DetectorModel>, Failure> {
+    let path = match explicit {
+        Some(p) => p.clone(),
+        None => {
+            let p = PathBuf::from("models").join(service).join("window-detector.json");
+            if !p.is_file() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    super::detect::load_model(&path).map(Some)
+}
+
+/// `pss diagnose`.
+pub fn run(a: DiagnoseArgs) -> CmdResult {
+    let cfg = Config::discover(a.doc.config.as_deref())?;
+    let d = match (&a.history, &a.incident) {
+        (Some(db), Some(id)) => {
+            let store = SqliteStore::open(db)?;
+            let inc = store.incidents(None)?.into_iter().find(|i| &i.id == id).ok_or_else(|| {
+                Failure::input(format!(
+                    "{}: no incident '{id}' (see pss incidents list --history {})",
+                    db.display(),
+                    db.display()
+                ))
+            })?;
+            let subject = Subject {
+                kind: "incident",
+                id: Some(inc.id.clone()),
+                service: inc.service.clone(),
+                title: inc.title.clone(),
+                severity: inc.severity.clone(),
+                start: inc.start,
+                end: inc.end,
+            };
+            history_diagnosis(&store, subject, &cfg, &a.window, &a.detector, a.seed)?
+        }
+        _ => trace_file_diagnosis(&a.trace_file, &cfg)?,
+    };
+    finish(d, &a.doc, &cfg)
+}
+
+/// `pss report`.
+pub fn report(a: ReportArgs) -> CmdResult {
+    let cfg = Config::discover(a.doc.config.as_deref())?;
+    let from = super::history_time_arg("from", &Some(a.from.clone()))?.unwrap_or(0.0);
+    let to = super::history_time_arg("to", &Some(a.to.clone()))?.unwrap_or(0.0);
+    if to <= from {
+        return Err(Failure::input(format!("--to {} must be after --from {}", a.to, a.from)));
+    }
+    let store = SqliteStore::open(&a.history)?;
+    let subject = Subject {
+        kind: "period",
+        id: None,
+        service: a.service.clone(),
+        title: String::new(),
+        severity: String::new(),
+        start: from,
+        end: to,
+    };
+    let d = history_diagnosis(&store, subject, &cfg, &a.window, &a.detector, a.seed)?;
+    finish(d, &a.doc, &cfg)
+}
+
+fn history_diagnosis(
+    store: &SqliteStore,
+    subject: Subject,
+    cfg: &Config,
+    window: &str,
+    detector: &Option<PathBuf>,
+    seed: u64,
+) -> Result<Diagnosis, Failure> {
+    let w = super::duration_arg("window", window, true)?;
+    let model = detector_for(&subject.service, detector)?;
+    let p = DiagnoseParams { window_seconds: w, detector: model, seed, baseline_days: 7 };
+    diagnose(store, subject, cfg, &p).map_err(|e| Failure::input(e.to_string()))
+}
+
+/// Columns plus where the slowest trace's function is.
+struct Slowest<'a> {
+    cols: &'a mut TraceColumns,
+    best: Option<(String, i64, f64, String, String)>,
+}
+
+impl TraceSink for Slowest<'_> {
+    fn trace(&mut self, t: &RawTrace<'_>) {
+        self.cols.trace(t);
+        let d = t.duration.as_ref().and_then(|v| crate::trace::columns::py_float(v).ok()).filter(|d| d.is_finite());
+        if let Some(d) = d {
+            if self.best.as_ref().is_none_or(|b| d > b.2) {
+                let s = |v: &Option<crate::trace::json::Scalar<'_>>| match v {
+                    Some(crate::trace::json::Scalar::Str(x)) => x.to_string(),
+                    _ => String::new(),
+                };
+                let line =
+                    t.lineno.as_ref().and_then(|v| crate::trace::columns::py_float(v).ok()).unwrap_or(0.0) as i64;
+                self.best = Some((s(&t.filename), line, d, s(&t.module), s(&t.name)));
+            }
+        }
+    }
+    fn not_object(&mut self) {
+        self.cols.not_object();
+    }
+    fn reset(&mut self) {
+        self.cols.reset();
+        self.best = None;
+    }
+}
+
+fn trace_file_diagnosis(files: &[String], cfg: &Config) -> Result<Diagnosis, Failure> {
+    let keep = crate::trace::ColumnOptions { timestamps: true, names: true, memory_diff: true };
+    let mut cols = TraceColumns::with_options(&cfg.unknown_module, keep);
+    let mut best = None;
+    for f in files {
+        let src = crate::trace::Source::from_arg(f);
+        cols.begin_source();
+        let mut sink = Slowest { cols: &mut cols, best: None };
+        crate::trace::read_source(&src, &mut sink)?;
+        if let Some(b) = sink.best {
+            if best.as_ref().is_none_or(|x: &(String, i64, f64, String, String)| b.2 > x.2) {
+                best = Some(b);
+            }
+        }
+    }
+    let r = crate::report::model::build(
+        &cols,
+        &[],
+        cfg,
+        crate::score::GroupBy::Module,
+        crate::report::model::Detail { summaries: true, charts: false },
+    );
+    let (lo, hi) = r.time_range.unwrap_or((0.0, 0.0));
+    let modules = r
+        .groups
+        .iter()
+        .map(|g| {
+            let b = &g.score.breakdown;
+            let subs = [
+                ("timing_stability", b.timing_stability),
+                ("memory_stability", b.memory_stability),
+                ("error_volatility", b.error_volatility),
+                ("branching_entropy", b.branching_entropy),
+                ("concurrency_chaos", b.concurrency_chaos),
+            ];
+            let w = subs.iter().fold(subs[0], |m, x| if x.1 < m.1 { *x } else { m });
+            crate::diagnose::incident::ModuleRow {
+                module: g.key.clone(),
+                pss: g.score.pss,
+                baseline_pss: None,
+                traces: g.traces,
+                errors: g.errors,
+                weakest: (w.0.to_string(), w.1),
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut modules = modules;
+    modules.sort_by_key(|m| (m.pss, m.module.clone()));
+    Ok(Diagnosis {
+        subject: Subject {
+            kind: "trace file",
+            id: None,
+            service: files.join(", "),
+            title: String::new(),
+            severity: String::new(),
+            start: lo,
+            end: hi,
+        },
+        baseline: None,
+        during: side(&r),
+        before: None,
+        modules,
+        window_seconds: 60.0,
+        timeline: Vec::new(),
+        onset: None,
+        detector: None,
+        patterns: Vec::new(),
+        anomalous_traces: Vec::new(),
+        regression: None,
+        advice: r.advice.clone(),
+        findings: Vec::new(),
+        source: best.map(|(f, l, d, m, n)| snippet(&f, l, d, &format!("{m}:{n}"))),
+        narrative: None,
+        skipped_traces: r.skipped.total(),
+    })
+}
+
+fn side(r: &crate::report::model::Report) -> Side {
+    let b = &r.score.breakdown;
+    Side {
+        traces: r.traces,
+        errors: r.errors,
+        error_rate: if r.traces > 0 { r.errors as f64 / r.traces as f64 } else { 0.0 },
+        pss: r.score.pss,
+        sub_scores: [
+            b.timing_stability,
+            b.memory_stability,
+            b.error_volatility,
+            b.branching_entropy,
+            b.concurrency_chaos,
+        ],
+        latency: r.latency.clone(),
+        wait_time: r.wait_time.clone(),
+        memory: r.memory.clone(),
+        exceptions: r.exceptions.iter().take(8).cloned().collect(),
+    }
+}
+
+/// Adds the narrative when asked, renders, writes; decides the exit code.
+fn finish(mut d: Diagnosis, a: &DocArgs, cfg: &Config) -> CmdResult {
+    let mut llm_failed = None;
+    if a.provider != Provider::None {
+        let p = LlmParams {
+            provider: a.provider,
+            model: a.model.clone().unwrap_or_else(|| match a.provider {
+                Provider::Ollama => cfg.llm_ollama_model(),
+                _ => cfg.llm_openai_model(),
+            }),
+            base_url: a.base_url.clone().unwrap_or_else(|| match a.provider {
+                Provider::Ollama => cfg.llm_ollama_url(),
+                _ => cfg.llm_base_url(),
+            }),
+            api_key: a.api_key.clone(),
+            timeout: Duration::from_secs_f64(cfg.llm_timeout_seconds()),
+            max_tokens: cfg.llm_max_tokens(),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+        };
+        let prompt = build_prompt(&d, cfg.llm_prompt_budget_chars());
+        if std::io::stderr().is_terminal() {
+            eprintln!("asking {:?} model {} ({} prompt characters)…", p.provider, p.model, prompt.len());
+        }
+        d.narrative = Some(match complete(&p, SYSTEM, &prompt) {
+            Ok(r) => Narrative::Written(r),
+            Err(e) => {
+                warn(&format!("the LLM part failed: {e}"));
+                llm_failed = Some(e.to_string());
+                Narrative::Failed(e.to_string())
+            }
+        });
+    }
+    let text = match a.format {
+        DocFormat::Markdown => render::markdown(&d),
+        DocFormat::Html => render::html(&d),
+        DocFormat::Json => serde_json::to_string_pretty(&d).expect("serializable") + "\n",
+    };
+    match &a.output {
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+            print(&format!("wrote {}\n", path.display()))?;
+        }
+        None => print(&text)?,
+    }
+    match llm_failed {
+        Some(e) if a.require_llm => Err(Failure { code: 1, message: format!("--require-llm: {e}") }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,530 @@
+//! The evidence for an incident review: the incident (or any period) against
+//! a baseline, the score timeline, the onset, the detectors' anomalous
+//! windows and traces, the patterns, the per-module breakdown and the
+//! rule-based diagnosis. Built from the history store; rendered by
+//! [`super::render`]; summarized for an LLM by [`super::prompt`].
+
+use serde::Serialize;
+
+use super::advisor::Advice;
+use crate::config::Config;
+use crate::detect::model::{trace_features, DetectorModel, Level};
+use crate::detect::patterns::{service_patterns, Pattern, PatternParams};
+use crate::detect::IsolationForestParams;
+use crate::report::model::{build, Detail, ExceptionCount, Report, Summary};
+use crate::score::GroupBy;
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// What is being reviewed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Subject {
+    /// `incident` or `period`.
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub service: String,
+    pub title: String,
+    pub severity: String,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// The scores and distributions of one side (the subject or the baseline).
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub traces: usize,
+    pub errors: usize,
+    pub error_rate: f64,
+    pub pss: i64,
+    /// TS, MS, EV, BE, CC (rounded, as pypss reports them).
+    pub sub_scores: [f64; 5],
+    pub latency: Summary,
+    pub wait_time: Summary,
+    pub memory: Summary,
+    pub exceptions: Vec<ExceptionCount>,
+}
+
+impl Side {
+    fn from_report(r: &Report) -> Side {
+        let b = &r.score.breakdown;
+        Side {
+            traces: r.traces,
+            errors: r.errors,
+            error_rate: if r.traces > 0 { r.errors as f64 / r.traces as f64 } else { 0.0 },
+            pss: r.score.pss,
+            sub_scores: [
+                b.timing_stability,
+                b.memory_stability,
+                b.error_volatility,
+                b.branching_entropy,
+                b.concurrency_chaos,
+            ],
+            latency: r.latency.clone(),
+            wait_time: r.wait_time.clone(),
+            memory: r.memory.clone(),
+            exceptions: r.exceptions.iter().take(8).cloned().collect(),
+        }
+    }
+}
+
+/// The baseline the subject is compared with, and why this one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    /// `same-hours-earlier-days` or `preceding-healthy-period`.
+    pub kind: &'static str,
+    pub description: String,
+    pub ranges: Vec<(f64, f64)>,
+}
+
+/// One module, subject against baseline, worst first.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleRow {
+    pub module: String,
+    pub pss: i64,
+    pub baseline_pss: Option<i64>,
+    pub traces: usize,
+    pub errors: usize,
+    /// The lowest sub-score: (name, value).
+    pub weakest: (String, f64),
+}
+
+/// One window of the timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelinePoint {
+    pub start: f64,
+    pub pss: f64,
+    /// TS, MS, EV, BE, CC.
+    pub sub_scores: [f64; 5],
+    pub traces: u64,
+    pub in_subject: bool,
+    /// The window detector's score and flag, when it scored this window.
+    pub detector_score: Option<f64>,
+    pub flagged: bool,
+}
+
+/// Where departure from baseline began.
+#[derive(Debug, Clone, Serialize)]
+pub struct Onset {
+    pub at: f64,
+    /// What departed: "PSS", "detector", or both.
+    pub by: String,
+    /// Seconds from onset to the subject's start (positive: before it was declared).
+    pub lead_seconds: f64,
+}
+
+/// An unusual trace in the subject, by the trace detector.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnomalousTrace {
+    pub at: f64,
+    pub function: String,
+    pub duration: f64,
+    pub wait_time: f64,
+    pub error: bool,
+    pub score: f64,
+}
+
+/// The few lines of the slowest function, when its source file is readable.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSnippet {
+    pub function: String,
+    pub filename: String,
+    pub lineno: i64,
+    pub duration: f64,
+    /// `None` when the file cannot be read here (the reason is in `note`).
+    pub code: Option<String>,
+    pub note: String,
+}
+
+/// The LLM part's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub enum Narrative {
+    /// Written by this provider and model.
+    Written(super::llm::LlmReply),
+    /// Asked for but failed; the reason.
+    Failed(String),
+}
+
+/// Everything a review needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    pub subject: Subject,
+    pub baseline: Option<Baseline>,
+    pub during: Side,
+    pub before: Option<Side>,
+    pub modules: Vec<ModuleRow>,
+    pub window_seconds: f64,
+    pub timeline: Vec<TimelinePoint>,
+    pub onset: Option<Onset>,
+    pub detector: Option<String>,
+    pub patterns: Vec<Pattern>,
+    pub anomalous_traces: Vec<AnomalousTrace>,
+    pub regression: Option<String>,
+    /// pypss's advisor on the subject's traces.
+    pub advice: Advice,
+    /// What the detectors, patterns, onset and baseline add to it.
+    pub findings: Vec<String>,
+    pub source: Option<SourceSnippet>,
+    pub narrative: Option<Narrative>,
+    pub skipped_traces: u64,
+}
+
+/// How to build a diagnosis.
+#[derive(Debug, Clone)]
+pub struct DiagnoseParams {
+    pub window_seconds: f64,
+    /// A saved window detector for the service (else one is trained on its history).
+    pub detector: Option<DetectorModel>,
+    pub seed: u64,
+    /// Earlier days to look at for a same-hours baseline.
+    pub baseline_days: u32,
+}
+
+/// Why a diagnosis could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DiagnoseError {
+    #[error("{0}")]
+    Data(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const SUB_NAMES: [&str; 5] =
+    ["timing_stability", "memory_stability", "error_volatility", "branching_entropy", "concurrency_chaos"];
+
+fn detail() -> Detail {
+    Detail { summaries: true, charts: false }
+}
+
+/// Builds the diagnosis of `subject` from the history in `store`.
+pub fn diagnose(
+    store: &SqliteStore,
+    subject: Subject,
+    cfg: &Config,
+    p: &DiagnoseParams,
+) -> Result<Diagnosis, DiagnoseError> {
+    let (s, e, w) = (subject.start, subject.end, p.window_seconds);
+    let svc = subject.service.as_str();
+    let (cols, slowest) = store.trace_columns(svc, s, e, &cfg.unknown_module)?;
+    if cols.is_empty() && cols.sys_module.is_empty() {
+        return Err(DiagnoseError::Data(format!(
+            "no traces of '{svc}' between {} and {} in {}",
+            crate::timefmt::format_time(s),
+            crate::timefmt::format_time(e),
+            store.path
+        )));
+    }
+    let skipped = cols.skipped.total();
+    let during = build(&cols, &[], cfg, GroupBy::Module, detail());
+    let incidents = store.incidents(Some(svc))?;
+    let overlaps_incident = |a: f64, b: f64| incidents.iter().any(|i| i.start < b && i.end > a);
+
+    // Baseline: the same hours on earlier days when there are traces then
+    // and no incident; else the healthy period just before.
+    let mut ranges = Vec::new();
+    for k in 1..=p.baseline_days {
+        let (a, b) = (s - k as f64 * 86400.0, e - k as f64 * 86400.0);
+        if !overlaps_incident(a, b) && !store.windows(svc, None, w, Some(a), Some(b))?.is_empty() {
+            ranges.push((a, b));
+        }
+    }
+    let baseline = if !ranges.is_empty() {
+        Some(Baseline {
+            kind: "same-hours-earlier-days",
+            description: format!("the same hours on {} earlier day(s) without an incident", ranges.len()),
+            ranges,
+        })
+    } else {
+        // Up to six hours (at least the subject's length) before the start,
+        // cut at the end of the latest earlier incident.
+        let len = (e - s).clamp(3600.0, 6.0 * 3600.0);
+        let mut a = s - len;
+        for i in &incidents {
+            if i.end <= s && i.end > a {
+                a = i.end;
+            }
+        }
+        (s - a >= w).then(|| Baseline {
+            kind: "preceding-healthy-period",
+            description: format!(
+                "the {} before it, without an incident (no earlier day at the same hours had clean data)",
+                crate::timefmt::format_duration(s - a)
+            ),
+            ranges: vec![(a, s)],
+        })
+    };
+    let before_report = match &baseline {
+        Some(b) => {
+            let mut all: Option<crate::trace::TraceColumns> = None;
+            for &(a, z) in &b.ranges {
+                let (c, _) = store.trace_columns(svc, a, z, &cfg.unknown_module)?;
+                match &mut all {
+                    None => all = Some(c),
+                    Some(x) => x.absorb(c),
+                }
+            }
+            all.filter(|c| !c.is_empty()).map(|c| (build(&c, &[], cfg, GroupBy::Module, detail()), c))
+        }
+        None => None,
+    };
+
+    // Per-module rows, worst first.
+    let mut modules: Vec<ModuleRow> = during
+        .groups
+        .iter()
+        .map(|g| {
+            let b = &g.score.breakdown;
+            let subs =
+                [b.timing_stability, b.memory_stability, b.error_volatility, b.branching_entropy, b.concurrency_chaos];
+            let (k, v) =
+                subs.iter().enumerate().fold((0, f64::INFINITY), |m, (k, &v)| if v < m.1 { (k, v) } else { m });
+            ModuleRow {
+                module: g.key.clone(),
+                pss: g.score.pss,
+                baseline_pss: before_report
+                    .as_ref()
+                    .and_then(|(r, _)| r.groups.iter().find(|x| x.key == g.key).map(|x| x.score.pss)),
+                traces: g.traces,
+                errors: g.errors,
+                weakest: (SUB_NAMES[k].to_string(), v),
+            }
+        })
+        .collect();
+    modules.sort_by_key(|m| (m.pss, m.module.clone()));
+
+    // Timeline: the subject with context on both sides.
+    let ctx = (e - s).clamp(3600.0, 6.0 * 3600.0);
+    let (from, to) = (s - ctx, e + ctx);
+    let forest =
+        IsolationForestParams { contamination: Some(0.05), seed: p.seed, extended: true, ..Default::default() };
+    // The detector sees up to a week of the service's history around the subject.
+    let sp = service_patterns(
+        store,
+        svc,
+        w,
+        Some(s - 7.0 * 86400.0),
+        Some(to),
+        p.detector.as_ref(),
+        &forest,
+        &PatternParams::default(),
+    )
+    .ok();
+    let windows = store.windows(svc, None, w, Some(from), Some(to))?;
+    let timeline: Vec<TimelinePoint> = windows
+        .iter()
+        .map(|lw| {
+            let x = &lw.window;
+            let det = sp.as_ref().and_then(|sp| sp.scores.iter().find(|t| t.0 == x.start));
+            TimelinePoint {
+                start: x.start,
+                pss: x.pss,
+                sub_scores: [x.ts, x.ms, x.ev, x.be, x.cc],
+                traces: x.traces,
+                in_subject: x.start < e && x.start + w > s,
+                detector_score: det.map(|d| d.1),
+                flagged: det.is_some_and(|d| d.2),
+            }
+        })
+        .collect();
+    let patterns: Vec<Pattern> = sp
+        .as_ref()
+        .map(|sp| sp.patterns.iter().filter(|p| p.windows.iter().any(|&t| t >= from && t < to)).cloned().collect())
+        .unwrap_or_default();
+
+    // Onset: the first window from two hours before the start whose PSS
+    // departs from the baseline windows' (median − max(3 robust σ, 5)), or
+    // that the detector flags — and the next window departs too.
+    let base_pss: Vec<f64> = match &baseline {
+        Some(b) => {
+            let mut v = Vec::new();
+            for &(a, z) in &b.ranges {
+                v.extend(
+                    store
+                        .windows(svc, None, w, Some(a), Some(z))?
+                        .iter()
+                        .filter(|x| !x.window.too_small)
+                        .map(|x| x.window.pss),
+                );
+            }
+            v
+        }
+        None => Vec::new(),
+    };
+    let onset = onset(&timeline, &base_pss, s, e);
+
+    // Trace-level anomalies: a forest on the baseline's traces scores the subject's.
+    let mut anomalous_traces = Vec::new();
+    if let Some((_, bc)) = &before_report {
+        if bc.len() >= 2 && !cols.is_empty() {
+            let fp = IsolationForestParams { contamination: Some(0.01), seed: p.seed, ..Default::default() };
+            let names = crate::detect::model::TRACE_FEATURES.iter().map(|s| s.to_string()).collect();
+            if let Ok(m) = DetectorModel::train(&trace_features(bc), fp, Level::Trace, svc, None, names, (0.0, 0.0)) {
+                let sc = m.score(&trace_features(&cols));
+                let mut idx: Vec<usize> = (0..sc.len()).collect();
+                idx.sort_by(|a, b| sc[*b].total_cmp(&sc[*a]));
+                for &i in idx.iter().take(10) {
+                    anomalous_traces.push(AnomalousTrace {
+                        at: cols.timestamp[i],
+                        function: format!("{}:{}", cols.modules.get(cols.module[i]), cols.names.get(cols.name[i])),
+                        duration: cols.duration[i],
+                        wait_time: cols.wait_time[i],
+                        error: cols.error[i],
+                        score: sc[i],
+                    });
+                }
+            }
+        }
+    }
+
+    let before = before_report.as_ref().map(|(r, _)| Side::from_report(r));
+    let during_side = Side::from_report(&during);
+    let regression = before.as_ref().and_then(|b| {
+        let drop = b.pss - during_side.pss;
+        (drop as f64 > cfg.regression_threshold_drop())
+            .then(|| format!("PSS {} during vs {} in the baseline: a drop of {drop} points.", during_side.pss, b.pss))
+    });
+    let mut findings = Vec::new();
+    if let Some(o) = &onset {
+        findings.push(format!(
+            "Departure from baseline began at {} ({}), {} {} the {} start.",
+            crate::timefmt::format_time(o.at),
+            o.by,
+            crate::timefmt::format_duration(o.lead_seconds.abs()),
+            if o.lead_seconds >= 0.0 { "before" } else { "after" },
+            subject.kind
+        ));
+    }
+    for pat in patterns.iter().filter(|p| p.id > 0) {
+        let inside = pat.windows.iter().filter(|&&t| t < e && t + w > s).count();
+        if inside > 0 {
+            findings.push(format!(
+                "Pattern {}: {} ({} of its {} windows here).",
+                pat.id,
+                pat.description,
+                inside,
+                pat.windows.len()
+            ));
+        }
+    }
+    if let (Some(m), Some(b)) = (modules.first(), &before) {
+        if let Some(bp) = m.baseline_pss {
+            if bp > m.pss {
+                findings.push(format!(
+                    "Worst module: {} at PSS {} (baseline {}), weakest on {} ({:.2}).",
+                    m.module, m.pss, bp, m.weakest.0, m.weakest.1
+                ));
+            }
+        }
+        let lat = |x: &Side| x.latency.p99;
+        if b.latency.p99 > 0.0 && lat(&during_side) > 2.0 * lat(b) {
+            findings.push(format!("p99 latency ×{:.1} against the baseline.", lat(&during_side) / lat(b)));
+        }
+        if during_side.error_rate > 2.0 * b.error_rate + 0.01 {
+            findings.push(format!(
+                "Error rate {:.1}% against {:.1}% in the baseline{}.",
+                during_side.error_rate * 100.0,
+                b.error_rate * 100.0,
+                during_side
+                    .exceptions
+                    .first()
+                    .map(|x| format!("; most often {}", x.exception_type))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let source =
+        slowest.map(|(file, line, duration, module, name)| snippet(&file, line, duration, &format!("{module}:{name}")));
+    Ok(Diagnosis {
+        subject,
+        baseline,
+        during: during_side,
+        before,
+        modules,
+        window_seconds: w,
+        timeline,
+        onset,
+        detector: sp.map(|x| x.detector),
+        patterns,
+        anomalous_traces,
+        regression,
+        advice: during.advice.clone(),
+        findings,
+        source,
+        narrative: None,
+        skipped_traces: skipped,
+    })
+}
+
+fn onset(t: &[TimelinePoint], base: &[f64], s: f64, e: f64) -> Option<Onset> {
+    let limit = if base.len() >= 3 {
+        let mut v = base.to_vec();
+        v.sort_by(f64::total_cmp);
+        let med = v[v.len() / 2];
+        let mut dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+        dev.sort_by(f64::total_cmp);
+        let mad = 1.4826 * dev[dev.len() / 2];
+        Some(med - (3.0 * mad).max(5.0))
+    } else {
+        None
+    };
+    let departs = |p: &TimelinePoint| (limit.is_some_and(|l| p.traces > 0 && p.pss < l), p.flagged);
+    let cands: Vec<&TimelinePoint> = t.iter().filter(|p| p.start >= s - 7200.0 && p.start < e).collect();
+    for (k, p) in cands.iter().enumerate() {
+        let (a, b) = departs(p);
+        if !(a || b) {
+            continue;
+        }
+        let next = cands.get(k + 1).map(|n| departs(n)).is_some_and(|(x, y)| x || y);
+        if next || p.start >= s {
+            let by = match (a, b) {
+                (true, true) => "PSS below baseline and detector flag",
+                (true, false) => "PSS below baseline",
+                _ => "detector flag",
+            };
+            return Some(Onset { at: p.start, by: by.into(), lead_seconds: s - p.start });
+        }
+    }
+    None
+}
+
+/// pypss's `extract_function_code`: the function starting at `lineno`, up
+/// to the first line indented no deeper (at most 40 lines here).
+pub fn snippet(filename: &str, lineno: i64, duration: f64, function: &str) -> SourceSnippet {
+    let mut s = SourceSnippet {
+        function: function.into(),
+        filename: filename.into(),
+        lineno,
+        duration,
+        code: None,
+        note: String::new(),
+    };
+    if filename.is_empty() || filename == "unknown" {
+        s.note = "the trace names no source file".into();
+        return s;
+    }
+    let text = match std::fs::read_to_string(filename) {
+        Ok(t) => t,
+        Err(e) => {
+            s.note = format!("source not readable here ({e})");
+            return s;
+        }
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    if lineno < 1 || lineno as usize > lines.len() {
+        s.note = format!("line {lineno} is past the end of the file ({} lines)", lines.len());
+        return s;
+    }
+    let start = lineno as usize - 1;
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let base = indent(lines[start]);
+    let mut block = vec![lines[start]];
+    for l in &lines[start + 1..] {
+        if !l.trim().is_empty() && indent(l) <= base {
+            break;
+        }
+        block.push(l);
+    }
+    let total = block.len();
+    block.truncate(40);
+    s.code = Some(block.join("\n"));
+    s.note = if total > 40 { format!("first 40 of {total} lines") } else { String::new() };
+    s
+}

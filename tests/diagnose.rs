@@ -1,0 +1,271 @@
+//! `pss diagnose` / `pss report` end to end on the shipped checkout history,
+//! with the LLM part talking to a real HTTP server on 127.0.0.1 that checks
+//! each request and answers with completions, errors, garbage and timeouts.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use serde_json::Value;
+
+const KEY: &str = "sk-test-0123456789-SECRET";
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    auth: Option<String>,
+    body: Value,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+async fn answer(log: Log, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    let path = uri.path().to_string();
+    let seen = Seen {
+        method: method.to_string(),
+        path: path.clone(),
+        auth: headers.get("authorization").map(|v| v.to_str().unwrap().to_string()),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
+    let tries = {
+        let mut l = log.lock().unwrap();
+        l.push(seen);
+        l.iter().filter(|s| s.path == path).count()
+    };
+    let completion = |text: &str| {
+        serde_json::json!({"model": "test-model-1", "choices": [{"message": {"role": "assistant", "content": text}}]})
+            .to_string()
+    };
+    match path.as_str() {
+        "/ok/v1/chat/completions" => {
+            (StatusCode::OK, completion("Hypothesis: the database dependency timed out.")).into_response()
+        }
+        "/flaky/v1/chat/completions" if tries < 3 => (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response(),
+        "/flaky/v1/chat/completions" => (StatusCode::OK, completion("Third time lucky.")).into_response(),
+        "/unauth/v1/chat/completions" => (StatusCode::UNAUTHORIZED, format!("bad key {KEY}")).into_response(),
+        "/garbage/v1/chat/completions" => (StatusCode::OK, "<html>not json</html>").into_response(),
+        "/slow/v1/chat/completions" => {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            (StatusCode::OK, completion("too late")).into_response()
+        }
+        "/ollama/api/generate" => (
+            StatusCode::OK,
+            serde_json::json!({"model": "llama3", "response": "Ollama says: lock contention.", "done": true})
+                .to_string(),
+        )
+            .into_response(),
+        _ => (StatusCode::NOT_FOUND, "no such route").into_response(),
+    }
+}
+
+/// Starts the server; returns its base URL and the request log.
+fn server() -> (String, Log) {
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let l2 = log.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            let app = axum::Router::new()
+                .fallback(move |m: Method, u: Uri, h: HeaderMap, b: Bytes| answer(l2.clone(), m, u, h, b));
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (format!("http://{addr}"), log)
+}
+
+fn pss(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).env_remove("OPENAI_API_KEY").args(args).output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn history(d: &Path) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/history");
+    let f = data.join("checkout.jsonl.gz");
+    ok(&pss(d, &["ingest", f.to_str().unwrap(), "--history", "h.db", "--service", "checkout", "--window", "5m"]));
+    let csv = std::fs::read_to_string(data.join("incidents.csv")).unwrap();
+    let mut mine: String =
+        csv.lines().filter(|l| l.starts_with("id,") || l.contains(",checkout,")).map(|l| format!("{l}\n")).collect();
+    // A hostile title: it must come out escaped.
+    mine += "evil-1,checkout,2026-11-02T12:00:00Z,2026-11-02T12:30:00Z,sev3,<script>alert(1)</script> & co\n";
+    std::fs::write(d.join("inc.csv"), mine).unwrap();
+    ok(&pss(d, &["incidents", "import", "inc.csv", "--history", "h.db"]));
+}
+
+#[test]
+fn incident_report_with_and_without_an_llm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    history(d);
+    let (base, log) = server();
+    let diag = |extra: &[&str]| {
+        let mut a = vec!["diagnose", "--history", "h.db", "--incident", "checkout-3", "--window", "5m"];
+        a.extend_from_slice(extra);
+        pss(d, &a)
+    };
+
+    // No provider: the evidence and the rule-based diagnosis, no HTTP at all.
+    let md = ok(&diag(&[]));
+    for want in [
+        "# Incident checkout-3",
+        "## During vs baseline",
+        "## Onset",
+        "## Patterns",
+        "## Rule-based diagnosis",
+        "ConnectionError",
+    ] {
+        assert!(md.contains(want), "missing {want}:\n{md}");
+    }
+    assert!(log.lock().unwrap().is_empty());
+    let j: Value = serde_json::from_str(&ok(&diag(&["--format", "json"]))).unwrap();
+    assert!(j["during"]["latency"]["p99"].as_f64().unwrap() > 5.0 * j["before"]["latency"]["p99"].as_f64().unwrap());
+    assert!(j["onset"]["lead_seconds"].as_f64().unwrap() >= 0.0, "{}", j["onset"]);
+    assert!(j["timeline"].as_array().unwrap().iter().any(|p| p["in_subject"] == true && p["flagged"] == true));
+
+    // OpenAI-compatible: the request is checked, the narrative lands under its heading.
+    let url = format!("{base}/ok/v1");
+    let md = ok(&diag(&["--provider", "openai", "--base-url", &url, "--api-key", KEY, "--model", "gpt-test"]));
+    assert!(md.contains("## LLM narrative (test-model-1 via Openai)"), "{md}");
+    assert!(md.contains("the database dependency timed out"));
+    let seen = log.lock().unwrap().last().unwrap().clone();
+    assert_eq!((seen.method.as_str(), seen.path.as_str()), ("POST", "/ok/v1/chat/completions"));
+    assert_eq!(seen.auth.as_deref(), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(seen.body["model"], "gpt-test");
+    assert_eq!(seen.body["max_tokens"], 1000);
+    let prompt = seen.body["messages"][1]["content"].as_str().unwrap();
+    assert_eq!(seen.body["messages"][0]["role"], "system");
+    assert!(prompt.contains("checkout-3") && prompt.contains("latency p50") && prompt.contains("onset"), "{prompt}");
+    assert!(prompt.len() <= 12_000);
+
+    // 503 twice, then an answer: retried with backoff.
+    let url = format!("{base}/flaky/v1");
+    let j: Value = serde_json::from_str(&ok(&diag(&[
+        "--provider",
+        "openai",
+        "--base-url",
+        &url,
+        "--api-key",
+        KEY,
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(j["narrative"]["Written"]["attempts"], 3, "{}", j["narrative"]);
+
+    // Failures leave a complete report, say why, exit 0 — or 1 with --require-llm.
+    for (route, why) in [("unauth", "401 Unauthorized"), ("garbage", "not the JSON"), ("nowhere", "404 Not Found")] {
+        let url = format!("{base}/{route}/v1");
+        let o = diag(&["--provider", "openai", "--base-url", &url, "--api-key", KEY]);
+        let md = ok(&o);
+        assert!(
+            md.contains("## Rule-based diagnosis") && md.contains("The LLM part failed:") && md.contains(why),
+            "{route}: {md}"
+        );
+        let all = format!("{md}{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!all.contains(KEY), "{route}: the key leaked");
+        let o = diag(&["--provider", "openai", "--base-url", &url, "--api-key", KEY, "--require-llm"]);
+        assert_eq!(o.status.code(), Some(1), "{route}");
+    }
+    // A timeout from the config file; no key at all is a clear message without a request.
+    std::fs::write(d.join("pypss.toml"), "[pypss]\nllm_timeout_seconds = 0.5\n").unwrap();
+    let url = format!("{base}/slow/v1");
+    let md = ok(&diag(&["--provider", "openai", "--base-url", &url, "--api-key", KEY]));
+    assert!(md.contains("no answer within"), "{md}");
+    let before = log.lock().unwrap().len();
+    let md = ok(&diag(&["--provider", "openai", "--base-url", &url]));
+    assert!(md.contains("no API key"), "{md}");
+    assert_eq!(log.lock().unwrap().len(), before);
+
+    // Ollama's generate API, as pypss configures it.
+    let url = format!("{base}/ollama/api/generate");
+    let md = ok(&diag(&["--provider", "ollama", "--base-url", &url]));
+    assert!(md.contains("Ollama says: lock contention."), "{md}");
+    let seen = log.lock().unwrap().last().unwrap().clone();
+    assert_eq!(seen.path, "/ollama/api/generate");
+    assert_eq!(seen.body["stream"], false);
+    assert_eq!(seen.body["model"], "llama3");
+    assert!(seen.auth.is_none());
+
+    // HTML: one file, no external fetches, hostile strings escaped.
+    ok(&pss(
+        d,
+        &[
+            "diagnose",
+            "--history",
+            "h.db",
+            "--incident",
+            "evil-1",
+            "--window",
+            "5m",
+            "--format",
+            "html",
+            "-o",
+            "evil.html",
+        ],
+    ));
+    let html = std::fs::read_to_string(d.join("evil.html")).unwrap();
+    assert!(!html.contains("<script"), "unescaped");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"));
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(html.contains("<svg"), "timeline chart");
+
+    // A period that is not an incident.
+    let md = ok(&pss(
+        d,
+        &[
+            "report",
+            "--history",
+            "h.db",
+            "--service",
+            "checkout",
+            "--from",
+            "2026-11-02T16:00:00Z",
+            "--to",
+            "2026-11-02T18:00:00Z",
+            "--window",
+            "5m",
+        ],
+    ));
+    assert!(md.starts_with("# Stability report — checkout"), "{md}");
+    assert!(md.contains("Baseline: the same hours on 1 earlier day(s)"), "{md}");
+    // Bad input: exit 2 with a reason.
+    let o = pss(d, &["diagnose", "--history", "h.db", "--incident", "nope", "--window", "5m"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no incident 'nope'"));
+}
+
+#[test]
+fn trace_file_diagnosis_shows_the_slowest_functions_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("app.py"),
+        "import time\n\ndef slow(x):\n    time.sleep(x)\n    return x\n\ndef other():\n    pass\n",
+    )
+    .unwrap();
+    let app = d.join("app.py");
+    let mut traces = Vec::new();
+    for i in 0..50 {
+        let (name, line, dur) = if i == 17 { ("slow", 3, 2.5) } else { ("other", 7, 0.01 + i as f64 * 1e-4) };
+        traces
+            .push(serde_json::json!({"name": name, "module": "app", "filename": app.to_str().unwrap(), "lineno": line,
+            "duration": dur, "memory": 1000, "wait_time": 0.001, "error": false, "timestamp": 1.7e9 + i as f64}));
+    }
+    std::fs::write(d.join("t.json"), serde_json::to_string(&traces).unwrap()).unwrap();
+    let md = ok(&pss(d, &["diagnose", "--trace-file", "t.json"]));
+    assert!(md.contains("## Slowest function") && md.contains("app:slow"), "{md}");
+    assert!(md.contains("def slow(x):\n    time.sleep(x)\n    return x"), "{md}");
+    assert!(!md.contains("def other"), "only the slowest function");
+}
