@@ -404,14 +404,18 @@ pub fn diagnose(
             ));
         }
     }
-    if let (Some(m), Some(b)) = (modules.first(), &before) {
-        if let Some(bp) = m.baseline_pss {
-            if bp > m.pss {
-                findings.push(format!(
-                    "Worst module: {} at PSS {} (baseline {}), weakest on {} ({:.2}).",
-                    m.module, m.pss, bp, m.weakest.0, m.weakest.1
-                ));
-            }
+    if let Some(b) = &before {
+        // The module that fell furthest from its own baseline.
+        let fell = modules
+            .iter()
+            .filter_map(|m| m.baseline_pss.map(|bp| (bp - m.pss, m)))
+            .filter(|(drop, _)| *drop > 0)
+            .max_by_key(|(drop, m)| (*drop, std::cmp::Reverse(m.module.clone())));
+        if let Some((drop, m)) = fell {
+            findings.push(format!(
+                "Largest drop: module {} at PSS {} ({drop} below its baseline), weakest on {} ({:.2}).",
+                m.module, m.pss, m.weakest.0, m.weakest.1
+            ));
         }
         let lat = |x: &Side| x.latency.p99;
         if b.latency.p99 > 0.0 && lat(&during_side) > 2.0 * lat(b) {

@@ -298,7 +298,7 @@ pub fn html(d: &Diagnosis) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
-         <title>{}</title><style>{CSS} .shade{{background:#fdecea}} pre{{background:#f8f9fa;padding:10px;overflow:auto;font-size:13px}}</style></head><body><main>",
+         <title>{}</title><style>{CSS} .shade{{background:#fdecea}} .timeline svg{{width:100%;height:auto}} pre{{background:#f8f9fa;padding:10px;overflow:auto;font-size:13px}}</style></head><body><main>",
         h(&title)
     );
     let _ = write!(
@@ -318,7 +318,7 @@ pub fn html(d: &Diagnosis) -> String {
     }
     let _ = write!(o, "</ul></div>");
     if let Some(svg) = timeline_svg(d) {
-        let _ = write!(o, "<div class=\"card charts\"><h2>Timeline</h2>{svg}<p class=\"muted\">Shaded: the {}. Red dots: windows the detector flagged ({}).</p></div>", s.kind, h(d.detector.as_deref().unwrap_or("no detector")));
+        let _ = write!(o, "<div class=\"card timeline\"><h2>Timeline</h2>{svg}<p class=\"muted\">Shaded: the {}. Red dots: windows the detector flagged ({}).</p></div>", s.kind, h(d.detector.as_deref().unwrap_or("no detector")));
     }
     let _ = write!(o, "<div class=\"card\"><h2>During vs baseline</h2><table><tr><th>metric</th><th>during</th><th>baseline</th></tr>");
     for (n, a, b) in compare_rows(d) {
