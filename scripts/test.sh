@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Runs every check and test of pss. Works on a fresh clone: it installs what
-# the tests need (pypss 1.3.1 from PyPI into target/pypss-venv for the
-# differential tests) before running them.
+# the tests need before running them — pypss 1.3.1 with grpcio, protobuf and
+# redis from PyPI into target/pypss-venv (differential tests, and the real
+# pypss clients `pss serve` is tested with), and Debian's redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=target/pypss-venv
-if ! "$VENV/bin/python" -c 'import pypss, importlib.metadata as m; assert m.version("pypss") == "1.3.1"' 2>/dev/null; then
-    echo "==> installing pypss==1.3.1 into $VENV"
+if ! "$VENV/bin/python" -c 'import pypss, grpc, redis, google.protobuf, importlib.metadata as m; assert m.version("pypss") == "1.3.1"' 2>/dev/null; then
+    echo "==> installing pypss==1.3.1, grpcio, protobuf, redis into $VENV"
     mkdir -p target
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check pypss==1.3.1
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check pypss==1.3.1 grpcio==1.85.3 protobuf==7.36.2 redis==8.1.0
+fi
+if ! command -v redis-server >/dev/null; then
+    echo "==> installing redis-server (Debian)"
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get install -y redis-server >/dev/null 2>&1 || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y redis-server >/dev/null; }
 fi
 export PSS_PYTHON="$PWD/$VENV/bin/python"
 

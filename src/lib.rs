@@ -11,6 +11,7 @@ pub mod detect;
 pub mod diagnose;
 pub mod report;
 pub mod score;
+pub mod serve;
 pub mod simulate;
 pub mod store;
 pub mod timefmt;

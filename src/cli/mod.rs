@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod detect;
 pub mod diagnose;
 pub mod history;
+pub mod serve;
 pub mod simulate;
 pub mod tune;
 
@@ -85,6 +86,8 @@ pub enum Command {
     Diagnose(diagnose::DiagnoseArgs),
     /// The same document for any period of a service (not an incident).
     Report(diagnose::ReportArgs),
+    /// Collection service: gRPC (pypss's protocol), HTTP, Redis and files into the history, with /metrics.
+    Serve(serve::ServeArgs),
     /// Write a simulated labeled history: traces of a few services with injected incidents.
     Simulate(simulate::SimulateArgs),
 }
@@ -130,6 +133,7 @@ where
         Command::MlDetect(a) => detect::ml_detect(a),
         Command::Diagnose(a) => diagnose::run(a),
         Command::Report(a) => diagnose::report(a),
+        Command::Serve(a) => serve::run_serve(a),
     };
     finish(res)
 }

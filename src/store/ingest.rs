@@ -6,7 +6,7 @@
 //! recomputed from everything stored for them. A bad file rolls back: nothing
 //! of it remains.
 
-use rusqlite::{params, Statement, Transaction};
+use rusqlite::{params, Transaction};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -43,7 +43,7 @@ pub struct IngestReport {
 }
 
 struct Sink<'t> {
-    stmt: Statement<'t>,
+    stmt: rusqlite::CachedStatement<'t>,
     service_id: i64,
     unknown_module: String,
     report: IngestReport,
@@ -206,44 +206,107 @@ pub fn ingest_source(
     let err = |e| StoreError::Sqlite { path: path.clone(), source: e };
     let tx = store.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
     let sid = service_id(&tx, &opts.service).map_err(err)?;
-    let (report, range) = {
-        let stmt = tx
-            .prepare(
-                "INSERT OR IGNORE INTO traces (service_id, trace_key, timestamp, module, name, duration, cpu_time, \
-                 wait_time, memory, memory_diff, error, exception_type, exception_message, branch_tag, stage, \
-                 system_metric, lag, active_tasks, churn_rate, filename, lineno) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-            )
-            .map_err(err)?;
-        let mut sink = Sink {
-            stmt,
-            service_id: sid,
-            unknown_module: opts.unknown_module.clone(),
-            report: IngestReport { source: src.display(), ..Default::default() },
-            range: None,
-            error: None,
-            reset_seen: false,
-            progress,
-            seen: 0,
-        };
-        read_source(src, &mut sink)?; // an error drops the transaction: nothing stays
-        if let Some(e) = sink.error {
-            return Err(err(e));
-        }
-        if sink.reset_seen {
-            return Err(StoreError::Invalid(format!(
-                "{}: the top-level object has more than one \"traces\" key; pss will not guess which to ingest",
-                src.display()
-            )));
-        }
-        (sink.report, sink.range)
-    };
-    let mut report = report;
+    let (mut report, range) =
+        insert_traces(&tx, &path, sid, &opts.unknown_module, &src.display(), progress, &mut |sink| {
+            read_source(src, sink).map(|_| ())
+        })?;
     if let Some((lo, hi)) = range {
         report.windows = recompute_windows(&tx, sid, &opts.service, lo, hi, opts).map_err(err)?;
     }
     tx.commit().map_err(err)?;
     Ok(report)
+}
+
+/// In-memory trace batches (JSON array, `{"traces": [...]}` or JSON Lines),
+/// each of one service, inserted in **one** transaction: all of them or, on
+/// the first bad one, none (its error names it). Windows are not recomputed
+/// here — the caller does that for the returned time ranges when it likes
+/// (`pss serve` does it on a timer, so a busy window is not rescored per batch).
+/// Returns each batch's report and, per service, the time range touched.
+#[allow(clippy::type_complexity)]
+pub fn insert_batches(
+    store: &mut SqliteStore,
+    batches: &[(&str, &str, &[u8])],
+    unknown_module: &str,
+) -> Result<(Vec<IngestReport>, Vec<(String, f64, f64)>), StoreError> {
+    let path = store.path.clone();
+    let err = |e| StoreError::Sqlite { path: path.clone(), source: e };
+    let tx = store.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+    let mut reports = Vec::with_capacity(batches.len());
+    let mut ranges: Vec<(String, f64, f64)> = Vec::new();
+    for &(service, name, bytes) in batches {
+        let sid = service_id(&tx, service).map_err(err)?;
+        let (report, range) = insert_traces(&tx, &path, sid, unknown_module, name, &|_| {}, &mut |sink| {
+            crate::trace::read_bytes(name, bytes, sink).map(|_| ())
+        })?;
+        if let Some((lo, hi)) = range {
+            match ranges.iter_mut().find(|r| r.0 == service) {
+                Some(r) => {
+                    r.1 = r.1.min(lo);
+                    r.2 = r.2.max(hi);
+                }
+                None => ranges.push((service.to_string(), lo, hi)),
+            }
+        }
+        reports.push(report);
+    }
+    tx.commit().map_err(err)?;
+    Ok((reports, ranges))
+}
+
+/// Recomputes a service's windows over `[lo, hi]` in one transaction.
+pub fn recompute_range(store: &mut SqliteStore, lo: f64, hi: f64, opts: &IngestOptions) -> Result<u64, StoreError> {
+    let path = store.path.clone();
+    let err = |e| StoreError::Sqlite { path: path.clone(), source: e };
+    let tx = store.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+    let sid = service_id(&tx, &opts.service).map_err(err)?;
+    let n = recompute_windows(&tx, sid, &opts.service, lo, hi, opts).map_err(err)?;
+    tx.commit().map_err(err)?;
+    Ok(n)
+}
+
+type Reader<'a> = dyn FnMut(&mut dyn TraceSink) -> Result<(), crate::trace::ReadError> + 'a;
+
+/// Reads traces with `read` into the open transaction for service `sid`.
+fn insert_traces(
+    tx: &Transaction<'_>,
+    path: &str,
+    sid: i64,
+    unknown_module: &str,
+    source: &str,
+    progress: &dyn Fn(u64),
+    read: &mut Reader<'_>,
+) -> Result<(IngestReport, Option<(f64, f64)>), StoreError> {
+    let err = |e| StoreError::Sqlite { path: path.to_string(), source: e };
+    let stmt = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO traces (service_id, trace_key, timestamp, module, name, duration, cpu_time, \
+             wait_time, memory, memory_diff, error, exception_type, exception_message, branch_tag, stage, \
+             system_metric, lag, active_tasks, churn_rate, filename, lineno) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+        )
+        .map_err(err)?;
+    let mut sink = Sink {
+        stmt,
+        service_id: sid,
+        unknown_module: unknown_module.to_string(),
+        report: IngestReport { source: source.to_string(), ..Default::default() },
+        range: None,
+        error: None,
+        reset_seen: false,
+        progress,
+        seen: 0,
+    };
+    read(&mut sink)?; // an error drops the transaction: nothing stays
+    if let Some(e) = sink.error {
+        return Err(err(e));
+    }
+    if sink.reset_seen {
+        return Err(StoreError::Invalid(format!(
+            "{source}: the top-level object has more than one \"traces\" key; pss will not guess which to ingest"
+        )));
+    }
+    Ok((sink.report, sink.range))
 }
 
 /// Recomputes every window (service-level and per module) overlapping

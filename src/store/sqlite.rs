@@ -14,7 +14,7 @@ use super::{HistoryRow, Incident, LabeledWindow, PruneReport, Store, StoreError}
 use crate::window::{Features, Window};
 
 /// The schema version this pss writes (`_meta` key `pss_schema`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS services (
@@ -107,7 +107,11 @@ INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1');
 "#;
 
 /// Forward migrations: entry `i` brings schema `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+
+/// v3: read positions of files `pss serve --follow` tails.
+const SCHEMA_V3: &str =
+    "CREATE TABLE IF NOT EXISTS follow_offsets (path TEXT PRIMARY KEY, identity TEXT NOT NULL, offset INTEGER NOT NULL);";
 
 /// v2: where each trace's function is (diagnosis shows the slowest one's source).
 const SCHEMA_V2: &str = "ALTER TABLE traces ADD COLUMN filename TEXT; ALTER TABLE traces ADD COLUMN lineno INTEGER;";
@@ -316,6 +320,46 @@ impl SqliteStore {
             }
         }
         Ok((c, slowest))
+    }
+
+    /// Each service's and module's latest window of this length (live scores).
+    pub fn latest_windows(&self, seconds: f64) -> Result<Vec<Window>, StoreError> {
+        let mut out = Vec::new();
+        for service in self.services()? {
+            let sql = format!(
+                "SELECT w.module, w.seconds, w.start, {WINDOW_COLUMNS} FROM windows w JOIN services s ON s.id = w.service_id \
+                 WHERE s.name = ?1 AND w.seconds = ?2 AND w.start = (SELECT MAX(x.start) FROM windows x \
+                 WHERE x.service_id = w.service_id AND x.module = w.module AND x.seconds = w.seconds) ORDER BY w.module"
+            );
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let rows =
+                stmt.query_map(params![service, seconds], |r| window_from_row(&service, r)).map_err(|e| self.err(e))?;
+            for w in rows {
+                out.push(w.map_err(|e| self.err(e))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The persisted read position of a followed file: (identity, offset).
+    pub fn follow_offset(&self, path: &str) -> Result<Option<(String, u64)>, StoreError> {
+        self.conn
+            .query_row("SELECT identity, offset FROM follow_offsets WHERE path = ?1", params![path], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Persists a followed file's read position.
+    pub fn set_follow_offset(&mut self, path: &str, identity: &str, offset: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO follow_offsets (path, identity, offset) VALUES (?1, ?2, ?3)",
+                params![path, identity, offset as i64],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// The active model of a service and kind: the latest registered with

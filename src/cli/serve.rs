@@ -1,0 +1,144 @@
+//! `pss serve`: the collection service.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{CmdResult, Failure};
+use crate::config::Config;
+use crate::serve::{follow::FollowConfig, http::HttpConfig, redis_input::RedisConfig, run, ServeConfig};
+use crate::store::ingest::IngestOptions;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Each input is off unless its flag is given (at least one). Every accepted trace is \
+committed to the history database before it is acknowledged (gRPC/HTTP response, Redis removal, file position). \
+When the store falls behind, HTTP answers 429 and gRPC RESOURCE_EXHAUSTED; nothing is dropped silently.\n\n\
+Service name: HTTP header X-PSS-Service or ?service=, gRPC metadata x-pss-service (or the batch's field), \
+else --service.\n\nEndpoints: gRPC pypss.TraceService/SubmitTrace (pypss's GRPCCollector) and \
+pss.TraceBatchService/SubmitBatch; HTTP POST /v1/traces (JSON array or JSON Lines), GET /healthz, GET /metrics.\n\n\
+SIGTERM or Ctrl-C: stop accepting, commit what is queued, recompute the last windows, exit 0.\n\n\
+Example:\n  pss serve --history /var/lib/pss/history.db --grpc 127.0.0.1:50051 --http 127.0.0.1:8080 \\\n    \
+--redis redis://127.0.0.1:6379/0 --follow 'logs/*.jsonl' --service checkout")]
+pub struct ServeArgs {
+    /// History database (created if missing).
+    #[arg(long, value_name = "DB")]
+    pub history: PathBuf,
+    /// gRPC address (pypss's protocol plus a batch RPC).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:50051")]
+    pub grpc: Option<SocketAddr>,
+    /// HTTP address.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub http: Option<SocketAddr>,
+    /// Consume pypss's RedisCollector list at this URL.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    #[arg(long, default_value = "pypss:traces", value_name = "KEY")]
+    pub redis_key: String,
+    /// Follow JSON Lines files (a path or a glob) written by FileFIFOCollector.
+    #[arg(long, value_name = "GLOB")]
+    pub follow: Option<String>,
+    /// Service name for traces whose request names none.
+    #[arg(long, default_value = "default")]
+    pub service: String,
+    /// A file holding a bearer token HTTP and gRPC clients must send.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Window length for the windows kept up to date (default: config `window`, else 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
+    /// How often touched windows and the live scores on /metrics are recomputed.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub refresh: String,
+    /// How long a gRPC or HTTP request may wait for room in the queue before
+    /// it gets back-pressure (429 / RESOURCE_EXHAUSTED).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub patience: String,
+    /// Batches that may wait for the store before clients get back-pressure.
+    #[arg(long, default_value_t = 256)]
+    pub queue: usize,
+    /// Largest HTTP body or gRPC message, MiB.
+    #[arg(long, default_value_t = 64)]
+    pub max_body_mib: usize,
+    /// Configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs `pss serve` until SIGTERM.
+pub fn run_serve(a: ServeArgs) -> CmdResult {
+    if a.grpc.is_none() && a.http.is_none() && a.redis.is_none() && a.follow.is_none() {
+        return Err(Failure::input("give at least one input: --grpc, --http, --redis or --follow"));
+    }
+    let cfg = Config::discover(a.config.as_deref())?;
+    let window = super::window_arg(&a.window, &cfg)?;
+    let token = match &a.token_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))?;
+            let t = t.trim().to_string();
+            if t.is_empty() {
+                return Err(Failure::input(format!("{}: the token file is empty", p.display())));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let max = a.max_body_mib.max(1) * 1024 * 1024;
+    let patience = Duration::from_secs_f64(super::duration_arg("patience", &a.patience, false)?);
+    let sc = ServeConfig {
+        history: a.history.clone(),
+        grpc: a.grpc,
+        http: a.http.map(|address| HttpConfig { address, max_body_bytes: max, patience }),
+        redis: a.redis.clone().map(|url| RedisConfig {
+            url,
+            key: a.redis_key.clone(),
+            batch: 1000,
+            service: a.service.clone(),
+        }),
+        follow: a.follow.clone().map(|pattern| FollowConfig {
+            pattern,
+            service: a.service.clone(),
+            chunk_bytes: 8 << 20,
+        }),
+        service: a.service.clone(),
+        token,
+        writer: crate::serve::writer::WriterConfig {
+            capacity: a.queue,
+            max_jobs_per_commit: 64,
+            recompute_every: Duration::from_secs_f64(super::duration_arg("refresh", &a.refresh, true)?),
+            ingest: IngestOptions {
+                service: a.service.clone(),
+                window_seconds: window,
+                min_window_traces: cfg.min_window_traces,
+                params: cfg.score.clone(),
+                unknown_module: cfg.unknown_module.clone(),
+            },
+        },
+        max_message_bytes: max,
+        patience,
+    };
+    let metrics = run(sc, std::future::pending(), |b| {
+        let mut out = std::io::stdout().lock();
+        if let Some(g) = b.grpc {
+            let _ = writeln!(out, "pss serve: gRPC on {g}");
+        }
+        if let Some(h) = b.http {
+            let _ = writeln!(out, "pss serve: HTTP on http://{h} (POST /v1/traces, GET /metrics, GET /healthz)");
+        }
+        if let Some(r) = &a.redis {
+            let _ = writeln!(out, "pss serve: Redis list {} at {r}", a.redis_key);
+        }
+        if let Some(f) = &a.follow {
+            let _ = writeln!(out, "pss serve: following {f}");
+        }
+        let _ = writeln!(out, "pss serve: ready, writing to {}", a.history.display());
+        let _ = out.flush();
+    })
+    .map_err(|e| Failure::input(e.to_string()))?;
+    use crate::serve::writer::Input;
+    let total: u64 =
+        [Input::Http, Input::Grpc, Input::Redis, Input::Files].iter().map(|i| metrics.accepted_total(*i)).sum();
+    super::print(&format!("pss serve: stopped; {total} traces stored this run\n"))
+}

@@ -1,0 +1,111 @@
+//! Redis input: consumes pypss's `RedisCollector` list (one JSON trace per
+//! element) at least once. Elements are moved atomically to
+//! `<key>:processing` (a Lua script: LRANGE + LTRIM + RPUSH), stored, and
+//! removed from there only after the commit; on start, whatever a killed
+//! server left in the processing list is stored first (duplicates are
+//! ignored by trace_id or content, so redelivery is harmless). An element
+//! that is not a trace goes to `<key>:rejected`, counted, never lost.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::metrics::Metrics;
+use super::writer::{Input, Job, Queue};
+
+/// The Redis input's configuration.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RedisConfig {
+    pub url: String,
+    pub key: String,
+    pub batch: usize,
+    pub service: String,
+}
+
+const MOVE: &str = "local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1) \
+if #items > 0 then redis.call('LTRIM', KEYS[1], #items, -1) redis.call('RPUSH', KEYS[2], unpack(items)) end \
+return items";
+
+/// Why the Redis input stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisInputError {
+    #[error("redis {url}: {source}")]
+    Redis {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("the store stopped")]
+    Closed,
+}
+
+/// Stores a batch of elements; bad elements go to the dead-letter list.
+fn store(
+    items: &[Vec<u8>],
+    cfg: &RedisConfig,
+    queue: &Queue,
+    metrics: &Metrics,
+    con: &mut redis::Connection,
+) -> Result<(), RedisInputError> {
+    let rerr = |e| RedisInputError::Redis { url: cfg.url.clone(), source: e };
+    let submit = |body: Vec<u8>| -> Result<Result<(), String>, RedisInputError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            input: Input::Redis,
+            service: cfg.service.clone(),
+            name: format!("redis {}", cfg.key),
+            body,
+            ack: tx,
+        };
+        queue.put(job).map_err(|_| RedisInputError::Closed)?;
+        match rx.blocking_recv() {
+            Ok(r) => Ok(r.map(|_| ())),
+            Err(_) => Err(RedisInputError::Closed),
+        }
+    };
+    let joined: Vec<u8> = items.iter().flat_map(|i| i.iter().copied().chain(std::iter::once(b'\n'))).collect();
+    if submit(joined)?.is_err() {
+        // One bad element: store the rest one by one, set the bad ones aside.
+        for it in items {
+            if submit(it.clone())?.is_err() {
+                metrics.rejected(Input::Redis, 1);
+                redis::cmd("RPUSH").arg(format!("{}:rejected", cfg.key)).arg(it).query::<()>(con).map_err(rerr)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs until `stop` is set; then finishes the batch in hand.
+pub fn run(
+    cfg: RedisConfig,
+    queue: Queue,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), RedisInputError> {
+    let rerr = |e| RedisInputError::Redis { url: cfg.url.clone(), source: e };
+    let client = redis::Client::open(cfg.url.as_str()).map_err(rerr)?;
+    let mut con = client.get_connection_with_timeout(Duration::from_secs(5)).map_err(rerr)?;
+    let processing = format!("{}:processing", cfg.key);
+    // Left over from a server that died mid-batch.
+    let left: Vec<Vec<u8>> = redis::cmd("LRANGE").arg(&processing).arg(0).arg(-1).query(&mut con).map_err(rerr)?;
+    if !left.is_empty() {
+        store(&left, &cfg, &queue, &metrics, &mut con)?;
+        redis::cmd("DEL").arg(&processing).query::<()>(&mut con).map_err(rerr)?;
+    }
+    let script = redis::Script::new(MOVE);
+    while !stop.load(Ordering::Relaxed) {
+        let items: Vec<Vec<u8>> =
+            script.key(&cfg.key).key(&processing).arg(cfg.batch.max(1)).invoke(&mut con).map_err(rerr)?;
+        if items.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        store(&items, &cfg, &queue, &metrics, &mut con)?;
+        // Committed: now they may leave the processing list.
+        redis::cmd("DEL").arg(&processing).query::<()>(&mut con).map_err(rerr)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! The one writer: jobs from every input go through a bounded queue into the
+//! history store, many jobs per transaction (group commit); each job is
+//! acknowledged only after its commit. A full queue is back-pressure for the
+//! caller, never a drop. Windows touched by new traces are recomputed on a
+//! timer, not per batch, so a busy window is not rescored a thousand times.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::metrics::Metrics;
+use crate::store::ingest::{insert_batches, recompute_range, IngestOptions};
+use crate::store::{IngestReport, SqliteStore};
+
+/// Which input a job came from (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    Http,
+    Grpc,
+    Redis,
+    Files,
+}
+
+impl Input {
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Input::Http => "http",
+            Input::Grpc => "grpc",
+            Input::Redis => "redis",
+            Input::Files => "files",
+        }
+    }
+}
+
+/// A batch of traces (JSON array, `{"traces": …}` or JSON Lines) to store.
+pub struct Job {
+    pub input: Input,
+    pub service: String,
+    /// For error messages: where it came from.
+    pub name: String,
+    pub body: Vec<u8>,
+    pub ack: oneshot::Sender<Result<IngestReport, String>>,
+}
+
+/// Sends jobs; cloned by every input.
+#[derive(Clone)]
+pub struct Queue {
+    tx: mpsc::SyncSender<Job>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a job was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("the store is behind: queue full ({0} batches waiting); retry with backoff")]
+    Full(usize),
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+impl Queue {
+    /// Queues a job without waiting; `Full` is back-pressure.
+    pub fn offer(&self, job: Job) -> Result<(), Refused> {
+        match self.tx.try_send(job) {
+            Ok(()) => {
+                self.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::TrySendError::Full(_)) => Err(Refused::Full(self.capacity)),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(Refused::Closed),
+        }
+    }
+
+    /// Queues a job, waiting up to `patience` for room: a burst of
+    /// fire-and-forget clients (pypss's GRPCCollector ignores errors) should
+    /// be slowed, not refused; a store that stays behind is back-pressure.
+    pub async fn offer_within(&self, mut job: Job, patience: Duration) -> Result<(), Refused> {
+        let deadline = Instant::now() + patience;
+        let mut nap = Duration::from_millis(1);
+        loop {
+            match self.tx.try_send(job) {
+                Ok(()) => {
+                    self.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(mpsc::TrySendError::Full(j)) if Instant::now() < deadline => {
+                    job = j;
+                    tokio::time::sleep(nap).await;
+                    nap = (nap * 2).min(Duration::from_millis(50));
+                }
+                Err(mpsc::TrySendError::Full(_)) => return Err(Refused::Full(self.capacity)),
+                Err(mpsc::TrySendError::Disconnected(_)) => return Err(Refused::Closed),
+            }
+        }
+    }
+
+    /// Queues a job, waiting for room (inputs that pull, like Redis and files).
+    pub fn put(&self, job: Job) -> Result<(), Refused> {
+        self.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.tx.send(job).map_err(|_| {
+            self.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            Refused::Closed
+        })
+    }
+}
+
+/// Writer settings.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub capacity: usize,
+    /// At most this many jobs per transaction.
+    pub max_jobs_per_commit: usize,
+    /// How often touched windows are recomputed.
+    pub recompute_every: Duration,
+    pub ingest: IngestOptions,
+}
+
+/// Starts the writer thread; it ends when every `Queue` is dropped and the
+/// queue is drained (then recomputes the last windows).
+pub fn start(
+    mut store: SqliteStore,
+    cfg: WriterConfig,
+    metrics: Arc<Metrics>,
+) -> (Queue, std::thread::JoinHandle<Result<(), String>>) {
+    let (tx, rx) = mpsc::sync_channel::<Job>(cfg.capacity.max(1));
+    let queue = Queue { tx, capacity: cfg.capacity.max(1), metrics: metrics.clone() };
+    let handle = std::thread::Builder::new()
+        .name("pss-writer".into())
+        .spawn(move || {
+            let mut dirty: Vec<(String, f64, f64)> = Vec::new();
+            let mut last_recompute = Instant::now();
+            let flush_windows = |dirty: &mut Vec<(String, f64, f64)>, store: &mut SqliteStore| {
+                for (service, lo, hi) in dirty.drain(..) {
+                    let opts = IngestOptions { service: service.clone(), ..cfg.ingest.clone() };
+                    match recompute_range(store, lo, hi, &opts) {
+                        Ok(n) => metrics.windows_recomputed.fetch_add(n, std::sync::atomic::Ordering::Relaxed),
+                        Err(e) => return Err(e.to_string()),
+                    };
+                }
+                metrics.refresh_scores(store, cfg.ingest.window_seconds);
+                Ok(())
+            };
+            loop {
+                let first = match rx.recv_timeout(cfg.recompute_every) {
+                    Ok(j) => j,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if !dirty.is_empty() {
+                            flush_windows(&mut dirty, &mut store)?;
+                            last_recompute = Instant::now();
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                let mut jobs = vec![first];
+                while jobs.len() < cfg.max_jobs_per_commit {
+                    match rx.try_recv() {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+                metrics.queue_depth.fetch_sub(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                commit(&mut store, jobs, &cfg, &metrics, &mut dirty);
+                if last_recompute.elapsed() >= cfg.recompute_every && !dirty.is_empty() {
+                    flush_windows(&mut dirty, &mut store)?;
+                    last_recompute = Instant::now();
+                }
+            }
+            flush_windows(&mut dirty, &mut store)
+        })
+        .expect("spawn writer thread");
+    (queue, handle)
+}
+
+fn merge(dirty: &mut Vec<(String, f64, f64)>, ranges: Vec<(String, f64, f64)>) {
+    for (s, lo, hi) in ranges {
+        match dirty.iter_mut().find(|d| d.0 == s) {
+            Some(d) => {
+                d.1 = d.1.min(lo);
+                d.2 = d.2.max(hi);
+            }
+            None => dirty.push((s, lo, hi)),
+        }
+    }
+}
+
+/// Commits jobs together; when that fails (one bad batch), each alone, so a
+/// bad batch is refused without taking the others with it.
+fn commit(
+    store: &mut SqliteStore,
+    jobs: Vec<Job>,
+    cfg: &WriterConfig,
+    metrics: &Metrics,
+    dirty: &mut Vec<(String, f64, f64)>,
+) {
+    let t0 = Instant::now();
+    let batches: Vec<(&str, &str, &[u8])> =
+        jobs.iter().map(|j| (j.service.as_str(), j.name.as_str(), j.body.as_slice())).collect();
+    match insert_batches(store, &batches, &cfg.ingest.unknown_module) {
+        Ok((reports, ranges)) => {
+            metrics.observe_commit(t0.elapsed());
+            merge(dirty, ranges);
+            for (job, report) in jobs.into_iter().zip(reports) {
+                metrics.accepted(job.input, &report);
+                let _ = job.ack.send(Ok(report));
+            }
+        }
+        Err(_) if jobs.len() > 1 => {
+            for job in jobs {
+                commit(store, vec![job], cfg, metrics, dirty);
+            }
+        }
+        Err(e) => {
+            for job in jobs {
+                metrics.rejected(job.input, 1);
+                let _ = job.ack.send(Err(e.to_string()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_is_refused_not_dropped() {
+        let (tx, rx) = mpsc::sync_channel::<Job>(1);
+        let q = Queue { tx, capacity: 1, metrics: Arc::new(Metrics::default()) };
+        let job = || Job {
+            input: Input::Http,
+            service: "s".into(),
+            name: "t".into(),
+            body: b"[]".to_vec(),
+            ack: oneshot::channel().0,
+        };
+        assert!(q.offer(job()).is_ok());
+        assert!(matches!(q.offer(job()), Err(Refused::Full(1))));
+        assert_eq!(q.metrics.queue_depth.load(std::sync::atomic::Ordering::Relaxed), 1);
+        drop(rx);
+        assert!(matches!(q.offer(job()), Err(Refused::Closed)));
+    }
+}

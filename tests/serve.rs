@@ -1,0 +1,506 @@
+//! `pss serve` with real components: pypss's own GRPCCollector,
+//! RedisCollector and FileFIFOCollector in a Python process, a real
+//! redis-server on 127.0.0.1, HTTP and gRPC load from concurrent clients,
+//! SIGKILL during load, SIGTERM shutdown.
+//!
+//! Needs `redis-server` on the PATH and a Python with pypss 1.3.1, grpcio
+//! and redis (`PSS_PYTHON`, set by scripts/test.sh, which installs them).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pss::serve::grpc::pb::pss::trace_batch_service_client::TraceBatchServiceClient;
+use pss::serve::grpc::pb::pss::TraceBatch;
+use pss::serve::grpc::pb::pypss::TraceMessage;
+
+fn python() -> String {
+    std::env::var("PSS_PYTHON").unwrap_or_else(|_| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pypss-venv/bin/python");
+        venv.display().to_string()
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A redis-server of our own on a free port, killed on drop.
+struct Redis {
+    child: Child,
+    url: String,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH (scripts/test.sh installs it)");
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis { child, url }
+    }
+
+    fn con(&self) -> redis::Connection {
+        redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `pss serve`, with the addresses it printed.
+struct Server {
+    child: Child,
+    grpc: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pss"))
+            .current_dir(dir)
+            .args(["serve", "--history", "h.db", "--refresh", "1s"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut grpc, mut http) = (None, None);
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(a) = line.strip_prefix("pss serve: gRPC on ") {
+                grpc = Some(a.parse().unwrap());
+            }
+            if let Some(a) = line.strip_prefix("pss serve: HTTP on http://") {
+                http = Some(a.split_whitespace().next().unwrap().parse().unwrap());
+            }
+            if line.starts_with("pss serve: ready") {
+                break;
+            }
+        }
+        // Keep reading stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, grpc, http }
+    }
+
+    fn term(mut self) -> std::process::ExitStatus {
+        unsafe_kill(self.child.id(), "TERM");
+        self.child.wait().unwrap()
+    }
+
+    fn kill9(mut self) {
+        unsafe_kill(self.child.id(), "KILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    Command::new("kill").args([format!("-{sig}"), pid.to_string()]).status().unwrap();
+}
+
+fn count(dir: &Path, service: &str) -> i64 {
+    let db = rusqlite::Connection::open(dir.join("h.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.query_row(
+        "SELECT COUNT(*) FROM traces t JOIN services s ON s.id = t.service_id WHERE s.name = ?1",
+        [service],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
+/// Waits until a module has `n` traces (or 30 s), returns its count.
+fn count_module(dir: &Path, module: &str, n: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let db = rusqlite::Connection::open(dir.join("h.db")).unwrap();
+        let c: i64 = db.query_row("SELECT COUNT(*) FROM traces WHERE module = ?1", [module], |r| r.get(0)).unwrap_or(0);
+        if c >= n || Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_for(dir: &Path, service: &str, n: i64, secs: u64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let c = count(dir, service);
+        if c >= n || Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn trace(i: usize, t0: f64) -> serde_json::Value {
+    serde_json::json!({
+        "trace_id": format!("t-{i}"), "name": format!("handler_{}", i % 5), "module": format!("app.mod{}", i % 3),
+        "filename": "app.py", "lineno": 10 + i % 5, "duration": 0.01 + (i % 17) as f64 * 0.001,
+        "cpu_time": 0.005, "wait_time": 0.001 * (i % 3) as f64, "memory": 1_000_000 + i, "memory_diff": (i % 11) as i64,
+        "error": i.is_multiple_of(97), "exception_type": if i.is_multiple_of(97) { "ValueError" } else { "" },
+        "branch_tag": format!("b{}", i % 4), "timestamp": t0 + i as f64 * 0.01
+    })
+}
+
+#[test]
+fn pypss_clients_deliver_every_trace_by_grpc_redis_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let redis = Redis::start(d);
+    let fifo = d.join("logs/app.jsonl");
+    let server = Server::start(
+        d,
+        &[
+            "--grpc",
+            "127.0.0.1:0",
+            "--redis",
+            &redis.url,
+            "--follow",
+            &format!("{}/logs/*.jsonl", d.display()),
+            "--service",
+            "py",
+        ],
+    );
+    let port = server.grpc.unwrap().port();
+    let script = format!(
+        r#"
+import time, sys
+from pypss.instrumentation.collectors import GRPCCollector, RedisCollector, FileFIFOCollector
+t0 = time.time() - 600
+def tr(i, via):
+    return dict(trace_id=f"{{via}}-{{i}}", name=f"f{{i % 4}}", filename="app.py", lineno=3 + i % 4, module=f"app.{{via}}",
+                duration=0.001 * (1 + i % 13), cpu_time=0.0005, wait_time=0.0001 * (i % 5), memory=2_000_000 + i,
+                memory_diff=i % 7, error=(i % 50 == 0), exception_type="KeyError" if i % 50 == 0 else None,
+                exception_message="missing 'id'" if i % 50 == 0 else None, branch_tag=f"b{{i % 3}}", timestamp=t0 + i * 0.05)
+g = GRPCCollector("127.0.0.1:{port}")
+for i in range(400): g.add_trace(tr(i, "grpc"))
+# pypss's GRPCCollector drops each call's future at once and grpcio cancels a
+# call when its future is garbage-collected, so some of the calls above are
+# cancelled by the client itself before they reach any server. The same
+# collector again, with the futures kept alive (the only change), must
+# deliver every trace.
+keep = []
+h = GRPCCollector("127.0.0.1:{port}")
+orig = h.stub.SubmitTrace.future
+h.stub.SubmitTrace.future = lambda msg: keep.append(orig(msg))
+for i in range(400): h.add_trace(tr(i, "grpckept"))
+for f in keep: assert f.result(timeout=30).success
+r = RedisCollector("{url}", batch_size=50)
+for i in range(400): r.add_trace(tr(i, "redis"))
+r.shutdown()
+f = FileFIFOCollector("{fifo}", batch_size=50)
+for i in range(400): f.add_trace(tr(i, "file"))
+f.shutdown()
+time.sleep(2)   # let the gRPC futures finish before the channel closes
+"#,
+        url = redis.url,
+        fifo = fifo.display()
+    );
+    let out = Command::new(python()).arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    let expected = 1200 + count_module(d, "app.grpc", 0);
+    assert_eq!(wait_for(d, "py", expected.max(1200), 60), expected.max(1200));
+    // Every trace of the clients that do not cancel their own calls is stored.
+    assert_eq!(count_module(d, "app.grpckept", 400), 400);
+    assert_eq!(count_module(d, "app.redis", 400), 400);
+    assert_eq!(count_module(d, "app.file", 400), 400);
+    let unmodified = count_module(d, "app.grpc", 0);
+    println!("pypss GRPCCollector, unmodified: {unmodified} of 400 delivered (the rest cancelled by the client on GC)");
+    assert!(unmodified > 0);
+    let db = rusqlite::Connection::open(d.join("h.db")).unwrap();
+    // Fields arrive as sent (through protobuf for gRPC).
+    let (dur, et, msg, tag, line): (f64, Option<String>, Option<String>, Option<String>, Option<i64>) = db
+        .query_row(
+            "SELECT duration, exception_type, exception_message, branch_tag, lineno FROM traces WHERE trace_key = 'id:grpckept-50'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (dur, et.as_deref(), msg.as_deref(), tag.as_deref(), line),
+        (0.001 * 12.0, Some("KeyError"), Some("missing 'id'"), Some("b2"), Some(5))
+    );
+    let mut con = redis.con();
+    let left: i64 = redis::cmd("LLEN").arg("pypss:traces").query(&mut con).unwrap();
+    let processing: i64 = redis::cmd("LLEN").arg("pypss:traces:processing").query(&mut con).unwrap();
+    assert_eq!((left, processing), (0, 0));
+    assert!(server.term().success());
+
+    // Restart: the followed file resumes from its stored position (nothing
+    // read twice); appended lines and a rotated file are picked up.
+    std::fs::rename(&fifo, d.join("logs/app.1.jsonl")).unwrap();
+    let t0 = 1.79e9;
+    let fresh: String = (1000..1100).map(|i| trace(i, t0).to_string() + "\n").collect();
+    std::fs::write(&fifo, fresh).unwrap();
+    let server = Server::start(d, &["--follow", &format!("{}/logs/*.jsonl", d.display()), "--service", "py"]);
+    let before = count(d, "py");
+    assert_eq!(wait_for(d, "py", before + 100, 30), before + 100);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(count(d, "py"), before + 100, "nothing read twice");
+    let offsets: i64 = db.query_row("SELECT COUNT(*) FROM follow_offsets", [], |r| r.get(0)).unwrap();
+    assert_eq!(offsets, 2, "both files are tracked");
+    assert!(server.term().success());
+}
+
+async fn http_load(addr: SocketAddr, client: usize, batches: usize, t0: f64) -> (usize, usize) {
+    let http = reqwest::Client::new();
+    let (mut sent, mut refused) = (0, 0);
+    for b in 0..batches {
+        let base = 10_000_000 * (client + 1) + b * 1000;
+        let body: String = (0..1000).map(|i| trace(base + i, t0).to_string() + "\n").collect();
+        loop {
+            let r = http
+                .post(format!("http://{addr}/v1/traces"))
+                .header("x-pss-service", "load")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            match r.status().as_u16() {
+                200 => break,
+                429 => {
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                s => panic!("HTTP {s}: {}", r.text().await.unwrap()),
+            }
+        }
+        sent += 1000;
+    }
+    (sent, refused)
+}
+
+async fn grpc_load(addr: SocketAddr, client: usize, batches: usize, t0: f64) -> (usize, usize) {
+    let mut c = TraceBatchServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let (mut sent, mut refused) = (0, 0);
+    for b in 0..batches {
+        let base = 50_000_000 + 10_000_000 * client + b * 1000;
+        let traces: Vec<TraceMessage> = (0..1000)
+            .map(|i| {
+                let j = base + i;
+                TraceMessage {
+                    trace_id: format!("g-{j}"),
+                    name: "h".into(),
+                    module: format!("m{}", j % 3),
+                    duration: 0.01 + (j % 7) as f64 * 1e-3,
+                    memory: 1_000_000,
+                    timestamp: t0 + (j % 100_000) as f64 * 0.01,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        loop {
+            match c.submit_batch(TraceBatch { service: "load".into(), traces: traces.clone() }).await {
+                Ok(r) => {
+                    assert_eq!(r.get_ref().accepted, 1000);
+                    break;
+                }
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(s) => panic!("gRPC: {s}"),
+            }
+        }
+        sent += 1000;
+    }
+    (sent, refused)
+}
+
+#[test]
+fn load_of_200k_traces_over_http_and_grpc_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d, &["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--queue", "8"]);
+    let (g, h) = (server.grpc.unwrap(), server.http.unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let t0 = 1.79e9;
+    let start = Instant::now();
+    let results = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..4 {
+            tasks.push(tokio::spawn(http_load(h, c, 25, t0)));
+            tasks.push(tokio::spawn(grpc_load(g, c, 25, t0)));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let sent: usize = results.iter().map(|r| r.0).sum();
+    let refused: usize = results.iter().map(|r| r.1).sum();
+    assert_eq!(sent, 200_000);
+    assert_eq!(count(d, "load"), 200_000, "every acknowledged trace is stored");
+    println!(
+        "load: {sent} traces from 8 concurrent clients in {secs:.1} s = {:.0} traces/s (debug build); {refused} batches got back-pressure and were retried",
+        sent as f64 / secs
+    );
+    // /metrics shows the counters and, after the refresh, live scores.
+    std::thread::sleep(Duration::from_millis(1500));
+    let m = reqwest::blocking::get(format!("http://{h}/metrics")).unwrap().text().unwrap();
+    assert!(m.contains("pss_traces_accepted_total{input=\"http\"} 100000"), "{m}");
+    assert!(m.contains("pss_traces_accepted_total{input=\"grpc\"} 100000"), "{m}");
+    assert!(m.contains("pss_score{service=\"load\",module=\"\"}"), "{m}");
+    assert!(m.contains("pss_score{service=\"load\",module=\"m1\"}"), "{m}");
+    let st = server.term();
+    assert!(st.success(), "SIGTERM exits 0: {st:?}");
+}
+
+#[test]
+fn sigkill_during_load_keeps_every_acknowledged_trace_and_redis_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let redis = Redis::start(d);
+    let mut con = redis.con();
+    let t0 = 1.79e9;
+    let n = 30_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut p = redis::pipe();
+        for &i in chunk {
+            p.rpush("pypss:traces", trace(i, t0).to_string());
+        }
+        p.query::<()>(&mut con).unwrap();
+    }
+    let server = Server::start(d, &["--http", "127.0.0.1:0", "--redis", &redis.url, "--service", "r"]);
+    let h = server.http.unwrap();
+    // HTTP clients record what was acknowledged until the server dies.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let a2 = acked.clone();
+    let client = std::thread::spawn(move || {
+        let http = reqwest::blocking::Client::new();
+        for b in 0.. {
+            let ids: Vec<usize> = (0..500).map(|i| 90_000_000 + b * 500 + i).collect();
+            let body: String = ids.iter().map(|&i| trace(i, t0).to_string() + "\n").collect();
+            match http.post(format!("http://{h}/v1/traces")).header("x-pss-service", "h").body(body).send() {
+                Ok(r) if r.status() == 200 => a2.lock().unwrap().extend(ids.iter().map(|i| format!("id:t-{i}"))),
+                Ok(_) => {}
+                Err(_) => break, // the server is gone
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    server.kill9();
+    client.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty(), "some batches were acknowledged before the kill");
+    let db = rusqlite::Connection::open(d.join("h.db")).unwrap();
+    let stored: std::collections::HashSet<String> = db
+        .prepare("SELECT trace_key FROM traces")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let missing = acked.iter().filter(|k| !stored.contains(*k)).count();
+    assert_eq!(missing, 0, "every acknowledged HTTP trace survived SIGKILL");
+    // Every Redis trace is stored or still in Redis (the list or the processing list).
+    let list: Vec<String> = redis::cmd("LRANGE").arg("pypss:traces").arg(0).arg(-1).query(&mut con).unwrap();
+    let proc: Vec<String> = redis::cmd("LRANGE").arg("pypss:traces:processing").arg(0).arg(-1).query(&mut con).unwrap();
+    let in_redis: std::collections::HashSet<String> = list
+        .iter()
+        .chain(&proc)
+        .map(|s| format!("id:{}", serde_json::from_str::<serde_json::Value>(s).unwrap()["trace_id"].as_str().unwrap()))
+        .collect();
+    let lost = (0..n).map(|i| format!("id:t-{i}")).filter(|k| !stored.contains(k) && !in_redis.contains(k)).count();
+    assert_eq!(lost, 0, "no Redis trace lost ({} stored, {} in redis)", stored.len(), in_redis.len());
+    // After a restart the rest arrives and the processing list empties.
+    drop(db);
+    let server = Server::start(d, &["--redis", &redis.url, "--service", "r"]);
+    assert_eq!(wait_for(d, "r", n as i64, 60), n as i64);
+    let processing: i64 = redis::cmd("LLEN").arg("pypss:traces:processing").query(&mut con).unwrap();
+    assert_eq!(processing, 0);
+    assert!(server.term().success());
+}
+
+#[test]
+fn bad_requests_are_refused_with_reasons_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("token"), "s3cret-token\n").unwrap();
+    let server = Server::start(
+        d,
+        &["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--token-file", "token", "--max-body-mib", "1"],
+    );
+    let h = server.http.unwrap();
+    let http = reqwest::blocking::Client::new();
+    let post = |body: Vec<u8>, token: Option<&str>| {
+        let mut r = http.post(format!("http://{h}/v1/traces")).body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().unwrap()
+    };
+    assert_eq!(post(b"[]".to_vec(), None).status(), 401);
+    assert_eq!(post(b"[]".to_vec(), Some("wrong")).status(), 401);
+    let r = post(b"[{\"name\": \"a\", \"duration\": 0.1}, {\"name\": ".to_vec(), Some("s3cret-token"));
+    assert_eq!(r.status(), 400);
+    let why = r.text().unwrap();
+    assert!(why.contains("unexpected end of input"), "{why}");
+    // Over the size limit: 413 (the body is written from another thread; the
+    // server may stop reading it once the limit is passed).
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(h).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = write!(w, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-token\r\nContent-Length: {}\r\n\r\n", 2 << 20);
+            let _ = w.write_all(&vec![b' '; 2 << 20]);
+        });
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 413"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        let _ = s.shutdown(std::net::Shutdown::Both); // ends the writer's blocked write
+        writer.join().unwrap();
+    }
+    let ok = post(trace(1, 1.79e9).to_string().into_bytes(), Some("s3cret-token"));
+    assert_eq!(ok.status(), 200);
+    assert_eq!(http.get(format!("http://{h}/healthz")).send().unwrap().text().unwrap(), "ok\n");
+    // gRPC without the token is refused.
+    let g = server.grpc.unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let code = rt.block_on(async {
+        let mut c = TraceBatchServiceClient::connect(format!("http://{g}")).await.unwrap();
+        c.submit_batch(TraceBatch { service: "x".into(), traces: vec![TraceMessage::default()] })
+            .await
+            .unwrap_err()
+            .code()
+    });
+    assert_eq!(code, tonic::Code::Unauthenticated);
+    let m = http.get(format!("http://{h}/metrics")).send().unwrap().text().unwrap();
+    assert!(m.contains("pss_messages_rejected_total{input=\"http\"} 3"), "{m}");
+    assert!(m.contains("pss_messages_rejected_total{input=\"grpc\"} 1"), "{m}");
+    assert!(m.contains("pss_traces_accepted_total{input=\"http\"} 1"), "{m}");
+    assert!(server.term().success());
+    let _ = PathBuf::new();
+}
