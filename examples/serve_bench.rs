@@ -1,0 +1,151 @@
+//! Ingest throughput of `pss serve` (driven by `benches/serve.sh`): starts the
+//! release binary on a fresh database and sends traces over HTTP (batches of
+//! 1,000, JSON Lines) and the gRPC batch RPC from concurrent clients, then
+//! counts what is in the database. Prints one line per input.
+//!
+//! Usage: serve_bench PSS_BINARY WORKDIR [TRACES_PER_INPUT] [CLIENTS]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use pss::serve::grpc::pb::pss::trace_batch_service_client::TraceBatchServiceClient;
+use pss::serve::grpc::pb::pss::TraceBatch;
+use pss::serve::grpc::pb::pypss::TraceMessage;
+
+fn line(i: usize) -> String {
+    format!(
+        "{{\"trace_id\":\"h{i}\",\"name\":\"handler_{}\",\"module\":\"app.m{}\",\"duration\":{},\"wait_time\":0.001,\"memory\":{},\"error\":{},\"branch_tag\":\"b{}\",\"timestamp\":{}}}\n",
+        i % 5,
+        i % 3,
+        0.01 + (i % 17) as f64 * 1e-3,
+        1_000_000 + i,
+        i % 97 == 0,
+        i % 4,
+        1.79e9 + i as f64 * 0.001
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (bin, dir) = (&args[1], std::path::PathBuf::from(&args[2]));
+    let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(400_000);
+    let clients: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(4);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(bin)
+        .current_dir(&dir)
+        .args(["serve", "--history", "bench.db", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--refresh", "60s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut grpc, mut http): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        if let Some(a) = l.strip_prefix("pss serve: gRPC on ") {
+            grpc = a.parse().ok();
+        }
+        if let Some(a) = l.strip_prefix("pss serve: HTTP on http://") {
+            http = a.split_whitespace().next().and_then(|a| a.parse().ok());
+        }
+        if l.starts_with("pss serve: ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let (grpc, http) = (grpc.unwrap(), http.unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let per = n / clients / 1000;
+
+    // HTTP: bodies built before the clock starts.
+    let bodies: Vec<Vec<String>> = (0..clients)
+        .map(|c| (0..per).map(|b| (0..1000).map(|i| line((c * per + b) * 1000 + i)).collect()).collect())
+        .collect();
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in bodies {
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for body in c {
+                    loop {
+                        let r =
+                            client.post(format!("http://{http}/v1/traces")).body(body.clone()).send().await.unwrap();
+                        if r.status() == 200 {
+                            break;
+                        }
+                        assert_eq!(r.status(), 429);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let sent = clients * per * 1000;
+    println!(
+        "http  batches of 1000, {clients} clients: {sent} traces in {secs:.2} s = {:.0} traces/s",
+        sent as f64 / secs
+    );
+
+    let batches: Vec<Vec<Vec<TraceMessage>>> = (0..clients)
+        .map(|c| {
+            (0..per)
+                .map(|b| {
+                    (0..1000)
+                        .map(|i| {
+                            let j = (c * per + b) * 1000 + i;
+                            TraceMessage {
+                                trace_id: format!("g{j}"),
+                                name: format!("handler_{}", j % 5),
+                                module: format!("app.m{}", j % 3),
+                                duration: 0.01 + (j % 17) as f64 * 1e-3,
+                                wait_time: 0.001,
+                                memory: 1_000_000 + j as i64,
+                                error: j % 97 == 0,
+                                branch_tag: format!("b{}", j % 4),
+                                timestamp: 1.79e9 + j as f64 * 0.001,
+                                ..Default::default()
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in batches {
+            tasks.push(tokio::spawn(async move {
+                let mut client = TraceBatchServiceClient::connect(format!("http://{grpc}")).await.unwrap();
+                for traces in c {
+                    loop {
+                        match client.submit_batch(TraceBatch { service: "bench".into(), traces: traces.clone() }).await
+                        {
+                            Ok(_) => break,
+                            Err(s) => assert_eq!(s.code(), tonic::Code::ResourceExhausted),
+                        }
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "grpc  SubmitBatch of 1000, {clients} clients: {sent} traces in {secs:.2} s = {:.0} traces/s",
+        sent as f64 / secs
+    );
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+    let db = rusqlite::Connection::open(dir.join("bench.db")).unwrap();
+    let stored: i64 = db.query_row("SELECT COUNT(*) FROM traces", [], |r| r.get(0)).unwrap();
+    println!("stored {stored} of {} sent", 2 * sent);
+}
