@@ -21,7 +21,7 @@ fn line(i: usize) -> String {
         i % 3,
         0.01 + (i % 17) as f64 * 1e-3,
         1_000_000 + i,
-        i % 97 == 0,
+        i.is_multiple_of(97),
         i % 4,
         1.79e9 + i as f64 * 0.001
     )
@@ -106,7 +106,7 @@ fn main() {
                                 duration: 0.01 + (j % 17) as f64 * 1e-3,
                                 wait_time: 0.001,
                                 memory: 1_000_000 + j as i64,
-                                error: j % 97 == 0,
+                                error: j.is_multiple_of(97),
                                 branch_tag: format!("b{}", j % 4),
                                 timestamp: 1.79e9 + j as f64 * 0.001,
                                 ..Default::default()
