@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{print, warn, CmdResult, Failure};
 use crate::config::Config;
-use crate::diagnose::incident::{diagnose, snippet, DiagnoseParams, Diagnosis, Narrative, Side, Subject};
+use crate::diagnose::incident::{diagnose, module_rows, snippet, DiagnoseParams, Diagnosis, Narrative, Side, Subject};
 use crate::diagnose::llm::{complete, LlmParams, Provider};
 use crate::diagnose::prompt::{build_prompt, SYSTEM};
 use crate::diagnose::render;
@@ -67,16 +67,24 @@ pub struct DiagnoseArgs {
     /// Trace file(s) to diagnose instead (pypss's `diagnose TRACE_FILE`).
     #[arg(long, value_name = "FILE", required_unless_present = "history")]
     pub trace_file: Vec<String>,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+    #[command(flatten)]
+    pub doc: DocArgs,
+}
+
+/// How the history is read for evidence.
+#[derive(Args, Debug, Clone)]
+pub struct EvidenceArgs {
     /// Window length (as ingested).
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub window: String,
     /// A window-level detector file (default: models/<service>/window-detector.json if present).
     #[arg(long, value_name = "FILE")]
     pub detector: Option<PathBuf>,
+    /// Seed of the detectors trained for the report.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    #[command(flatten)]
-    pub doc: DocArgs,
 }
 
 #[derive(Args, Debug)]
@@ -92,12 +100,8 @@ pub struct ReportArgs {
     /// End.
     #[arg(long)]
     pub to: String,
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub window: String,
-    #[arg(long, value_name = "FILE")]
-    pub detector: Option<PathBuf>,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
     #[command(flatten)]
     pub doc: DocArgs,
 }
@@ -141,7 +145,7 @@ pub fn run(a: DiagnoseArgs) -> CmdResult {
                 start: inc.start,
                 end: inc.end,
             };
-            history_diagnosis(&store, subject, &cfg, &a.window, &a.detector, a.seed)?
+            history_diagnosis(&store, subject, &cfg, &a.evidence)?
         }
         _ => trace_file_diagnosis(&a.trace_file, &cfg)?,
     };
@@ -166,7 +170,7 @@ pub fn report(a: ReportArgs) -> CmdResult {
         start: from,
         end: to,
     };
-    let d = history_diagnosis(&store, subject, &cfg, &a.window, &a.detector, a.seed)?;
+    let d = history_diagnosis(&store, subject, &cfg, &a.evidence)?;
     finish(d, &a.doc, &cfg)
 }
 
@@ -174,13 +178,11 @@ fn history_diagnosis(
     store: &SqliteStore,
     subject: Subject,
     cfg: &Config,
-    window: &str,
-    detector: &Option<PathBuf>,
-    seed: u64,
+    e: &EvidenceArgs,
 ) -> Result<Diagnosis, Failure> {
-    let w = super::duration_arg("window", window, true)?;
-    let model = detector_for(&subject.service, detector)?;
-    let p = DiagnoseParams { window_seconds: w, detector: model, seed, baseline_days: 7 };
+    let w = super::duration_arg("window", &e.window, true)?;
+    let model = detector_for(&subject.service, &e.detector)?;
+    let p = DiagnoseParams { window_seconds: w, detector: model, seed: e.seed, baseline_days: 7 };
     diagnose(store, subject, cfg, &p).map_err(|e| Failure::input(e.to_string()))
 }
 
@@ -238,31 +240,7 @@ fn trace_file_diagnosis(files: &[String], cfg: &Config) -> Result<Diagnosis, Fai
         crate::report::model::Detail { summaries: true, charts: false },
     );
     let (lo, hi) = r.time_range.unwrap_or((0.0, 0.0));
-    let modules = r
-        .groups
-        .iter()
-        .map(|g| {
-            let b = &g.score.breakdown;
-            let subs = [
-                ("timing_stability", b.timing_stability),
-                ("memory_stability", b.memory_stability),
-                ("error_volatility", b.error_volatility),
-                ("branching_entropy", b.branching_entropy),
-                ("concurrency_chaos", b.concurrency_chaos),
-            ];
-            let w = subs.iter().fold(subs[0], |m, x| if x.1 < m.1 { *x } else { m });
-            crate::diagnose::incident::ModuleRow {
-                module: g.key.clone(),
-                pss: g.score.pss,
-                baseline_pss: None,
-                traces: g.traces,
-                errors: g.errors,
-                weakest: (w.0.to_string(), w.1),
-            }
-        })
-        .collect::<Vec<_>>();
-    let mut modules = modules;
-    modules.sort_by_key(|m| (m.pss, m.module.clone()));
+    let modules = module_rows(&r, None);
     Ok(Diagnosis {
         subject: Subject {
             kind: "trace file",
@@ -274,7 +252,7 @@ fn trace_file_diagnosis(files: &[String], cfg: &Config) -> Result<Diagnosis, Fai
             end: hi,
         },
         baseline: None,
-        during: side(&r),
+        during: Side::from_report(&r),
         before: None,
         modules,
         window_seconds: 60.0,
@@ -290,27 +268,6 @@ fn trace_file_diagnosis(files: &[String], cfg: &Config) -> Result<Diagnosis, Fai
         narrative: None,
         skipped_traces: r.skipped.total(),
     })
-}
-
-fn side(r: &crate::report::model::Report) -> Side {
-    let b = &r.score.breakdown;
-    Side {
-        traces: r.traces,
-        errors: r.errors,
-        error_rate: if r.traces > 0 { r.errors as f64 / r.traces as f64 } else { 0.0 },
-        pss: r.score.pss,
-        sub_scores: [
-            b.timing_stability,
-            b.memory_stability,
-            b.error_volatility,
-            b.branching_entropy,
-            b.concurrency_chaos,
-        ],
-        latency: r.latency.clone(),
-        wait_time: r.wait_time.clone(),
-        memory: r.memory.clone(),
-        exceptions: r.exceptions.iter().take(8).cloned().collect(),
-    }
 }
 
 /// Adds the narrative when asked, renders, writes; decides the exit code.

@@ -44,7 +44,8 @@ pub struct Side {
 }
 
 impl Side {
-    fn from_report(r: &Report) -> Side {
+    /// The subject side of an analysis report.
+    pub fn from_report(r: &Report) -> Side {
         let b = &r.score.breakdown;
         Side {
             traces: r.traces,
@@ -267,28 +268,7 @@ pub fn diagnose(
     };
 
     // Per-module rows, worst first.
-    let mut modules: Vec<ModuleRow> = during
-        .groups
-        .iter()
-        .map(|g| {
-            let b = &g.score.breakdown;
-            let subs =
-                [b.timing_stability, b.memory_stability, b.error_volatility, b.branching_entropy, b.concurrency_chaos];
-            let (k, v) =
-                subs.iter().enumerate().fold((0, f64::INFINITY), |m, (k, &v)| if v < m.1 { (k, v) } else { m });
-            ModuleRow {
-                module: g.key.clone(),
-                pss: g.score.pss,
-                baseline_pss: before_report
-                    .as_ref()
-                    .and_then(|(r, _)| r.groups.iter().find(|x| x.key == g.key).map(|x| x.score.pss)),
-                traces: g.traces,
-                errors: g.errors,
-                weakest: (SUB_NAMES[k].to_string(), v),
-            }
-        })
-        .collect();
-    modules.sort_by_key(|m| (m.pss, m.module.clone()));
+    let modules = module_rows(&during, before_report.as_ref().map(|(r, _)| r));
 
     // Timeline: the subject with context on both sides.
     let ctx = (e - s).clamp(3600.0, 6.0 * 3600.0);
@@ -455,6 +435,32 @@ pub fn diagnose(
         narrative: None,
         skipped_traces: skipped,
     })
+}
+
+/// Per-module rows of `during`, worst first, with each module's PSS in
+/// `baseline` when there is one.
+pub fn module_rows(during: &Report, baseline: Option<&Report>) -> Vec<ModuleRow> {
+    let mut modules: Vec<ModuleRow> = during
+        .groups
+        .iter()
+        .map(|g| {
+            let b = &g.score.breakdown;
+            let subs =
+                [b.timing_stability, b.memory_stability, b.error_volatility, b.branching_entropy, b.concurrency_chaos];
+            let (k, v) =
+                subs.iter().enumerate().fold((0, f64::INFINITY), |m, (k, &v)| if v < m.1 { (k, v) } else { m });
+            ModuleRow {
+                module: g.key.clone(),
+                pss: g.score.pss,
+                baseline_pss: baseline.and_then(|r| r.groups.iter().find(|x| x.key == g.key).map(|x| x.score.pss)),
+                traces: g.traces,
+                errors: g.errors,
+                weakest: (SUB_NAMES[k].to_string(), v),
+            }
+        })
+        .collect();
+    modules.sort_by_key(|m| (m.pss, m.module.clone()));
+    modules
 }
 
 fn onset(t: &[TimelinePoint], base: &[f64], s: f64, e: f64) -> Option<Onset> {
