@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use super::writer::{Input, Job, Queue};
+use super::writer::{Input, Job, JobError, Queue};
 use crate::store::SqliteStore;
 
 /// The file input's configuration.
@@ -72,7 +72,9 @@ fn one_pass(
     queue.put(job).map_err(|_| FollowError::Closed)?;
     match rx.blocking_recv() {
         Ok(Ok(_)) => {}
-        Ok(Err(_)) => {
+        // The store failed: keep the position, try again next pass.
+        Ok(Err(JobError::Store(_))) => return Ok(false),
+        Ok(Err(JobError::Invalid(_))) => {
             // A bad line somewhere: store line by line; bad lines are counted and passed.
             for line in buf.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
                 let (tx, rx) = oneshot::channel();
@@ -84,8 +86,11 @@ fn one_pass(
                     ack: tx,
                 };
                 queue.put(job).map_err(|_| FollowError::Closed)?;
-                if !matches!(rx.blocking_recv(), Ok(Ok(_))) {
-                    metrics.rejected(Input::Files, 1);
+                match rx.blocking_recv() {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(JobError::Invalid(_))) => metrics.rejected(Input::Files, 1),
+                    Ok(Err(JobError::Store(_))) => return Ok(false), // position kept: retried whole
+                    Err(_) => return Err(FollowError::Closed),
                 }
             }
         }

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use super::metrics::Metrics;
-use super::writer::{Input, Job, Queue, Refused};
+use super::writer::{Input, Job, JobError, Queue, Refused};
 
 /// Generated from `proto/` by `build.rs`.
 pub mod pb {
@@ -94,7 +94,8 @@ impl Grpc {
         }
         match rx.await {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(Status::invalid_argument(e)),
+            Ok(Err(e @ JobError::Invalid(_))) => Err(Status::invalid_argument(e.to_string())),
+            Ok(Err(e)) => Err(Status::unavailable(e.to_string())),
             Err(_) => Err(Status::unavailable("the store stopped before committing")),
         }
     }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use super::writer::{Input, Job, Queue, Refused};
+use super::writer::{Input, Job, JobError, Queue, Refused};
 
 /// The HTTP input's configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,7 +86,8 @@ async fn submit(
             ),
         )
             .into_response(),
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Ok(Err(e @ JobError::Invalid(_))) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the store stopped before committing\n").into_response(),
     }
 }

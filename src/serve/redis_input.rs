@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use super::writer::{Input, Job, Queue};
+use super::writer::{Input, Job, JobError, Queue};
 
 /// The Redis input's configuration.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -39,6 +39,8 @@ pub enum RedisInputError {
     },
     #[error("the store stopped")]
     Closed,
+    #[error("{0} (the batch stays in the processing list)")]
+    Store(String),
 }
 
 /// Stores a batch of elements; bad elements go to the dead-letter list.
@@ -50,7 +52,9 @@ fn store(
     con: &mut redis::Connection,
 ) -> Result<(), RedisInputError> {
     let rerr = |e| RedisInputError::Redis { url: cfg.url.clone(), source: e };
-    let submit = |body: Vec<u8>| -> Result<Result<(), String>, RedisInputError> {
+    // Ok(true) stored, Ok(false) not traces; a store failure stops the input
+    // with the batch still in the processing list (stored on the next start).
+    let submit = |body: Vec<u8>| -> Result<bool, RedisInputError> {
         let (tx, rx) = oneshot::channel();
         let job = Job {
             input: Input::Redis,
@@ -61,15 +65,17 @@ fn store(
         };
         queue.put(job).map_err(|_| RedisInputError::Closed)?;
         match rx.blocking_recv() {
-            Ok(r) => Ok(r.map(|_| ())),
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(JobError::Invalid(_))) => Ok(false),
+            Ok(Err(JobError::Store(e))) => Err(RedisInputError::Store(e)),
             Err(_) => Err(RedisInputError::Closed),
         }
     };
     let joined: Vec<u8> = items.iter().flat_map(|i| i.iter().copied().chain(std::iter::once(b'\n'))).collect();
-    if submit(joined)?.is_err() {
+    if !submit(joined)? {
         // One bad element: store the rest one by one, set the bad ones aside.
         for it in items {
-            if submit(it.clone())?.is_err() {
+            if !submit(it.clone())? {
                 metrics.rejected(Input::Redis, 1);
                 redis::cmd("RPUSH").arg(format!("{}:rejected", cfg.key)).arg(it).query::<()>(con).map_err(rerr)?;
             }

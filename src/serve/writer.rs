@@ -43,7 +43,18 @@ pub struct Job {
     /// For error messages: where it came from.
     pub name: String,
     pub body: Vec<u8>,
-    pub ack: oneshot::Sender<Result<IngestReport, String>>,
+    pub ack: oneshot::Sender<Result<IngestReport, JobError>>,
+}
+
+/// Why a job was not stored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobError {
+    /// The batch is not readable traces: refuse it (HTTP 400), set it aside.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed (disk full, I/O): the batch is fine, retry later (HTTP 503).
+    #[error("the history store failed: {0}")]
+    Store(String),
 }
 
 /// Sends jobs; cloned by every input.
@@ -216,9 +227,15 @@ fn commit(
             }
         }
         Err(e) => {
+            let err = match &e {
+                crate::store::StoreError::Read(_) | crate::store::StoreError::Invalid(_) => {
+                    JobError::Invalid(e.to_string())
+                }
+                _ => JobError::Store(e.to_string()),
+            };
             for job in jobs {
                 metrics.rejected(job.input, 1);
-                let _ = job.ack.send(Err(e.to_string()));
+                let _ = job.ack.send(Err(err.clone()));
             }
         }
     }
