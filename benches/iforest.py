@@ -38,8 +38,8 @@ def main():
     ps_t, ps_auc = float(out[0]), float(out[1])
     print("| 100,000 x 4, 100 trees, 256 samples | fit + score s | ROC AUC |")
     print("|---|---:|---:|")
-    print(f"| scikit-learn (n_jobs=1) | {sk_t:.2f} | {sk_auc:.4f} |")
-    print(f"| pss | {ps_t:.2f} | {ps_auc:.4f} |")
+    print(f"| scikit-learn (n_jobs=1) | {sk_t:.3f} | {sk_auc:.4f} |")
+    print(f"| pss | {ps_t:.3f} | {ps_auc:.4f} |")
     print(f"\nspeed-up {sk_t / ps_t:.1f}x; {time.strftime('%Y-%m-%d')}")
 
 

@@ -23,7 +23,9 @@ fn main() {
         .expect("params")
         .fit(&x.view())
         .expect("fit");
+    let fit = t0.elapsed().as_secs_f64();
     let s = f.score(&x.view());
+    eprintln!("fit {fit:.4} s, score {:.4} s", t0.elapsed().as_secs_f64() - fit);
     let secs = t0.elapsed().as_secs_f64();
     println!("{secs} {}", roc_auc(&s, &labels));
 }

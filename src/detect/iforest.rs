@@ -89,14 +89,14 @@ pub struct IsolationForest {
     compact: std::sync::OnceLock<Option<Vec<Vec<Compact>>>>,
 }
 
-/// A node of an axis-parallel tree for fast scoring: `feature == LEAF` marks
-/// a leaf whose `value` is the path length; otherwise `x[feature] < value`
-/// goes to `left`.
+/// A node of an axis-parallel tree for fast scoring (16 bytes): `feature ==
+/// LEAF` marks a leaf whose `value` is the path length; otherwise
+/// `x[feature] < value` goes left, to the next node (trees are stored in
+/// preorder), else to `right`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Compact {
     value: f64,
     feature: u32,
-    left: u32,
     right: u32,
 }
 
@@ -267,15 +267,10 @@ impl IsolationForest {
                     .map(|t| {
                         t.iter()
                             .map(|n| match n {
-                                Node::Axis { feature, split, left, right } => Some(Compact {
-                                    value: *split,
-                                    feature: *feature as u32,
-                                    left: *left,
-                                    right: *right,
-                                }),
-                                Node::Leaf { path, .. } => {
-                                    Some(Compact { value: *path, feature: LEAF, left: 0, right: 0 })
+                                Node::Axis { feature, split, right, .. } => {
+                                    Some(Compact { value: *split, feature: *feature as u32, right: *right })
                                 }
+                                Node::Leaf { path, .. } => Some(Compact { value: *path, feature: LEAF, right: 0 }),
                                 Node::Plane { .. } => None,
                             })
                             .collect::<Option<Vec<Compact>>>()
@@ -297,19 +292,35 @@ impl IsolationForest {
             return;
         };
         // Tree by tree over blocks of rows: a tree stays in cache while the
-        // rows stream past it. Sums still add trees in order for each row.
+        // rows stream past it; LANES rows walk a tree in lockstep so their
+        // node loads overlap. Sums still add trees in order for each row.
         const BLOCK: usize = 2048;
+        const LANES: usize = 16;
         for (b, block) in out.chunks_mut(BLOCK).enumerate() {
             let base = b * BLOCK;
             block.iter_mut().for_each(|o| *o = 0.0);
             for t in trees {
-                for (k, o) in block.iter_mut().enumerate() {
-                    let row = &rows[(base + k) * d..(base + k + 1) * d];
-                    let mut n = t[0];
-                    while n.feature != LEAF {
-                        n = t[if row[n.feature as usize] < n.value { n.left } else { n.right } as usize];
+                for (g, group) in block.chunks_mut(LANES).enumerate() {
+                    let first = base + g * LANES;
+                    let mut at = [0u32; LANES];
+                    let m = group.len();
+                    loop {
+                        let mut moving = false;
+                        for j in 0..m {
+                            let n = t[at[j] as usize];
+                            if n.feature != LEAF {
+                                let v = rows[(first + j) * d + n.feature as usize];
+                                at[j] = if v < n.value { at[j] + 1 } else { n.right };
+                                moving = true;
+                            }
+                        }
+                        if !moving {
+                            break;
+                        }
                     }
-                    *o += n.value;
+                    for j in 0..m {
+                        group[j] += t[at[j] as usize].value;
+                    }
                 }
             }
             for o in block.iter_mut() {
