@@ -116,8 +116,20 @@ fn incident_report_with_and_without_an_llm() {
         pss(d, &a)
     };
 
+    // A run recorded by `pss analyze --store-history` before the incident, in
+    // pypss's history table: the report checks regression against it too.
+    let db = rusqlite::Connection::open(d.join("h.db")).unwrap();
+    db.execute(
+        "INSERT INTO pss_history (timestamp, pss, ts, ms, ev, be, cc, meta) \
+         VALUES (1793562000, 95, 0.9, 0.9, 0.9, 0.9, 0.9, '{\"service\": \"checkout\"}')",
+        [],
+    )
+    .unwrap();
+    drop(db);
+
     // No provider: the evidence and the rule-based diagnosis, no HTTP at all.
     let md = ok(&diag(&[]));
+    assert!(md.contains("REGRESSION DETECTED: Current PSS (22.0)"), "{md}");
     for want in [
         "# Incident checkout-3",
         "## During vs baseline",

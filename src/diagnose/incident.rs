@@ -356,11 +356,23 @@ pub fn diagnose(
 
     let before = before_report.as_ref().map(|(r, _)| Side::from_report(r));
     let during_side = Side::from_report(&during);
-    let regression = before.as_ref().and_then(|b| {
+    let mut regression = before.as_ref().and_then(|b| {
         let drop = b.pss - during_side.pss;
         (drop as f64 > cfg.regression_threshold_drop())
             .then(|| format!("PSS {} during vs {} in the baseline: a drop of {drop} points.", during_side.pss, b.pss))
     });
+    // And against the service's stored run history (pypss's check_regression),
+    // when `pss analyze --store-history` has recorded runs for it.
+    let limit = cfg.other.get("regression_history_limit").and_then(|v| v.as_integer()).unwrap_or(5).max(1) as usize;
+    let runs: Vec<_> = store.history(limit, None, Some(svc))?.into_iter().filter(|h| h.timestamp < s).collect();
+    if let Some(w) =
+        crate::store::check_regression(during_side.pss as f64, &runs, limit, cfg.regression_threshold_drop())
+    {
+        regression = Some(match regression {
+            Some(r) => format!("{r} {w}"),
+            None => w,
+        });
+    }
     let mut findings = Vec::new();
     if let Some(o) = &onset {
         findings.push(format!(
