@@ -78,19 +78,26 @@ pub enum EvalFormat {
     Json,
 }
 
+/// Which part of a service's history a command reads.
 #[derive(Args, Debug)]
-pub struct PatternsArgs {
+pub struct ServiceHistory {
     #[arg(long, value_name = "DB")]
     pub history: PathBuf,
     #[arg(long)]
     pub service: String,
-    /// Window length (as ingested).
+    /// Window length (as ingested; windows only).
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub window: String,
     #[arg(long)]
     pub from: Option<String>,
     #[arg(long)]
     pub to: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PatternsArgs {
+    #[command(flatten)]
+    pub source: ServiceHistory,
     /// A window-level detector file (default: train one on these windows).
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
@@ -105,20 +112,11 @@ pub struct PatternsArgs {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    #[arg(long, value_name = "DB")]
-    pub history: PathBuf,
-    #[arg(long)]
-    pub service: String,
+    #[command(flatten)]
+    pub source: ServiceHistory,
     /// What to learn: windows (stored features) or single traces (pypss's four features).
     #[arg(long, value_enum, default_value_t = Level::Window)]
     pub level: Level,
-    /// Window length (window level; as ingested).
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub window: String,
-    #[arg(long)]
-    pub from: Option<String>,
-    #[arg(long)]
-    pub to: Option<String>,
     /// Random hyperplane cuts (extended isolation forest).
     #[arg(long)]
     pub extended: bool,
@@ -260,10 +258,11 @@ pub(crate) fn load_model(path: &std::path::Path) -> Result<DetectorModel, Failur
 
 fn patterns(a: PatternsArgs) -> CmdResult {
     use crate::detect::patterns::{service_patterns, PatternParams};
-    let store = SqliteStore::open(&a.history)?;
-    let w = super::duration_arg("window", &a.window, true)?;
-    let from = super::history_time_arg("from", &a.from)?;
-    let to = super::history_time_arg("to", &a.to)?;
+    let src = &a.source;
+    let store = SqliteStore::open(&src.history)?;
+    let w = super::duration_arg("window", &src.window, true)?;
+    let from = super::history_time_arg("from", &src.from)?;
+    let to = super::history_time_arg("to", &src.to)?;
     let model = a.model.as_deref().map(load_model).transpose()?;
     if let Some(m) = &model {
         if m.level != Level::Window {
@@ -274,8 +273,8 @@ fn patterns(a: PatternsArgs) -> CmdResult {
         }
     }
     let forest = IsolationForestParams { contamination: Some(a.contamination), seed: a.seed, ..Default::default() };
-    let sp = service_patterns(&store, &a.service, w, from, to, model.as_ref(), &forest, &PatternParams::default())
-        .map_err(|e| Failure::input(format!("{}: {e}", a.history.display())))?;
+    let sp = service_patterns(&store, &src.service, w, from, to, model.as_ref(), &forest, &PatternParams::default())
+        .map_err(|e| Failure::input(format!("{}: {e}", src.history.display())))?;
     if a.format == EvalFormat::Json {
         return print(&(serde_json::to_string_pretty(&sp).expect("serializable") + "\n"));
     }
@@ -284,7 +283,7 @@ fn patterns(a: PatternsArgs) -> CmdResult {
         "{flagged} of {} {} windows of '{}' flagged by {}\n",
         sp.scores.len(),
         crate::timefmt::format_duration(w),
-        a.service,
+        src.service,
         sp.detector
     );
     if sp.patterns.is_empty() {
@@ -492,9 +491,10 @@ struct Scored {
 
 fn train(a: TrainArgs) -> CmdResult {
     let started = crate::store::sqlite::now();
-    let mut store = SqliteStore::open(&a.history)?;
-    let from = super::history_time_arg("from", &a.from)?;
-    let to = super::history_time_arg("to", &a.to)?;
+    let src = &a.source;
+    let mut store = SqliteStore::open(&src.history)?;
+    let from = super::history_time_arg("from", &src.from)?;
+    let to = super::history_time_arg("to", &src.to)?;
     let params = IsolationForestParams {
         n_estimators: a.n_estimators,
         max_samples: a.max_samples,
@@ -504,14 +504,14 @@ fn train(a: TrainArgs) -> CmdResult {
     };
     let (x, names, range, labels, window) = match a.level {
         Level::Window => {
-            let w = super::duration_arg("window", &a.window, true)?;
-            let ws = store.windows(&a.service, None, w, from, to)?;
+            let w = super::duration_arg("window", &src.window, true)?;
+            let ws = store.windows(&src.service, None, w, from, to)?;
             let ws: Vec<_> = ws.into_iter().filter(|lw| !lw.window.too_small).collect();
             if ws.len() < 2 {
                 return Err(Failure::input(format!(
                     "fewer than two scorable {w}s windows for '{}' in {}",
-                    a.service,
-                    a.history.display()
+                    src.service,
+                    src.history.display()
                 )));
             }
             let refs: Vec<_> = ws.iter().map(|lw| &lw.window).collect();
@@ -526,15 +526,15 @@ fn train(a: TrainArgs) -> CmdResult {
             )
         }
         Level::Trace => {
-            let rows = store.trace_rows(&a.service, from, to)?;
+            let rows = store.trace_rows(&src.service, from, to)?;
             if rows.len() < 2 {
                 return Err(Failure::input(format!(
                     "fewer than two traces for '{}' in {}",
-                    a.service,
-                    a.history.display()
+                    src.service,
+                    src.history.display()
                 )));
             }
-            let incidents = store.incidents(Some(&a.service))?;
+            let incidents = store.incidents(Some(&src.service))?;
             let labels = rows.iter().map(|r| incidents.iter().any(|i| r.0 >= i.start && r.0 < i.end)).collect();
             let flat: Vec<f64> = rows.iter().flat_map(|r| r.3).collect();
             let x = ndarray::Array2::from_shape_vec((rows.len(), 4), flat).expect("shape");
@@ -542,7 +542,7 @@ fn train(a: TrainArgs) -> CmdResult {
             (x, TRACE_FEATURES.iter().map(|s| s.to_string()).collect(), range, labels, None)
         }
     };
-    let mut model = DetectorModel::train(&x, params, a.level, &a.service, window, names, range)
+    let mut model = DetectorModel::train(&x, params, a.level, &src.service, window, names, range)
         .map_err(|e| Failure::input(e.to_string()))?;
     let scores = model.score(&x);
     if labels.iter().any(|&l| l) && labels.iter().any(|&l| !l) {
@@ -558,9 +558,9 @@ fn train(a: TrainArgs) -> CmdResult {
         Level::Trace => "trace",
     };
     let registry_kind = format!("{}-{level}", model.kind);
-    let version = store.next_model_version(&a.service, &registry_kind)?;
+    let version = store.next_model_version(&src.service, &registry_kind)?;
     let out = a.output.clone().unwrap_or_else(|| {
-        PathBuf::from("models").join(&a.service).join(format!("{}-{level}-v{version}.json", model.kind))
+        PathBuf::from("models").join(&src.service).join(format!("{}-{level}-v{version}.json", model.kind))
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
@@ -568,12 +568,12 @@ fn train(a: TrainArgs) -> CmdResult {
     let json = serde_json::to_string(&model).expect("serializable");
     std::fs::write(&out, json + "\n").map_err(|e| Failure::input(format!("{}: {e}", out.display())))?;
     let card = serde_json::json!({ "level": level, "rows": model.rows, "metrics": model.metrics, "seed": a.seed });
-    store.register_model(&a.service, &registry_kind, &out.display().to_string(), &card)?;
+    store.register_model(&src.service, &registry_kind, &out.display().to_string(), &card)?;
     store.record_run(
         "detect-train",
         started,
         crate::store::sqlite::now(),
-        &serde_json::json!({ "service": a.service, "level": level, "kind": model.kind, "n_estimators": a.n_estimators,
+        &serde_json::json!({ "service": src.service, "level": level, "kind": model.kind, "n_estimators": a.n_estimators,
             "max_samples": a.max_samples, "contamination": a.contamination, "seed": a.seed,
             "from": model.data_from, "to": model.data_to }),
         &serde_json::json!({ "rows": model.rows, "metrics": model.metrics, "model": out.display().to_string(), "version": version }),
@@ -583,7 +583,7 @@ fn train(a: TrainArgs) -> CmdResult {
         "trained {} ({level} level) on {} rows of '{}': {flagged} flagged at contamination {}{}\nmodel: {} (version {version})\n",
         model.kind,
         model.rows,
-        a.service,
+        src.service,
         a.contamination,
         match model.metrics.get("training_roc_auc") {
             Some(v) => format!("; ROC AUC against incidents {:.3}", v.as_f64().unwrap_or(0.0)),

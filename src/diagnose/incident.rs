@@ -112,6 +112,17 @@ pub struct Onset {
     pub lead_seconds: f64,
 }
 
+impl Onset {
+    /// "12m before" or "3m after" (the start), for every rendering.
+    pub fn lead(&self) -> String {
+        format!(
+            "{} {}",
+            crate::timefmt::format_duration(self.lead_seconds.abs()),
+            if self.lead_seconds >= 0.0 { "before" } else { "after" }
+        )
+    }
+}
+
 /// An unusual trace in the subject, by the trace detector.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnomalousTrace {
@@ -219,12 +230,21 @@ pub fn diagnose(
     let overlaps_incident = |a: f64, b: f64| incidents.iter().any(|i| i.start < b && i.end > a);
 
     // Baseline: the same hours on earlier days when there are traces then
-    // and no incident; else the healthy period just before.
+    // and no incident; else the healthy period just before. The scorable
+    // baseline windows' PSS is kept for the onset.
+    let scorable_pss =
+        |ws: Vec<crate::store::LabeledWindow>| ws.into_iter().filter(|x| !x.window.too_small).map(|x| x.window.pss);
     let mut ranges = Vec::new();
+    let mut base_pss: Vec<f64> = Vec::new();
     for k in 1..=p.baseline_days {
         let (a, b) = (s - k as f64 * 86400.0, e - k as f64 * 86400.0);
-        if !overlaps_incident(a, b) && !store.windows(svc, None, w, Some(a), Some(b))?.is_empty() {
+        if overlaps_incident(a, b) {
+            continue;
+        }
+        let ws = store.windows(svc, None, w, Some(a), Some(b))?;
+        if !ws.is_empty() {
             ranges.push((a, b));
+            base_pss.extend(scorable_pss(ws));
         }
     }
     let baseline = if !ranges.is_empty() {
@@ -243,14 +263,19 @@ pub fn diagnose(
                 a = i.end;
             }
         }
-        (s - a >= w).then(|| Baseline {
-            kind: "preceding-healthy-period",
-            description: format!(
-                "the {} before it, without an incident (no earlier day at the same hours had clean data)",
-                crate::timefmt::format_duration(s - a)
-            ),
-            ranges: vec![(a, s)],
-        })
+        if s - a >= w {
+            base_pss.extend(scorable_pss(store.windows(svc, None, w, Some(a), Some(s))?));
+            Some(Baseline {
+                kind: "preceding-healthy-period",
+                description: format!(
+                    "the {} before it, without an incident (no earlier day at the same hours had clean data)",
+                    crate::timefmt::format_duration(s - a)
+                ),
+                ranges: vec![(a, s)],
+            })
+        } else {
+            None
+        }
     };
     let before_report = match &baseline {
         Some(b) => {
@@ -312,22 +337,6 @@ pub fn diagnose(
     // Onset: the first window from two hours before the start whose PSS
     // departs from the baseline windows' (median − max(3 robust σ, 5)), or
     // that the detector flags — and the next window departs too.
-    let base_pss: Vec<f64> = match &baseline {
-        Some(b) => {
-            let mut v = Vec::new();
-            for &(a, z) in &b.ranges {
-                v.extend(
-                    store
-                        .windows(svc, None, w, Some(a), Some(z))?
-                        .iter()
-                        .filter(|x| !x.window.too_small)
-                        .map(|x| x.window.pss),
-                );
-            }
-            v
-        }
-        None => Vec::new(),
-    };
     let onset = onset(&timeline, &base_pss, s, e);
 
     // Trace-level anomalies: a forest on the baseline's traces scores the subject's.
@@ -376,11 +385,10 @@ pub fn diagnose(
     let mut findings = Vec::new();
     if let Some(o) = &onset {
         findings.push(format!(
-            "Departure from baseline began at {} ({}), {} {} the {} start.",
+            "Departure from baseline began at {} ({}), {} the {} start.",
             crate::timefmt::format_time(o.at),
             o.by,
-            crate::timefmt::format_duration(o.lead_seconds.abs()),
-            if o.lead_seconds >= 0.0 { "before" } else { "after" },
+            o.lead(),
             subject.kind
         ));
     }

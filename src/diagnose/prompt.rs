@@ -56,13 +56,7 @@ pub fn build_prompt(d: &Diagnosis, budget: usize) -> String {
         _ => head += "- baseline: none available\n",
     }
     if let Some(o) = &d.onset {
-        head += &format!(
-            "- onset: {} by {}, {} {} the declared start\n",
-            format_time(o.at),
-            o.by,
-            format_duration(o.lead_seconds.abs()),
-            if o.lead_seconds >= 0.0 { "before" } else { "after" }
-        );
+        head += &format!("- onset: {} by {}, {} the declared start\n", format_time(o.at), o.by, o.lead());
     }
     if let Some(r) = &d.regression {
         head += &format!("- regression: {r}\n");

@@ -97,11 +97,10 @@ pub fn markdown(d: &Diagnosis) -> String {
     if let Some(o2) = &d.onset {
         let _ = writeln!(
             o,
-            "\n## Onset\n\nFirst departure at {} ({}), {} {} the declared start.",
+            "\n## Onset\n\nFirst departure at {} ({}), {} the declared start.",
             format_time(o2.at),
             o2.by,
-            format_duration(o2.lead_seconds.abs()),
-            if o2.lead_seconds >= 0.0 { "before" } else { "after" }
+            o2.lead()
         );
     }
     let _ = writeln!(o, "\n## Timeline ({} windows)\n", format_duration(d.window_seconds));

@@ -77,13 +77,18 @@ pub enum Refused {
 impl Queue {
     /// Queues a job without waiting; `Full` is back-pressure.
     pub fn offer(&self, job: Job) -> Result<(), Refused> {
+        self.try_offer(job).map_err(|(refused, _)| refused)
+    }
+
+    /// One attempt; a refused job comes back so it can be offered again.
+    fn try_offer(&self, job: Job) -> Result<(), (Refused, Option<Job>)> {
         match self.tx.try_send(job) {
             Ok(()) => {
                 self.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
-            Err(mpsc::TrySendError::Full(_)) => Err(Refused::Full(self.capacity)),
-            Err(mpsc::TrySendError::Disconnected(_)) => Err(Refused::Closed),
+            Err(mpsc::TrySendError::Full(j)) => Err((Refused::Full(self.capacity), Some(j))),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err((Refused::Closed, None)),
         }
     }
 
@@ -94,18 +99,13 @@ impl Queue {
         let deadline = Instant::now() + patience;
         let mut nap = Duration::from_millis(1);
         loop {
-            match self.tx.try_send(job) {
-                Ok(()) => {
-                    self.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(mpsc::TrySendError::Full(j)) if Instant::now() < deadline => {
+            match self.try_offer(job) {
+                Err((Refused::Full(_), Some(j))) if Instant::now() < deadline => {
                     job = j;
                     tokio::time::sleep(nap).await;
                     nap = (nap * 2).min(Duration::from_millis(50));
                 }
-                Err(mpsc::TrySendError::Full(_)) => return Err(Refused::Full(self.capacity)),
-                Err(mpsc::TrySendError::Disconnected(_)) => return Err(Refused::Closed),
+                other => return other.map_err(|(refused, _)| refused),
             }
         }
     }
