@@ -65,14 +65,9 @@ fn series_scores_are_causal_ordered_and_find_the_anomaly() {
     };
     let (a, b) = (mean(&|t| inside(t)), mean(&|t| !inside(t)));
     assert!(a > b, "inside {a:.3} outside {b:.3}");
-    // Scores are calibrated per series (the share of recent scores exceeded):
-    // new highs are far more frequent inside the labeled window.
-    let share = |f: &dyn Fn(&str) -> bool| {
-        let v: Vec<f64> = all.iter().filter(|r| f(&r.0)).map(|r| r.2).collect();
-        v.iter().filter(|&&x| x >= 0.999).count() as f64 / v.len() as f64
-    };
-    let (hi_in, hi_out) = (share(&|t| inside(t)), share(&|t| !inside(t)));
-    assert!(hi_in > 5.0 * hi_out, "new highs: inside {hi_in:.4}, outside {hi_out:.4}");
+    // After NAB's probationary 15 %, the highest score is inside the window.
+    let top = all[all.len() * 15 / 100..].iter().max_by(|a, b| a.2.total_cmp(&b.2)).unwrap();
+    assert!(inside(&top.0), "highest score {:.3} at {}, outside the window", top.2, top.0);
 }
 
 #[test]
@@ -211,5 +206,9 @@ fn nab_evaluation_prints_the_three_profiles() {
         let line = out.lines().find(|l| l.starts_with(p)).unwrap_or_else(|| panic!("{p} missing: {out}"));
         let score: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!(score > 0.0 && score <= 100.0, "{p}: {score} (better than the null detector)");
+        if p == "standard" {
+            // The quality target, with the default seed.
+            assert!(score > 60.0, "NAB standard score {score}");
+        }
     }
 }

@@ -174,11 +174,12 @@ pub struct SeriesArgs {
     /// Output CSV: timestamp,value,anomaly_score, one row per input row, in input order.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
-    /// Values per shingle.
-    #[arg(long, default_value_t = 8)]
-    pub shingle: usize,
-    /// Past shingles the model learns from.
-    #[arg(long, default_value_t = 1024)]
+    /// Views averaged into the score: shingle lengths, `s` adding the
+    /// differences from one period earlier when the series repeats.
+    #[arg(long, default_value = "4s,1s,1,2s", value_name = "LIST")]
+    pub views: String,
+    /// Past points the forests learn from.
+    #[arg(long, default_value_t = 2048)]
     pub window: usize,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -462,7 +463,8 @@ fn eval_nab(dir: &std::path::Path, seed: u64) -> CmdResult {
 fn series(a: SeriesArgs) -> CmdResult {
     let name = a.file.display().to_string();
     let (ts, raw, values) = read_series(&a.file, &a.timestamp_col, &a.value_col)?;
-    let p = SeriesParams { shingle: a.shingle, window: a.window, seed: a.seed, ..SeriesParams::default() };
+    let views = crate::detect::series::parse_views(&a.views).map_err(|e| Failure::input(format!("--views: {e}")))?;
+    let p = SeriesParams { views, window: a.window, seed: a.seed, ..SeriesParams::default() };
     p.check().map_err(Failure::input)?;
     let scores = score_series(&values, &p);
     let out = std::fs::File::create(&a.output).map_err(|e| Failure::input(format!("{}: {e}", a.output.display())))?;
@@ -501,6 +503,7 @@ fn train(a: TrainArgs) -> CmdResult {
         contamination: Some(a.contamination),
         extended: a.extended,
         seed: a.seed,
+        bounded: false,
     };
     let (x, names, range, labels, window) = match a.level {
         Level::Window => {
@@ -734,6 +737,7 @@ pub fn ml_detect(a: MlDetectArgs) -> CmdResult {
         contamination: Some(a.contamination),
         extended: false,
         seed: a.random_state,
+        bounded: false,
     };
     let model = DetectorModel::train(
         &trace_features(&base),

@@ -47,41 +47,123 @@ fn probation(n: usize) -> usize {
     ((0.15 * n as f64).floor() as usize).min(750)
 }
 
-/// Raw score of one series at `threshold` under `p`.
-pub fn raw_score(s: &Series, threshold: f64, p: &Profile) -> f64 {
+/// What a detection at one row would add to a series' raw score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Effect {
+    /// In the probationary period: nothing.
+    Ignored,
+    /// Inside window `window`: worth `value` if it is the window's first detection.
+    Hit { window: usize, value: f64 },
+    /// Outside every window: a false positive, its (negative) weight.
+    False(f64),
+}
+
+/// The effect of a detection at each row of `s` under `p`, as NAB's sweeper
+/// computes it: inside a window, the scaled sigmoid of the position
+/// `-(end - i + 1) / width`; outside, −1 before the first window, else the
+/// scaled sigmoid of `(i - end) / (width - 1)` of the window before.
+fn effects(s: &Series, p: &Profile) -> Vec<Effect> {
     let start = probation(s.scores.len());
-    let mut total = 0.0;
-    let mut caught = vec![false; s.windows.len()];
     let mut w = 0usize; // first window not entirely before i
-    for i in start..s.scores.len() {
-        while w < s.windows.len() && s.windows[w].1 < i {
-            w += 1;
-        }
-        if s.scores[i] < threshold {
-            continue;
-        }
-        match s.windows.get(w) {
-            Some(&(a, b)) if i >= a => {
-                if !caught[w] {
-                    caught[w] = true;
-                    let len = (b - a + 1) as f64;
-                    let pos = -((b - i + 1) as f64) / len;
-                    total += p.tp * scaled_sigmoid(pos);
-                }
+    (0..s.scores.len())
+        .map(|i| {
+            while w < s.windows.len() && s.windows[w].1 < i {
+                w += 1;
             }
-            _ => {
-                // A false positive: weighted by its distance after the previous window.
-                total += match w.checked_sub(1).and_then(|k| s.windows.get(k)) {
+            if i < start {
+                return Effect::Ignored;
+            }
+            match s.windows.get(w) {
+                Some(&(a, b)) if i >= a => {
+                    let width = (b - a + 1) as f64;
+                    Effect::Hit { window: w, value: p.tp * scaled_sigmoid(-((b - i + 1) as f64) / width) }
+                }
+                _ => Effect::False(match w.checked_sub(1).and_then(|k| s.windows.get(k)) {
                     Some(&(a, b)) => {
-                        let len = (b - a + 1) as f64;
-                        p.fp * scaled_sigmoid((i - b) as f64 / len)
+                        let width = ((b - a) as f64).max(1.0); // NAB: width - 1
+                        p.fp * scaled_sigmoid((i - b) as f64 / width)
                     }
                     None => -p.fp,
-                };
+                }),
             }
+        })
+        .collect()
+}
+
+/// Raw score of one series at `threshold` under `p`: rows scoring at least
+/// `threshold` are detections.
+pub fn raw_score(s: &Series, threshold: f64, p: &Profile) -> f64 {
+    let mut first: Vec<Option<f64>> = vec![None; s.windows.len()];
+    let mut total = 0.0;
+    for (e, &score) in effects(s, p).iter().zip(&s.scores) {
+        if score < threshold {
+            continue;
+        }
+        match *e {
+            Effect::Ignored => {}
+            Effect::Hit { window, value } => {
+                first[window].get_or_insert(value);
+            }
+            Effect::False(v) => total += v,
         }
     }
-    total - p.fn_ * caught.iter().filter(|c| !**c).count() as f64
+    total + first.iter().map(|f| f.unwrap_or(-p.fn_)).sum::<f64>()
+}
+
+/// The best single threshold for a corpus under `p` and its raw score,
+/// trying every distinct score (NAB's sweep): rows are added from the
+/// highest score down, keeping each window's earliest detection.
+fn best_threshold(corpus: &[Series], p: &Profile) -> (f64, f64) {
+    let mut rows: Vec<(f64, usize, Effect)> = Vec::new();
+    let mut offset = 0;
+    let mut misses = 0usize;
+    for s in corpus {
+        for (e, &score) in effects(s, p).iter().zip(&s.scores) {
+            let e = match *e {
+                Effect::Hit { window, value } => Effect::Hit { window: offset + window, value },
+                other => other,
+            };
+            if e != Effect::Ignored {
+                rows.push((score, 0, e));
+            }
+        }
+        offset += s.windows.len();
+        misses += s.windows.len();
+    }
+    // Within a window, the earliest row has the highest value, so "keep the
+    // best value" is "keep the earliest detection".
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut best_in: Vec<Option<f64>> = vec![None; offset];
+    let mut total = -p.fn_ * misses as f64;
+    // No detections at all: a threshold above every score.
+    let top = rows.first().map_or(1.0, |r| r.0);
+    let mut best = (if top >= 1.0 { top + 1.0 } else { 1.0 }, total);
+    let mut i = 0;
+    while i < rows.len() {
+        let level = rows[i].0;
+        while i < rows.len() && rows[i].0 == level {
+            match rows[i].2 {
+                Effect::Hit { window, value } => match &mut best_in[window] {
+                    Some(v) if *v >= value => {}
+                    Some(v) => {
+                        total += value - *v;
+                        *v = value;
+                    }
+                    slot @ None => {
+                        total += value + p.fn_;
+                        *slot = Some(value);
+                    }
+                },
+                Effect::False(v) => total += v,
+                Effect::Ignored => {}
+            }
+            i += 1;
+        }
+        if total > best.1 {
+            best = (level, total);
+        }
+    }
+    best
 }
 
 /// A profile's result over a corpus.
@@ -97,16 +179,8 @@ pub struct ProfileScore {
 }
 
 /// Scores a corpus under each profile with the best single threshold
-/// (searched over quantiles of all scores).
+/// (every distinct score is tried, as NAB's sweeper does).
 pub fn score_corpus(corpus: &[Series]) -> Vec<ProfileScore> {
-    // Candidate thresholds: 500 quantiles of all scores, and 1.0.
-    let mut all: Vec<f64> = corpus.iter().flat_map(|s| s.scores.iter().copied()).collect();
-    all.sort_by(f64::total_cmp);
-    let mut candidates: Vec<f64> =
-        if all.is_empty() { vec![0.5] } else { (0..500).map(|k| all[(k * (all.len() - 1)) / 499]).collect() };
-    candidates.extend([1.0, 0.999, 0.995, 0.99]);
-    candidates.sort_by(f64::total_cmp);
-    candidates.dedup();
     PROFILES
         .iter()
         .map(|p| {
@@ -125,10 +199,7 @@ pub fn score_corpus(corpus: &[Series]) -> Vec<ProfileScore> {
                     raw_score(&Series { name: s.name.clone(), scores: ideal, windows: s.windows.clone() }, 0.5, p)
                 })
                 .sum();
-            let (threshold, raw) = candidates
-                .iter()
-                .map(|&t| (t, corpus.iter().map(|s| raw_score(s, t, p)).sum::<f64>()))
-                .fold((1.0, f64::NEG_INFINITY), |best, x| if x.1 > best.1 { x } else { best });
+            let (threshold, raw) = best_threshold(corpus, p);
             let normalized = if perfect > null { 100.0 * (raw - null) / (perfect - null) } else { 0.0 };
             ProfileScore { profile: p.name, threshold, raw, null, perfect, normalized }
         })
@@ -152,6 +223,30 @@ mod tests {
         assert!((s[0].normalized - 100.0).abs() < 1e-9, "{:?}", s[0]);
         let null = vec![series(vec![0.0; 1000], vec![(400, 450)])];
         assert!(score_corpus(&null)[0].normalized.abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_sweep_finds_the_best_threshold_and_agrees_with_raw_score() {
+        // Pseudo-random scores on three series, ties included.
+        let mut x = 12345u64;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 33) % 50) as f64 / 50.0
+        };
+        let corpus: Vec<Series> = [(600, vec![(200, 240), (400, 420)]), (300, vec![]), (500, vec![(100, 180)])]
+            .into_iter()
+            .map(|(n, w)| series((0..n).map(|_| next()).collect(), w))
+            .collect();
+        for p in &PROFILES {
+            let (t, raw) = best_threshold(&corpus, p);
+            let at = |t: f64| corpus.iter().map(|s| raw_score(s, t, p)).sum::<f64>();
+            assert!((at(t) - raw).abs() < 1e-9, "{}: sweep {raw} vs raw_score {}", p.name, at(t));
+            let mut all: Vec<f64> = corpus.iter().flat_map(|s| s.scores.iter().copied()).collect();
+            all.push(2.0);
+            for c in all {
+                assert!(at(c) <= raw + 1e-9, "{}: threshold {c} gives {} > {raw}", p.name, at(c));
+            }
+        }
     }
 
     #[test]
