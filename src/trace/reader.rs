@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 
 use super::json::{describe_byte, RawTrace, ScanError, Scanner};
-use super::{ReadError, TraceColumns, TraceSink};
+use super::{ColumnOptions, ReadError, TraceColumns, TraceSink};
 
 /// Where traces come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +119,6 @@ struct Split {
 /// it by reaching exactly that offset as an element start; otherwise the
 /// second thread's work is thrown away and reading goes on sequentially.
 fn plan_split(path: &Path) -> Option<Split> {
-    use std::io::{Seek, SeekFrom};
     let size = std::fs::metadata(path).ok()?.len();
     if size < PARALLEL_MIN_BYTES || std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) < 2 {
         return None;
@@ -130,8 +129,13 @@ fn plan_split(path: &Path) -> Option<Split> {
     if head[..2] == [0x1f, 0x8b] || &head == b"PAR1" {
         return None;
     }
-    let mid = size / 2;
-    f.seek(SeekFrom::Start(mid)).ok()?;
+    find_boundary(&mut f, size / 2)
+}
+
+/// The first likely element start at or after `from` (see [`plan_split`]).
+fn find_boundary(f: &mut File, from: u64) -> Option<Split> {
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(from)).ok()?;
     let mut win = vec![0u8; 1 << 20];
     let n = f.read(&mut win).ok()?;
     let win = &win[..n];
@@ -146,15 +150,16 @@ fn plan_split(path: &Path) -> Option<Split> {
             continue;
         }
         match win[k - 1] {
-            b',' => return Some(Split { at: mid + q as u64, mode: TailMode::Array }),
-            b'}' if newline => return Some(Split { at: mid + q as u64, mode: TailMode::Lines }),
+            b',' => return Some(Split { at: from + q as u64, mode: TailMode::Array }),
+            b'}' if newline => return Some(Split { at: from + q as u64, mode: TailMode::Lines }),
             _ => {}
         }
     }
     None
 }
 
-/// What the second thread read.
+/// What a piece read (the second thread's, or the part the first thread
+/// took back from it).
 struct TailDone {
     cols: TraceColumns,
     /// Absolute offset just after what it consumed.
@@ -162,14 +167,58 @@ struct TailDone {
     /// Newlines from the split to `end`.
     lines: u64,
     elements: u64,
+    /// It stopped where it was asked to ([`Shared::stop_at`]), not at the end.
+    stopped: bool,
+}
+
+/// What the two threads share while the second reads its piece.
+#[derive(Default)]
+struct Shared {
+    cancel: std::sync::atomic::AtomicBool,
+    /// Where the second thread should stop (an element start), or 0 for the end.
+    stop_at: std::sync::atomic::AtomicU64,
+    /// How far the second thread has read.
+    progress: std::sync::atomic::AtomicU64,
 }
 
 /// The second thread's work, handed to the first thread's [`Feed`].
 struct Tail<'scope> {
     split: Split,
     handle: Option<std::thread::ScopedJoinHandle<'scope, Result<TailDone, ReadError>>>,
-    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    shared: std::sync::Arc<Shared>,
     path: PathBuf,
+    /// Trace columns options for another piece.
+    unknown: String,
+    keep: ColumnOptions,
+}
+
+/// Pieces smaller than this are not split again.
+const STEAL_MIN_BYTES: u64 = 4 << 20;
+
+/// Reads the elements of one piece of a file, from an element start to the
+/// end of the array (or file), or to `shared.stop_at` when that is set.
+fn read_piece(
+    name: &str,
+    path: &Path,
+    split: Split,
+    unknown: &str,
+    keep: ColumnOptions,
+    shared: &Shared,
+) -> Result<TailDone, ReadError> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path).map_err(|e| ReadError::Io { path: name.to_string(), source: e })?;
+    f.seek(SeekFrom::Start(split.at)).map_err(|e| ReadError::Io { path: name.to_string(), source: e })?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut feed = Feed::new(name, Box::new(f), false);
+    feed.base = split.at;
+    feed.tail_start = split.at;
+    feed.size_hint = Some(size.saturating_sub(split.at));
+    let mut cols = TraceColumns::with_options(unknown, keep);
+    feed.wanted = cols.wanted();
+    let (elements, stopped) = feed.tail_elements(split.mode, &mut cols, shared)?;
+    let end = feed.consumed();
+    let lines = feed.lines + bytecount::count(&feed.buf[..feed.start], b'\n') as u64;
+    Ok(TailDone { cols, end, lines, elements, stopped })
 }
 
 fn read_split(
@@ -179,33 +228,18 @@ fn read_split(
     split: Split,
     sink: &mut dyn TraceSink,
 ) -> Result<FileSummary, ReadError> {
-    use std::io::{Seek, SeekFrom};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
-    let cancel = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared::default());
     let (unknown, keep) = sink.columns().map(|c| (c.unknown_module.clone(), c.keep)).unwrap_or_default();
     std::thread::scope(|scope| {
-        let cancel2 = cancel.clone();
-        let name2 = name.to_string();
-        let path2 = path.to_path_buf();
-        let handle = scope.spawn(move || -> Result<TailDone, ReadError> {
-            let mut f = File::open(&path2).map_err(|e| ReadError::Io { path: name2.clone(), source: e })?;
-            f.seek(SeekFrom::Start(split.at)).map_err(|e| ReadError::Io { path: name2.clone(), source: e })?;
-            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-            let mut feed = Feed::new(&name2, Box::new(f), false);
-            feed.base = split.at;
-            feed.tail_start = split.at;
-            feed.size_hint = Some(size.saturating_sub(split.at));
-            let mut cols = TraceColumns::with_options(&unknown, keep);
-            feed.wanted = cols.wanted();
-            let elements = feed.tail_elements(split.mode, &mut cols, &cancel2)?;
-            let end = feed.consumed();
-            let lines = feed.lines + bytecount::count(&feed.buf[..feed.start], b'\n') as u64;
-            Ok(TailDone { cols, end, lines, elements })
-        });
-        let tail = Tail { split, handle: Some(handle), cancel: cancel.clone(), path: path.to_path_buf() };
+        let shared2 = shared.clone();
+        let (name2, path2, unknown2) = (name.to_string(), path.to_path_buf(), unknown.clone());
+        let handle = scope.spawn(move || read_piece(&name2, &path2, split, &unknown2, keep, &shared2));
+        let tail =
+            Tail { split, handle: Some(handle), shared: shared.clone(), path: path.to_path_buf(), unknown, keep };
         let res = read_stream(name, Some(path), reader, false, sink, Some(tail));
-        cancel.store(true, Ordering::Relaxed);
+        shared.cancel.store(true, Ordering::Relaxed);
         res
     })
 }
@@ -535,19 +569,39 @@ impl<'r> Feed<'r> {
         }
         let mut tail = self.tail.take().expect("checked");
         if here > at || tail.split.mode != mode {
-            tail.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            tail.shared.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
             return Ok(false);
         }
-        let done = tail.handle.take().expect("joined once").join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let handle = tail.handle.take().expect("joined once");
+        // Still reading: take back the second half of what it has left, so
+        // neither thread waits for the other (the two cores need not be
+        // equally fast). Used only if it stops exactly there.
+        let third = if handle.is_finished() { None } else { self.take_back(&tail) };
+        let done = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let lines_before = self.lines + bytecount::count(&self.buf[..self.start], b'\n') as u64;
-        let d = match done {
+        let mut d = match done {
             Err(ReadError::Syntax { path, line, byte, msg }) => {
                 return Err(ReadError::Syntax { path, line: lines_before + line, byte, msg })
             }
             Err(e) => return Err(e),
             Ok(d) => d,
         };
-        sink.columns().expect("split reading only into columns").absorb(d.cols);
+        let cols = sink.columns().expect("split reading only into columns");
+        let third = if d.stopped { third } else { None };
+        cols.absorb(std::mem::replace(&mut d.cols, TraceColumns::new("")));
+        if let Some(c) = third {
+            let c = match c {
+                Err(ReadError::Syntax { path, line, byte, msg }) => {
+                    return Err(ReadError::Syntax { path, line: lines_before + d.lines + line, byte, msg })
+                }
+                Err(e) => return Err(e),
+                Ok(c) => c,
+            };
+            cols.absorb(c.cols);
+            d.end = c.end;
+            d.lines += c.lines;
+            d.elements += c.elements;
+        }
         self.split_used = true;
         self.elements += d.elements;
         let mut f = File::open(&tail.path).map_err(|e| self.io_err(e))?;
@@ -561,18 +615,60 @@ impl<'r> Feed<'r> {
         Ok(true)
     }
 
-    /// The second thread: reads elements from the split to the end of the
-    /// array (or of the file, for JSON Lines).
+    /// Asks the second thread to stop at an element start halfway through
+    /// what it has left, and reads from there to the end here. `None` when
+    /// too little is left or no boundary is found.
+    fn take_back(&self, tail: &Tail<'_>) -> Option<Result<TailDone, ReadError>> {
+        use std::sync::atomic::Ordering;
+        let mut f = File::open(&tail.path).ok()?;
+        let size = f.metadata().ok()?.len();
+        let from = tail.shared.progress.load(Ordering::Relaxed).max(tail.split.at);
+        if size.saturating_sub(from) < 2 * STEAL_MIN_BYTES {
+            return None;
+        }
+        let split = find_boundary(&mut f, from + (size - from) / 2).filter(|s| s.mode == tail.split.mode)?;
+        tail.shared.stop_at.store(split.at, Ordering::Release);
+        let own = Shared::default();
+        Some(read_piece(&self.name, &tail.path, split, &tail.unknown, tail.keep, &own))
+    }
+
+    /// A piece's elements from its split to the end of the array (or of
+    /// the file, for JSON Lines), or up to `shared.stop_at` when the other
+    /// thread asks it to stop there: then it stops only if it reaches that
+    /// offset exactly as an element start (returns true), and otherwise
+    /// reads on to the end. Returns the elements read and whether it stopped.
     fn tail_elements(
         &mut self,
         mode: TailMode,
         cols: &mut TraceColumns,
-        cancel: &std::sync::atomic::AtomicBool,
-    ) -> Result<u64, ReadError> {
+        shared: &Shared,
+    ) -> Result<(u64, bool), ReadError> {
+        use std::sync::atomic::Ordering;
         let mut n = 0u64;
+        let mut stop = 0u64; // 0: none asked for (yet)
         loop {
-            if n.is_multiple_of(4096) && cancel.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(self.format_err("cancelled"));
+            if n.is_multiple_of(64) {
+                if n.is_multiple_of(4096) && shared.cancel.load(Ordering::Relaxed) {
+                    return Err(self.format_err("cancelled"));
+                }
+                shared.progress.store(self.consumed(), Ordering::Relaxed);
+                if stop == 0 {
+                    stop = shared.stop_at.load(Ordering::Acquire);
+                }
+            }
+            if stop != 0 && stop != u64::MAX && self.consumed() + (self.len - self.start) as u64 >= stop {
+                self.run(|sc| match sc.peek_non_ws() {
+                    Some(_) => Ok(()),
+                    None if sc_eof(sc) => Ok(()),
+                    None => Err(ScanError::Incomplete),
+                })?;
+                let here = self.consumed();
+                if here == stop {
+                    return Ok((n, true));
+                }
+                if here > stop {
+                    stop = u64::MAX; // passed it: not a boundary after all; read on
+                }
             }
             match mode {
                 TailMode::Array => {
@@ -581,13 +677,13 @@ impl<'r> Feed<'r> {
                     self.elements = n;
                     self.maybe_reserve(cols);
                     if done {
-                        return Ok(n);
+                        return Ok((n, false));
                     }
                 }
                 TailMode::Lines => {
                     let more = self.run(|sc| lines_step(sc, cols))?;
                     if !more {
-                        return Ok(n);
+                        return Ok((n, false));
                     }
                     n += 1;
                 }
@@ -857,6 +953,68 @@ mod tests {
             ReadError::Syntax { line, .. } => assert_eq!(line, 3),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A JSON array of `n` traces written to a temporary file.
+    fn array_file(n: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let items: Vec<String> = (0..n)
+            .map(|i| {
+                format!("{{\n  \"name\": \"f{}\",\n  \"duration\": {}.5,\n  \"error\": {}\n}}", i % 5, i, i % 7 == 0)
+            })
+            .collect();
+        let bytes = format!("[\n{}\n]\n", items.join(",\n")).into_bytes();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        std::fs::write(&path, &bytes).unwrap();
+        (dir, path, bytes)
+    }
+
+    #[test]
+    fn a_piece_stops_exactly_where_asked_and_the_rest_continues() {
+        let (_dir, path, bytes) = array_file(20_000);
+        let mut whole = TraceColumns::new("unknown");
+        read_bytes("t", &bytes, &mut whole).unwrap();
+        let mut f = File::open(&path).unwrap();
+        let first = find_boundary(&mut f, bytes.len() as u64 / 4).unwrap();
+        let second = find_boundary(&mut f, bytes.len() as u64 * 3 / 5).unwrap();
+        assert_eq!(first.mode, TailMode::Array);
+        // Asked to stop at an element start: stops there; the next piece reads on.
+        let shared = Shared::default();
+        shared.stop_at.store(second.at, std::sync::atomic::Ordering::Relaxed);
+        let b = read_piece("t", &path, first, "unknown", ColumnOptions::default(), &shared).unwrap();
+        assert!(b.stopped);
+        assert_eq!(b.end, second.at);
+        let c = read_piece("t", &path, second, "unknown", ColumnOptions::default(), &Shared::default()).unwrap();
+        assert!(!c.stopped);
+        let head = bytes[..first.at as usize].iter().filter(|&&x| x == b'\n').count() as u64;
+        assert_eq!(head + b.lines + c.lines + 1, bytes.iter().filter(|&&x| x == b'\n').count() as u64);
+        let skipped = whole.len() - (b.cols.len() + c.cols.len());
+        let mut joined = b.cols;
+        joined.absorb(c.cols);
+        assert_eq!(joined.duration[..], whole.duration[skipped..]);
+        // Asked to stop inside an element: it passes the offset and reads to the end.
+        let shared = Shared::default();
+        shared.stop_at.store(second.at + 3, std::sync::atomic::Ordering::Relaxed);
+        let all = read_piece("t", &path, first, "unknown", ColumnOptions::default(), &shared).unwrap();
+        assert!(!all.stopped);
+        assert_eq!(all.cols.duration[..], whole.duration[skipped..]);
+    }
+
+    #[test]
+    fn a_split_file_reads_the_same_whoever_finishes_first() {
+        // 24 MiB: the second thread starts at 5 %, so the first reaches the
+        // split early and usually takes back half of what is left.
+        let (_dir, path, bytes) = array_file(600_000);
+        assert!(bytes.len() as u64 > PARALLEL_MIN_BYTES);
+        let mut whole = TraceColumns::new("unknown");
+        read_bytes("t", &bytes, &mut whole).unwrap();
+        let split = find_boundary(&mut File::open(&path).unwrap(), bytes.len() as u64 / 20).unwrap();
+        let mut cols = TraceColumns::new("unknown");
+        let reader = Box::new(File::open(&path).unwrap());
+        let s = read_split("t", &path, reader, split, &mut cols).unwrap();
+        assert_eq!((s.threads, s.elements), (2, 600_000));
+        assert_eq!(cols.duration, whole.duration);
+        assert_eq!(cols.error, whole.error);
     }
 
     #[test]
