@@ -548,6 +548,16 @@ impl<'r> Feed<'r> {
         }
     }
 
+    /// Skips whitespace; the absolute offset of the next token (or the end).
+    fn next_token_offset(&mut self) -> Result<u64, ReadError> {
+        self.run(|sc| match sc.peek_non_ws() {
+            Some(_) => Ok(()),
+            None if sc_eof(sc) => Ok(()),
+            None => Err(ScanError::Incomplete),
+        })?;
+        Ok(self.consumed())
+    }
+
     /// Before an element: when the second thread started exactly here, take
     /// its columns and continue after what it read (returns true); when
     /// reading has passed its start without meeting it, the guess was wrong:
@@ -558,12 +568,7 @@ impl<'r> Feed<'r> {
         if self.consumed() + ((self.len - self.start) as u64) < at && !self.eof {
             return Ok(false); // far from the split: nothing to check yet
         }
-        self.run(|sc| match sc.peek_non_ws() {
-            Some(_) => Ok(()),
-            None if sc_eof(sc) => Ok(()),
-            None => Err(ScanError::Incomplete),
-        })?;
-        let here = self.consumed();
+        let here = self.next_token_offset()?;
         if here < at {
             return Ok(false);
         }
@@ -657,12 +662,7 @@ impl<'r> Feed<'r> {
                 }
             }
             if stop != 0 && stop != u64::MAX && self.consumed() + (self.len - self.start) as u64 >= stop {
-                self.run(|sc| match sc.peek_non_ws() {
-                    Some(_) => Ok(()),
-                    None if sc_eof(sc) => Ok(()),
-                    None => Err(ScanError::Incomplete),
-                })?;
-                let here = self.consumed();
+                let here = self.next_token_offset()?;
                 if here == stop {
                     return Ok((n, true));
                 }
