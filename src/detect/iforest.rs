@@ -467,6 +467,14 @@ impl IsolationForest {
         }
     }
 
+    /// The anomaly score of one row (its features in order), in (0, 1]:
+    /// for streaming use, without building a matrix per point.
+    pub fn score_one(&self, row: &[f64]) -> f64 {
+        let mut out = [0.0];
+        self.score_rows(row, row.len(), &mut out);
+        out[0]
+    }
+
     /// Anomaly scores of the rows of `x`, in (0, 1]. Large inputs are scored
     /// on two threads (results do not depend on it).
     pub fn score(&self, x: &ArrayView2<'_, f64>) -> Vec<f64> {

@@ -114,7 +114,7 @@ pub fn raw_score(s: &Series, threshold: f64, p: &Profile) -> f64 {
 /// trying every distinct score (NAB's sweep): rows are added from the
 /// highest score down, keeping each window's earliest detection.
 fn best_threshold(corpus: &[Series], p: &Profile) -> (f64, f64) {
-    let mut rows: Vec<(f64, usize, Effect)> = Vec::new();
+    let mut rows: Vec<(f64, Effect)> = Vec::new();
     let mut offset = 0;
     let mut misses = 0usize;
     for s in corpus {
@@ -124,7 +124,7 @@ fn best_threshold(corpus: &[Series], p: &Profile) -> (f64, f64) {
                 other => other,
             };
             if e != Effect::Ignored {
-                rows.push((score, 0, e));
+                rows.push((score, e));
             }
         }
         offset += s.windows.len();
@@ -142,7 +142,7 @@ fn best_threshold(corpus: &[Series], p: &Profile) -> (f64, f64) {
     while i < rows.len() {
         let level = rows[i].0;
         while i < rows.len() && rows[i].0 == level {
-            match rows[i].2 {
+            match rows[i].1 {
                 Effect::Hit { window, value } => match &mut best_in[window] {
                     Some(v) if *v >= value => {}
                     Some(v) => {

@@ -148,6 +148,9 @@ pub fn score_series(values: &[f64], p: &SeriesParams) -> Vec<f64> {
 /// The period in force at each point: re-estimated from the `window`
 /// points before every fourth retrain, `None` while there is none.
 fn periods(values: &[f64], p: &SeriesParams) -> Vec<Option<usize>> {
+    if !p.views.iter().any(|v| v.seasonal) {
+        return vec![None; values.len()];
+    }
     let every = 4 * p.retrain_every;
     let mut current = None;
     (0..values.len())
@@ -234,8 +237,7 @@ fn raw_scores(values: &[f64], periods: &[Option<usize>], v: View, view: u64, p: 
         if let Some((m, period)) = &model {
             row.clear();
             if features(values, t, v, *period, &mut row) {
-                let x = Array2::from_shape_vec((1, row.len()), row.clone()).expect("one row");
-                *slot = m.score(&x.view())[0].clamp(0.0, 1.0);
+                *slot = m.score_one(&row).clamp(0.0, 1.0);
             }
         }
     }

@@ -584,24 +584,18 @@ impl<'r> Feed<'r> {
         let third = if handle.is_finished() { None } else { self.take_back(&tail) };
         let done = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let lines_before = self.lines + bytecount::count(&self.buf[..self.start], b'\n') as u64;
-        let mut d = match done {
-            Err(ReadError::Syntax { path, line, byte, msg }) => {
-                return Err(ReadError::Syntax { path, line: lines_before + line, byte, msg })
-            }
-            Err(e) => return Err(e),
-            Ok(d) => d,
+        // A piece's syntax errors count lines from its start.
+        let shift = |r: Result<TailDone, ReadError>, by: u64| {
+            r.map_err(|e| match e {
+                ReadError::Syntax { path, line, byte, msg } => ReadError::Syntax { path, line: by + line, byte, msg },
+                e => e,
+            })
         };
+        let mut d = shift(done, lines_before)?;
         let cols = sink.columns().expect("split reading only into columns");
-        let third = if d.stopped { third } else { None };
-        cols.absorb(std::mem::replace(&mut d.cols, TraceColumns::new("")));
-        if let Some(c) = third {
-            let c = match c {
-                Err(ReadError::Syntax { path, line, byte, msg }) => {
-                    return Err(ReadError::Syntax { path, line: lines_before + d.lines + line, byte, msg })
-                }
-                Err(e) => return Err(e),
-                Ok(c) => c,
-            };
+        cols.absorb(std::mem::take(&mut d.cols));
+        if let Some(c) = third.filter(|_| d.stopped) {
+            let c = shift(c, lines_before + d.lines)?;
             cols.absorb(c.cols);
             d.end = c.end;
             d.lines += c.lines;
