@@ -211,4 +211,9 @@ fn nab_evaluation_prints_the_three_profiles() {
             assert!(score > 60.0, "NAB standard score {score}");
         }
     }
+    // The per-series table: every series once, the windows adding up.
+    let table: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("series ")).skip(1).collect();
+    assert_eq!(table.len(), 34, "{out}");
+    let windows: usize = table.iter().map(|l| l.split_whitespace().nth(2).unwrap().parse::<usize>().unwrap()).sum();
+    assert_eq!(windows, 50, "{out}");
 }

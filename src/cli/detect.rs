@@ -39,7 +39,8 @@ features, the module where the leading one is strongest, and the incidents it ov
     #[command(after_help = "--history: the default-config PSS alarm, isolation forests (standard and extended, \
 one per service) and a supervised random forest, on one time-ordered split (the latest --validation share held out), \
 with precision, recall, F1, AUC-PR, incident recall and false alarms per day.\n\
---nab: the streaming series detector over a NAB-layout corpus, with NAB's three profile scores.")]
+--nab: the streaming series detector over a NAB-layout corpus, with NAB's three profile scores and, per series, \
+its windows detected, false alarms and share of the raw score at the standard profile's threshold.")]
     Eval(EvalArgs),
 }
 
@@ -309,7 +310,7 @@ fn patterns(a: PatternsArgs) -> CmdResult {
 
 fn eval(a: EvalArgs) -> CmdResult {
     match (&a.nab, &a.history) {
-        (Some(dir), _) => eval_nab(dir, a.seed),
+        (Some(dir), _) => eval_nab(dir, a.seed, a.format),
         (None, Some(db)) => eval_history(db, &a),
         (None, None) => Err(Failure::input("give --history DB or --nab DIR")),
     }
@@ -403,8 +404,8 @@ fn eval_history(db: &std::path::Path, a: &EvalArgs) -> CmdResult {
     print(&out)
 }
 
-fn eval_nab(dir: &std::path::Path, seed: u64) -> CmdResult {
-    use crate::detect::nab::{score_corpus, Series};
+fn eval_nab(dir: &std::path::Path, seed: u64, format: EvalFormat) -> CmdResult {
+    use crate::detect::nab::{per_series, score_corpus, Series, PROFILES};
     let a = NabDir { nab: dir.to_path_buf(), seed };
     let windows_path = a.nab.join("combined_windows.json");
     let windows: std::collections::BTreeMap<String, Vec<Vec<String>>> = serde_json::from_str(
@@ -444,10 +445,25 @@ fn eval_nab(dir: &std::path::Path, seed: u64) -> CmdResult {
         )));
     }
     let scores = score_corpus(&corpus);
+    // Per series at the standard profile's corpus threshold, worst first.
+    let mut rows = per_series(&corpus, scores[0].threshold, &PROFILES[0]);
+    rows.sort_by(|a, b| a.raw.total_cmp(&b.raw).then_with(|| a.name.cmp(&b.name)));
+    let windows = corpus.iter().map(|s| s.windows.len()).sum::<usize>();
+    if format == EvalFormat::Json {
+        let doc = serde_json::json!({
+            "dir": a.nab.display().to_string(),
+            "series": corpus.len(),
+            "windows": windows,
+            "seed": a.seed,
+            "profiles": scores,
+            "per_series": { "profile": PROFILES[0].name, "threshold": scores[0].threshold, "series": rows },
+        });
+        return print(&(serde_json::to_string_pretty(&doc).expect("serializable") + "\n"));
+    }
     let mut out = format!(
         "NAB score of the streaming detector on {} series ({} windows) in {}\n\n{:<20} {:>10} {:>10}\n",
         corpus.len(),
-        corpus.iter().map(|s| s.windows.len()).sum::<usize>(),
+        windows,
         a.nab.display(),
         "profile",
         "score",
@@ -457,6 +473,17 @@ fn eval_nab(dir: &std::path::Path, seed: u64) -> CmdResult {
         out += &format!("{:<20} {:>10.1} {:>10.4}\n", s.profile, s.normalized, s.threshold);
     }
     out += "\n(0 = null detector, 100 = perfect; one threshold per profile over the corpus)\n";
+    let w = rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(6).max(6);
+    out += &format!(
+        "\nPer series at the standard threshold, worst first (raw = its share of the raw score; a missed window costs 1):\n{:<w$} {:>7} {:>8} {:>9} {:>13} {:>7}\n",
+        "series", "rows", "windows", "detected", "false alarms", "raw"
+    );
+    for r in &rows {
+        out += &format!(
+            "{:<w$} {:>7} {:>8} {:>9} {:>13} {:>7.2}\n",
+            r.name, r.rows, r.windows, r.detected, r.false_positives, r.raw
+        );
+    }
     print(&out)
 }
 

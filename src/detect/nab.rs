@@ -206,6 +206,49 @@ pub fn score_corpus(corpus: &[Series]) -> Vec<ProfileScore> {
         .collect()
 }
 
+/// How one series fares at a corpus threshold: what the profile table
+/// hides (which series the detector misses or floods with alarms).
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesResult {
+    pub name: String,
+    pub rows: usize,
+    pub windows: usize,
+    /// Windows with at least one detection inside them.
+    pub detected: usize,
+    /// Detections outside every window, after the probationary period.
+    pub false_positives: usize,
+    /// The series' share of the corpus raw score.
+    pub raw: f64,
+}
+
+/// Each series' result at `threshold` under `p`; their `raw` values add up to
+/// the corpus raw score at that threshold.
+pub fn per_series(corpus: &[Series], threshold: f64, p: &Profile) -> Vec<SeriesResult> {
+    corpus
+        .iter()
+        .map(|s| {
+            let mut hit = vec![false; s.windows.len()];
+            let mut false_positives = 0;
+            for (e, &score) in effects(s, p).iter().zip(&s.scores) {
+                match *e {
+                    _ if score < threshold => {}
+                    Effect::Hit { window, .. } => hit[window] = true,
+                    Effect::False(_) => false_positives += 1,
+                    Effect::Ignored => {}
+                }
+            }
+            SeriesResult {
+                name: s.name.clone(),
+                rows: s.scores.len(),
+                windows: s.windows.len(),
+                detected: hit.iter().filter(|&&h| h).count(),
+                false_positives,
+                raw: raw_score(s, threshold, p),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +290,22 @@ mod tests {
                 assert!(at(c) <= raw + 1e-9, "{}: threshold {c} gives {} > {raw}", p.name, at(c));
             }
         }
+    }
+
+    #[test]
+    fn per_series_results_add_up_to_the_corpus_score() {
+        let mut a = vec![0.0; 1000];
+        a[405] = 0.9; // a hit
+        a[600] = 0.95; // a false positive, above the hit
+        a[10] = 1.0; // probation: ignored
+        let b = vec![0.1; 500]; // its window missed
+        let corpus = vec![series(a, vec![(400, 450)]), series(b, vec![(200, 220)])];
+        let p = PROFILES[0];
+        let (t, raw) = best_threshold(&corpus, &p);
+        let rows = per_series(&corpus, t, &p);
+        assert!((rows.iter().map(|r| r.raw).sum::<f64>() - raw).abs() < 1e-9);
+        assert_eq!((rows[0].detected, rows[0].false_positives, rows[0].windows), (1, 1, 1));
+        assert_eq!((rows[1].detected, rows[1].false_positives, rows[1].rows), (0, 0, 500));
     }
 
     #[test]
