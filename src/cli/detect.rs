@@ -385,6 +385,9 @@ fn eval_history(db: &std::path::Path, a: &EvalArgs) -> CmdResult {
             }
         }
     }
+    if !r.unscorable_incidents.is_empty() {
+        out += &format!("\n{}\n", super::unscorable_note(&r.unscorable_incidents));
+    }
     if let Some(base) = r.detectors.iter().find(|d| d.kind == "baseline") {
         let best = r
             .detectors

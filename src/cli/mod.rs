@@ -92,6 +92,21 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
 }
 
+/// The line that names incidents no alarm could have caught (every window
+/// over them too small to score, or none), which the incident counts leave out.
+pub fn unscorable_note(ids: &[String]) -> String {
+    format!(
+        "Not counted: {} incident{} ({}) — no window with at least min_window_traces application traces \
+         overlaps {}, so no alarm could catch {}; to score quiet periods, lower min_window_traces or widen \
+         --window and re-ingest.",
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" },
+        ids.join(", "),
+        if ids.len() == 1 { "it" } else { "them" },
+        if ids.len() == 1 { "it" } else { "them" },
+    )
+}
+
 /// Writes to stdout; a closed pipe (`pss ... | head`) ends quietly.
 pub fn print(s: &str) -> CmdResult {
     let mut out = io::stdout().lock();

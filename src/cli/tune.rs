@@ -330,6 +330,11 @@ pub fn run(a: TuneArgs) -> CmdResult {
         ("random", &tuned.metrics_random),
     ]);
     text += &format!("\n{verdict_text}\n");
+    let unscorable = crate::tune::tuner::unscorable(&data.windows.iter().collect::<Vec<_>>(), &data.incidents, lead);
+    if !unscorable.is_empty() {
+        let ids: Vec<String> = unscorable.into_iter().map(|i| i.id).collect();
+        text += &format!("{}\n", super::unscorable_note(&ids));
+    }
     if a.promote_if_better {
         match decision.get("active_validation_objective") {
             Some(active) => {
@@ -345,18 +350,22 @@ pub fn run(a: TuneArgs) -> CmdResult {
         }
     }
     if !detectors.is_empty() {
+        // Column widths from the content: paths vary with the service names.
+        let sw = detectors.iter().map(|d| d.service.chars().count()).max().unwrap_or(0).max("service".len());
+        let paths: Vec<String> = detectors.iter().map(|d| d.path.display().to_string()).collect();
+        let pw = paths.iter().map(|p| p.chars().count()).max().unwrap_or(0).max("window detector".len());
         text += &format!(
-            "\n{:<12} {:<44} {:>10} {:>10}  {}\n",
+            "\n{:<sw$}  {:<pw$}  {:>10}  {:>10}  {}\n",
             "service", "window detector", "AUC-PR new", "active", "decision"
         );
-        for d in &detectors {
+        for (d, path) in detectors.iter().zip(&paths) {
             text += &format!(
-                "{:<12} {:<44} {:>10.3} {:>10} {}\n",
+                "{:<sw$}  {:<pw$}  {:>10.3}  {:>10}  {}\n",
                 d.service,
-                d.path.display(),
+                path,
                 d.new_ap,
                 d.active_ap.map_or("-".to_string(), |v| format!("{v:.3}")),
-                if d.promoted { " promoted" } else { " kept the active one" }
+                if d.promoted { "promoted" } else { "kept the active one" }
             );
         }
     }

@@ -68,6 +68,9 @@ pub struct EvalReport {
     pub validation_windows: usize,
     pub services: Vec<String>,
     pub detectors: Vec<DetectorEval>,
+    /// Incidents in the range that no scorable window overlaps (left out of
+    /// every detector's incident counts: no alarm could catch them).
+    pub unscorable_incidents: Vec<String>,
 }
 
 /// Windows too small to score are kept (they count in the range) but never
@@ -258,5 +261,9 @@ pub fn evaluate_detectors(
         validation_windows: val.len(),
         services,
         detectors: out,
+        unscorable_incidents: crate::tune::tuner::unscorable(&windows.iter().collect::<Vec<_>>(), incidents, lead)
+            .into_iter()
+            .map(|i| i.id)
+            .collect(),
     })
 }

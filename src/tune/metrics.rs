@@ -30,8 +30,13 @@ pub struct Metrics {
     pub f1: f64,
     /// Average precision of the score as a ranking of labeled windows.
     pub auc_pr: f64,
+    /// Incidents in the evaluated time range that some scorable window
+    /// overlaps (with the lead): those an alarm could have caught.
     pub incidents: usize,
     pub incidents_caught: usize,
+    /// Incidents in the range that no scorable window overlaps (all theirs
+    /// too small, or none at all): not in `incidents`, counted here instead.
+    pub incidents_unscorable: usize,
     pub incident_recall: f64,
     /// Alarms on windows that overlap no incident nor its lead, per day.
     pub false_alarms_per_day: f64,
@@ -58,6 +63,32 @@ pub fn average_precision(items: &[(f64, bool)]) -> f64 {
         }
     }
     sum / positives as f64
+}
+
+/// Whether window `w` overlaps incident `i` or the `lead` seconds before it
+/// (where an alarm catches it).
+fn overlaps(w: &Judged, i: &Incident, lead: f64) -> bool {
+    w.start + w.seconds > i.start - lead && w.start < i.end
+}
+
+/// First start and last end of some windows.
+fn time_range<'a>(ws: impl IntoIterator<Item = &'a Judged>) -> Option<(f64, f64)> {
+    ws.into_iter().fold(None, |r, w| {
+        let (a, b) = r.unwrap_or((w.start, w.start + w.seconds));
+        Some((a.min(w.start), b.max(w.start + w.seconds)))
+    })
+}
+
+/// The incidents in the time range of `windows` that no scorable window
+/// overlaps (with the lead): no alarm could have caught them, so the
+/// metrics leave them out, and a report should name them.
+pub fn unscorable_incidents<'a>(windows: &[Judged], incidents: &'a [Incident], lead: f64) -> Vec<&'a Incident> {
+    let Some((lo, hi)) = time_range(windows) else { return Vec::new() };
+    incidents
+        .iter()
+        .filter(|i| i.end > lo && i.start < hi)
+        .filter(|i| !windows.iter().any(|w| !w.skip && overlaps(w, i, lead)))
+        .collect()
 }
 
 /// Computes every metric for one service's windows and incidents. `lead`
@@ -90,19 +121,23 @@ pub fn evaluate_parts(parts: &[(&[Judged], &[Incident])], lead: f64) -> Metrics 
             }
             ranked.push((w.score, w.labeled));
         }
-        // Incidents inside this part's evaluated time range.
-        let (plo, phi) = match (used.first(), used.last()) {
-            (Some(a), Some(b)) => (a.start, b.start + b.seconds),
-            _ => continue,
-        };
-        lo = lo.min(plo);
-        hi = hi.max(phi);
-        let inside: Vec<&Incident> = incidents.iter().filter(|i| i.end > plo && i.start < phi).collect();
+        // Incidents inside this part's time range (all its windows, scorable
+        // or not); those no scorable window overlaps are counted apart.
+        let Some((plo, phi)) = time_range(windows) else { continue };
+        if let Some((ulo, uhi)) = time_range(used.iter().copied()) {
+            lo = lo.min(ulo);
+            hi = hi.max(uhi);
+        }
+        let (inside, unscorable): (Vec<&Incident>, Vec<&Incident>) = incidents
+            .iter()
+            .filter(|i| i.end > plo && i.start < phi)
+            .partition(|i| used.iter().any(|w| overlaps(w, i, lead)));
         m.incidents += inside.len();
+        m.incidents_unscorable += unscorable.len();
         for i in &inside {
             let first = used
                 .iter()
-                .filter(|w| w.alarm && w.start + w.seconds > i.start - lead && w.start < i.end)
+                .filter(|w| w.alarm && overlaps(w, i, lead))
                 .map(|w| w.start.max(i.start - lead))
                 .fold(f64::INFINITY, f64::min);
             if first.is_finite() {
@@ -113,7 +148,7 @@ pub fn evaluate_parts(parts: &[(&[Judged], &[Incident])], lead: f64) -> Metrics 
         false_alarms += used
             .iter()
             .filter(|w| w.alarm && !w.labeled)
-            .filter(|w| !incidents.iter().any(|i| w.start + w.seconds > i.start - lead && w.start < i.end))
+            .filter(|w| !incidents.iter().any(|i| overlaps(w, i, lead)))
             .count();
     }
     m.labeled = tp + fneg;
@@ -178,5 +213,32 @@ mod tests {
         assert!((m.false_alarms_per_day - 24.0).abs() < 1e-9);
         let m0 = evaluate(&ws, std::slice::from_ref(&inc), 0.0);
         assert_eq!(m0.median_delay_s, Some(0.0));
+    }
+
+    #[test]
+    fn incidents_only_too_small_windows_cover_are_counted_apart() {
+        let inc = |id: &str, start: f64, end: f64| Incident {
+            id: id.into(),
+            service: "s".into(),
+            start,
+            end,
+            severity: String::new(),
+            title: String::new(),
+        };
+        // 0–1200 s; windows 0–5 too small (a quiet night), the rest scorable.
+        let mut ws: Vec<Judged> = (0..20).map(|k| w(k as f64 * 60.0, false, false, 0.0)).collect();
+        for x in &mut ws[..6] {
+            x.skip = true;
+        }
+        // "night" falls in the too-small windows at the start, "gap" inside
+        // the range on the one too-small window 840–900, "day" on scorable ones.
+        ws[14].skip = true;
+        let incs = [inc("night", 60.0, 200.0), inc("gap", 845.0, 890.0), inc("day", 900.0, 1000.0)];
+        let m = evaluate(&ws, &incs, 0.0);
+        assert_eq!((m.incidents, m.incidents_unscorable, m.incidents_caught), (1, 2, 0));
+        let names: Vec<&str> = unscorable_incidents(&ws, &incs, 0.0).iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(names, ["night", "gap"]);
+        // With a lead reaching back into a scorable window, "gap" can be caught.
+        assert_eq!(evaluate(&ws, &incs, 120.0).incidents_unscorable, 1);
     }
 }

@@ -193,6 +193,33 @@ pub fn evaluate_windows(ws: &[&LabeledWindow], judged: &[Judged], incidents: &[I
     evaluate_parts(&refs, lead)
 }
 
+/// The incidents no scorable window of their service overlaps, with the
+/// lead (all its windows too small, or none): the metrics leave them out,
+/// and the reports name them.
+pub fn unscorable(ws: &[&LabeledWindow], incidents: &[Incident], lead: f64) -> Vec<Incident> {
+    let mut services: Vec<&str> = ws.iter().map(|w| w.window.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    let mut out = Vec::new();
+    for s in services {
+        let judged: Vec<Judged> = ws
+            .iter()
+            .filter(|w| w.window.service == s)
+            .map(|lw| Judged {
+                start: lw.window.start,
+                seconds: lw.window.seconds,
+                alarm: false,
+                labeled: lw.incident.is_some(),
+                skip: lw.window.too_small,
+                score: 0.0,
+            })
+            .collect();
+        let mine: Vec<Incident> = incidents.iter().filter(|i| i.service == s).cloned().collect();
+        out.extend(super::metrics::unscorable_incidents(&judged, &mine, lead).into_iter().cloned());
+    }
+    out
+}
+
 /// Judges windows under a configuration: its alarm rule, and `1 - pss_raw`
 /// as the ranking score.
 pub fn judge(ws: &[&LabeledWindow], c: &Candidate) -> Vec<Judged> {
