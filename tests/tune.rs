@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use pss::config::{AlertParams, Config};
+use pss::store::{SqliteStore, Store};
+use pss::tune::space::Candidate;
+use pss::tune::tuner::{evaluate_windows, judge, time_split};
 use serde_json::Value;
 
 fn run(bin: &str, dir: &Path, args: &[&str]) -> Output {
@@ -170,6 +174,41 @@ fn same_seed_same_config_and_promotion_needs_a_better_score() {
     assert!(ap("isolation-forest") > base, "{eval}");
     assert!(ap("random-forest").is_finite());
     assert_eq!(r["services"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn the_tuned_cut_is_no_worse_than_the_best_pss_threshold_alone() {
+    // The cut stage sweeps every whole-number PSS threshold (sub-score rules
+    // off) before searching all six: whatever it ends with must score on the
+    // training part at least as well as each such threshold that catches as
+    // many incidents as the defaults do — even on a tiny search budget.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    history(d);
+    ok(tune(d, &["--iterations", "12", "--no-detectors"]));
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("models/pss-tuned.card.json")).unwrap()).unwrap();
+    let tuned_train = card["metrics"]["tuned"]["train_objective"].as_f64().unwrap();
+    let cfg = Config::discover(Some(&d.join("models/pss-tuned.toml"))).unwrap();
+    let store = SqliteStore::open(&d.join("h.db")).unwrap();
+    let (mut windows, mut incidents) = (Vec::new(), Vec::new());
+    for s in ["checkout", "payments", "search"] {
+        windows.extend(store.windows(s, None, 300.0, None, None).unwrap());
+        incidents.extend(store.incidents(Some(s)).unwrap());
+    }
+    let train = time_split(&windows, 0.3).unwrap().train;
+    let metrics = |c: &Candidate| evaluate_windows(&train, &judge(&train, c), &incidents, 600.0);
+    let floor = metrics(&Candidate::default()).incident_recall;
+    let mut feasible = 0;
+    for t in 0..=101 {
+        let alert = AlertParams { pss: t as f64, ts: 0.0, ms: 0.0, ev: 0.0, be: 0.0, cc: 0.0 };
+        let m = metrics(&Candidate { score: cfg.score.clone(), alert });
+        if m.incident_recall >= floor {
+            feasible += 1;
+            assert!(tuned_train >= m.f1 - 1e-12, "PSS < {t} alone: train F1 {} > tuned {tuned_train}", m.f1);
+        }
+    }
+    assert!(feasible > 0);
 }
 
 #[test]

@@ -111,7 +111,11 @@ pub fn convergence_svg(t: &Tuned, objective: &str, path: &Path) -> DrawResult {
     let mut chart = ChartBuilder::on(&root)
         .margin(12)
         .caption(
-            format!("Best training {objective} so far (BO: evaluations 1–{offset} tune the ranking)"),
+            format!(
+                "Best training {objective} so far (BO: 1–{offset} rank, {}–{} sweep the PSS cut, then thresholds)",
+                offset + 1,
+                offset + super::tuner::PSS_CUTS
+            ),
             ("sans-serif", 14),
         )
         .x_label_area_size(34)
@@ -125,7 +129,7 @@ pub fn convergence_svg(t: &Tuned, objective: &str, path: &Path) -> DrawResult {
             t.convergence_bo.iter().enumerate().map(|(i, &v)| (offset + i + 1, v)),
             blue.stroke_width(2),
         ))?
-        .label("Bayesian optimization (thresholds)")
+        .label("PSS sweep, then Bayesian optimization (thresholds)")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], blue.stroke_width(2)));
     chart
         .draw_series(LineSeries::new(

@@ -220,6 +220,10 @@ pub fn unscorable(ws: &[&LabeledWindow], incidents: &[Incident], lead: f64) -> V
     out
 }
 
+/// How many PSS-only cuts the tuner tries (`alert_threshold_pss` = 0..=101:
+/// the PSS is a whole number, so these are all the distinct ones).
+pub const PSS_CUTS: usize = 102;
+
 /// Judges windows under a configuration: its alarm rule, and `1 - pss_raw`
 /// as the ranking score.
 pub fn judge(ws: &[&LabeledWindow], c: &Candidate) -> Vec<Judged> {
@@ -316,16 +320,37 @@ impl CheckedTuneParams {
         });
         let best_rank = stage1.iter().fold(&stage1[0], |a, b| if b.value > a.value { b } else { a }).x.clone();
         let ranked = embed(&full, &rank_dims, &best_rank);
+        // The cut, first exactly on the PSS alone: with the sub-score rules
+        // off, a window alarms when its (whole-number) PSS is below t, so
+        // every t the bounds allow among 0..=101 is tried — the best of them
+        // is then a starting point for the search over all six thresholds,
+        // which keeps a sub-score rule only where it adds to the objective.
+        let pss_only = |t: f64| {
+            let mut c = p.space.decode(&ranked);
+            c.alert = AlertParams { pss: t, ts: 0.0, ms: 0.0, ev: 0.0, be: 0.0, cc: 0.0 };
+            p.space.encode(&c)
+        };
+        // From every window alarming down to none, so the running best
+        // starts at a cut that catches every incident.
+        let sweep: Vec<Trial> = (0..PSS_CUTS)
+            .rev()
+            .map(|t| embed(&ranked, &cut_dims, &pick(&pss_only(t as f64), &cut_dims)))
+            .map(|x| Trial { value: constrained(&train, &p.space.decode(&x)), x })
+            .collect();
+        let swept = sweep.iter().fold(&sweep[0], |a, b| if b.value > a.value { b } else { a }).x.clone();
         let mut cut = |sub: &[f64]| constrained(&train, &p.space.decode(&embed(&ranked, &cut_dims, sub)));
-        let stage2 =
-            maximize(cut_dims.len(), budget2, &[pick(&ranked, &cut_dims)], p.seed ^ 1, &mut cut, &mut |_, v| {
-                on_trial(seen, v);
-                seen += 1;
-            });
-        let bo: Vec<Trial> =
-            stage2.iter().map(|t| Trial { x: embed(&ranked, &cut_dims, &t.x), value: t.value }).collect();
+        let starts = [pick(&ranked, &cut_dims), pick(&swept, &cut_dims)];
+        let stage2 = maximize(cut_dims.len(), budget2, &starts, p.seed ^ 1, &mut cut, &mut |_, v| {
+            on_trial(seen, v);
+            seen += 1;
+        });
+        let bo: Vec<Trial> = sweep
+            .into_iter()
+            .chain(stage2.iter().map(|t| Trial { x: embed(&ranked, &cut_dims, &t.x), value: t.value }))
+            .collect();
+        // Random search gets as many evaluations as both stages and the sweep.
         let mut f = |u: &[f64]| constrained(&train, &p.space.decode(u));
-        let rs = random_search(dim, budget1 + budget2, std::slice::from_ref(&full), p.seed, &mut f);
+        let rs = random_search(dim, budget1 + budget2 + PSS_CUTS, std::slice::from_ref(&full), p.seed, &mut f);
         let best = |t: &[Trial]| t.iter().fold(&t[0], |a, b| if b.value > a.value { b } else { a }).x.clone();
         let running = |t: &[Trial]| {
             let mut m = f64::NEG_INFINITY;
