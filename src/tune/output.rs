@@ -89,7 +89,7 @@ pub fn model_card(
             "default": split_json(&t.metrics_default),
             "random_search": split_json(&t.metrics_random),
         },
-        "convergence": { "ranking_auc_pr": t.convergence_ranking, "bayesian": t.convergence_bo, "random_search": t.convergence_random },
+        "convergence": { "bayesian": t.convergence_bo, "bayesian_stage1": t.convergence_stage1, "random_search": t.convergence_random },
         "verdict": verdict,
     })
 }
@@ -100,11 +100,9 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 pub fn convergence_svg(t: &Tuned, objective: &str, path: &Path) -> DrawResult {
     let root = SVGBackend::new(path, (640, 360)).into_drawing_area();
     root.fill(&WHITE)?;
-    // Bayesian optimization spends its first evaluations on the ranking
-    // (AUC-PR, not this objective): its line starts after them.
-    let offset = t.convergence_ranking.len();
-    let n = (offset + t.convergence_bo.len()).max(t.convergence_random.len()).max(2);
-    let all = t.convergence_bo.iter().chain(&t.convergence_random);
+    let n = t.convergence_bo.len().max(t.convergence_random.len()).max(2);
+    // Both start at the defaults with their best cut: no penalty values.
+    let all = t.convergence_bo.iter().chain(&t.convergence_random).filter(|v| v.is_finite());
     let lo = all.clone().copied().fold(f64::INFINITY, f64::min);
     let hi = all.copied().fold(f64::NEG_INFINITY, f64::max);
     let pad = ((hi - lo) * 0.1).max(1e-3);
@@ -112,9 +110,8 @@ pub fn convergence_svg(t: &Tuned, objective: &str, path: &Path) -> DrawResult {
         .margin(12)
         .caption(
             format!(
-                "Best training {objective} so far (BO: 1–{offset} rank, {}–{} sweep the PSS cut, then thresholds)",
-                offset + 1,
-                offset + super::tuner::PSS_CUTS
+                "Best training {objective} so far (BO: 1–{} the score's parameters, then the thresholds)",
+                t.convergence_stage1
             ),
             ("sans-serif", 14),
         )
@@ -126,10 +123,10 @@ pub fn convergence_svg(t: &Tuned, objective: &str, path: &Path) -> DrawResult {
     let grey = RGBColor(150, 150, 150);
     chart
         .draw_series(LineSeries::new(
-            t.convergence_bo.iter().enumerate().map(|(i, &v)| (offset + i + 1, v)),
+            t.convergence_bo.iter().enumerate().map(|(i, &v)| (i + 1, v)),
             blue.stroke_width(2),
         ))?
-        .label("PSS sweep, then Bayesian optimization (thresholds)")
+        .label("Bayesian optimization")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], blue.stroke_width(2)));
     chart
         .draw_series(LineSeries::new(
