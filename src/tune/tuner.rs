@@ -204,22 +204,23 @@ pub fn unscorable(ws: &[&LabeledWindow], incidents: &[Incident], lead: f64) -> V
     services.dedup();
     let mut out = Vec::new();
     for s in services {
-        let judged: Vec<Judged> = ws
-            .iter()
-            .filter(|w| w.window.service == s)
-            .map(|lw| Judged {
-                start: lw.window.start,
-                seconds: lw.window.seconds,
-                alarm: false,
-                labeled: lw.incident.is_some(),
-                skip: lw.window.too_small,
-                score: 0.0,
-            })
-            .collect();
+        let judged: Vec<Judged> = ws.iter().filter(|w| w.window.service == s).map(|lw| unjudged(lw, 0.0)).collect();
         let mine: Vec<Incident> = incidents.iter().filter(|i| i.service == s).cloned().collect();
         out.extend(super::metrics::unscorable_incidents(&judged, &mine, lead).into_iter().cloned());
     }
     out
+}
+
+/// A window as the metrics see it, with `score` and no alarm yet.
+fn unjudged(lw: &LabeledWindow, score: f64) -> Judged {
+    Judged {
+        start: lw.window.start,
+        seconds: lw.window.seconds,
+        alarm: false,
+        labeled: lw.incident.is_some(),
+        skip: lw.window.too_small,
+        score,
+    }
 }
 
 /// How many PSS-only cuts the tuner tries (`alert_threshold_pss` = 0..=101:
@@ -232,14 +233,7 @@ pub fn judge(ws: &[&LabeledWindow], c: &Candidate) -> Vec<Judged> {
     ws.iter()
         .map(|lw| {
             let r = rescore(&lw.window, &c.score);
-            Judged {
-                start: lw.window.start,
-                seconds: lw.window.seconds,
-                alarm: alarms(&lw.window, &r, &c.alert),
-                labeled: lw.incident.is_some(),
-                skip: lw.window.too_small,
-                score: 1.0 - r.pss_raw,
-            }
+            Judged { alarm: alarms(&lw.window, &r, &c.alert), ..unjudged(lw, 1.0 - r.pss_raw) }
         })
         .collect()
 }
@@ -299,8 +293,8 @@ impl CheckedTuneParams {
         // decide how windows rank by PSS; the alarm thresholds decide where
         // that ranking is cut. Stage 1 searches the score's parameters, each
         // judged by the best objective any cut on the PSS alone reaches (the
-        // PSS is a whole number, so every such cut is tried: one re-scoring,
-        // then 102 cheap judgements). Stage 2 starts from the best of them
+        // PSS is a whole number, so every distinct cut is tried: one
+        // re-scoring, then a cheap judgement per cut). Stage 2 starts from the best of them
         // and searches all six thresholds, keeping a sub-score rule only
         // where it adds to the objective.
         let (rank_dims, cut_dims): (Vec<usize>, Vec<usize>) =
@@ -333,18 +327,7 @@ impl CheckedTuneParams {
         let best_cut = |u: &[f64]| -> (Vec<f64>, f64, f64) {
             let c = p.space.decode(u);
             let rescored: Vec<Rescored> = train.iter().map(|lw| rescore(&lw.window, &c.score)).collect();
-            let mut j: Vec<Judged> = train
-                .iter()
-                .zip(&rescored)
-                .map(|(lw, r)| Judged {
-                    start: lw.window.start,
-                    seconds: lw.window.seconds,
-                    alarm: false,
-                    labeled: lw.incident.is_some(),
-                    skip: lw.window.too_small,
-                    score: 1.0 - r.pss_raw,
-                })
-                .collect();
+            let mut j: Vec<Judged> = train.iter().zip(&rescored).map(|(lw, r)| unjudged(lw, 1.0 - r.pss_raw)).collect();
             let mut present = [false; PSS_CUTS];
             present[0] = true;
             for (r, lw) in rescored.iter().zip(&train) {
@@ -403,7 +386,7 @@ impl CheckedTuneParams {
                 tuned_point = (embed(&swept, &cut_dims, &t.x), t.value);
             }
         }
-        // Random search: as many re-scorings, jointly over every dimension,
+        // Random search: as many evaluations, jointly over every dimension,
         // each also judged with its best PSS-only cut (the same help stage 1
         // gets), so the comparison is of the search, not of the sweep.
         let mut f = |u: &[f64]| best_cut(u).1;
