@@ -75,7 +75,7 @@ pub struct TuneArgs {
     pub fa_weight: f64,
     /// Evaluations (initial design included): half for the score's
     /// parameters (each tried with every PSS-only cut), half for the
-    /// thresholds. 200 take ~4 s on 2,600 windows and ~1 min on 60,000;
+    /// thresholds. 200 take ~2 s on 2,600 windows and ~15 s on 60,000;
     /// with 50 the search often ends behind random search.
     #[arg(long, default_value_t = 200)]
     pub iterations: usize,

@@ -104,6 +104,13 @@ pub fn evaluate(windows: &[Judged], incidents: &[Incident], lead: f64) -> Metric
 /// incidents add up; AUC-PR ranks all windows together; false alarms per day
 /// are over the whole time range (alarms a person would see in a day).
 pub fn evaluate_parts(parts: &[(&[Judged], &[Incident])], lead: f64) -> Metrics {
+    evaluate_parts_ranked(parts, lead, None)
+}
+
+/// [`evaluate_parts`] with the AUC-PR given rather than computed: it depends
+/// on the windows' scores, not on which alarm, so a search trying many
+/// alarm rules on one scoring sorts the windows once.
+pub fn evaluate_parts_ranked(parts: &[(&[Judged], &[Incident])], lead: f64, auc_pr: Option<f64>) -> Metrics {
     let mut m = Metrics::default();
     let (mut tp, mut fp, mut fneg, mut false_alarms) = (0usize, 0usize, 0usize, 0usize);
     let mut ranked = Vec::new();
@@ -119,7 +126,9 @@ pub fn evaluate_parts(parts: &[(&[Judged], &[Incident])], lead: f64) -> Metrics 
                 (false, true) => fneg += 1,
                 _ => {}
             }
-            ranked.push((w.score, w.labeled));
+            if auc_pr.is_none() {
+                ranked.push((w.score, w.labeled));
+            }
         }
         // Incidents inside this part's time range (all its windows, scorable
         // or not); those no scorable window overlaps are counted apart.
@@ -156,7 +165,7 @@ pub fn evaluate_parts(parts: &[(&[Judged], &[Incident])], lead: f64) -> Metrics 
     m.precision = if tp + fp > 0 { tp as f64 / (tp + fp) as f64 } else { 0.0 };
     m.recall = if tp + fneg > 0 { tp as f64 / (tp + fneg) as f64 } else { 0.0 };
     m.f1 = if m.precision + m.recall > 0.0 { 2.0 * m.precision * m.recall / (m.precision + m.recall) } else { 0.0 };
-    m.auc_pr = average_precision(&ranked);
+    m.auc_pr = auc_pr.unwrap_or_else(|| average_precision(&ranked));
     m.incident_recall = if m.incidents > 0 { m.incidents_caught as f64 / m.incidents as f64 } else { 0.0 };
     delays.sort_by(f64::total_cmp);
     m.median_delay_s = match delays.len() {

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::bayes::{maximize, random_search};
-use super::metrics::{evaluate_parts, Judged, Metrics};
+use super::metrics::{evaluate_parts_ranked, Judged, Metrics};
 use super::rescore::{alarms, rescore, Rescored};
 use super::space::{Candidate, Space};
 use crate::config::{AlertParams, ScoreParams};
@@ -179,20 +179,47 @@ pub fn time_split(windows: &[LabeledWindow], validation: f64) -> Option<Split<'_
 }
 
 /// Metrics of judged windows (`judged[k]` is `ws[k]`'s), service by service
-/// (see [`evaluate_parts`]).
+/// (see [`evaluate_parts`](super::metrics::evaluate_parts)).
 pub fn evaluate_windows(ws: &[&LabeledWindow], judged: &[Judged], incidents: &[Incident], lead: f64) -> Metrics {
-    let mut services: Vec<&str> = ws.iter().map(|w| w.window.service.as_str()).collect();
-    services.sort_unstable();
-    services.dedup();
-    let parts: Vec<(Vec<Judged>, Vec<Incident>)> = services
-        .iter()
-        .map(|s| {
-            let j = ws.iter().zip(judged).filter(|(w, _)| w.window.service == *s).map(|(_, j)| *j).collect();
-            (j, incidents.iter().filter(|i| i.service == *s).cloned().collect())
-        })
-        .collect();
-    let refs: Vec<(&[Judged], &[Incident])> = parts.iter().map(|(j, i)| (j.as_slice(), i.as_slice())).collect();
-    evaluate_parts(&refs, lead)
+    ByService::new(ws, incidents).evaluate(judged, lead, None)
+}
+
+/// A set of windows grouped by service, each group with its service's
+/// incidents: built once for windows that are judged many times.
+struct ByService {
+    /// Per service (in name order): indices into the windows, incidents.
+    groups: Vec<(Vec<usize>, Vec<Incident>)>,
+}
+
+impl ByService {
+    fn new(ws: &[&LabeledWindow], incidents: &[Incident]) -> Self {
+        // Windows come grouped by service: compare with the last name first.
+        let mut services: Vec<&str> = Vec::new();
+        for w in ws {
+            let s = w.window.service.as_str();
+            if services.last() != Some(&s) && !services.contains(&s) {
+                services.push(s);
+            }
+        }
+        services.sort_unstable();
+        let groups = services
+            .iter()
+            .map(|s| {
+                let idx = (0..ws.len()).filter(|&k| ws[k].window.service == *s).collect();
+                (idx, incidents.iter().filter(|i| i.service == *s).cloned().collect())
+            })
+            .collect();
+        ByService { groups }
+    }
+
+    /// Metrics of `judged` (indexed like the windows); `auc_pr` when known.
+    fn evaluate(&self, judged: &[Judged], lead: f64, auc_pr: Option<f64>) -> Metrics {
+        let parts: Vec<Vec<Judged>> =
+            self.groups.iter().map(|(idx, _)| idx.iter().map(|&k| judged[k]).collect()).collect();
+        let refs: Vec<(&[Judged], &[Incident])> =
+            parts.iter().zip(&self.groups).map(|(j, (_, i))| (j.as_slice(), i.as_slice())).collect();
+        evaluate_parts_ranked(&refs, lead, auc_pr)
+    }
 }
 
 /// The incidents no scorable window of their service overlaps, with the
@@ -324,6 +351,7 @@ impl CheckedTuneParams {
         // objective, the training AUC-PR of `u`'s ranking). Only cuts just
         // above a PSS some window has are tried: the others alarm on the
         // same windows as one of those.
+        let train_groups = ByService::new(&train, &data.incidents);
         let best_cut = |u: &[f64]| -> (Vec<f64>, f64, f64) {
             let c = p.space.decode(u);
             let rescored: Vec<Rescored> = train.iter().map(|lw| rescore(&lw.window, &c.score)).collect();
@@ -336,6 +364,7 @@ impl CheckedTuneParams {
                 }
             }
             let mut best = (u.to_vec(), f64::NEG_INFINITY, 0.0);
+            let mut auc = None; // the same for every cut: computed on the first
             let tried = cuts.iter().rev().enumerate().filter(|&(t, _)| present[t]).map(|(_, c)| c).rev();
             for sub in std::iter::once(pick(u, &cut_dims)).chain(tried.cloned()) {
                 let point = embed(u, &cut_dims, &sub);
@@ -343,7 +372,8 @@ impl CheckedTuneParams {
                 for ((x, lw), r) in j.iter_mut().zip(&train).zip(&rescored) {
                     x.alarm = alarms(&lw.window, r, &alert);
                 }
-                let m = evaluate_windows(&train, &j, &data.incidents, lead);
+                let m = train_groups.evaluate(&j, lead, auc);
+                auc = Some(m.auc_pr);
                 let v = obj.value(&m) - 5.0 * (floor - m.incident_recall).max(0.0);
                 if v > best.1 {
                     best = (point, v, m.auc_pr);
