@@ -110,7 +110,7 @@ pub fn convergence_svg(t: &Tuned, objective: &str, path: &Path) -> DrawResult {
         .margin(12)
         .caption(
             format!(
-                "Best training {objective} so far (BO: 1–{} the score's parameters, then the thresholds)",
+                "Training {objective} of the best point so far (BO: 1–{} the score's parameters, then thresholds)",
                 t.convergence_stage1
             ),
             ("sans-serif", 14),

@@ -134,9 +134,10 @@ pub struct Tuned {
     pub metrics_tuned: SplitMetrics,
     pub metrics_default: SplitMetrics,
     pub metrics_random: SplitMetrics,
-    /// Best train objective after each evaluation of Bayesian optimization:
-    /// stage 1 (the score's parameters, each with its best PSS-only cut),
-    /// then stage 2 (the thresholds).
+    /// Train objective of the point Bayesian optimization would keep after
+    /// each evaluation: stage 1 (the score's parameters, each with its best
+    /// PSS-only cut, kept by objective + AUC-PR), then stage 2 (the
+    /// thresholds, kept by objective).
     pub convergence_bo: Vec<f64>,
     /// How many of those evaluations were stage 1.
     pub convergence_stage1: usize,
@@ -393,7 +394,7 @@ impl CheckedTuneParams {
         let mut stage1_objective = Vec::with_capacity(budget1);
         let mut rank = |sub: &[f64]| {
             let (_, v, auc) = best_cut(&embed(&full, &rank_dims, sub));
-            stage1_objective.push(v);
+            stage1_objective.push((v, v + auc));
             v + auc
         };
         let stage1 = maximize(rank_dims.len(), budget1, &[pick(&full, &rank_dims)], p.seed, &mut rank, &mut |_, v| {
@@ -432,6 +433,18 @@ impl CheckedTuneParams {
                 })
                 .collect::<Vec<_>>()
         };
+        // Stage 1's curve: the objective of the point it would keep so far
+        // (the best by its own criterion), which is where stage 2 starts.
+        let mut kept = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let stage1_kept: Vec<f64> = stage1_objective
+            .iter()
+            .map(|&(v, criterion)| {
+                if criterion > kept.1 {
+                    kept = (v, criterion);
+                }
+                kept.0
+            })
+            .collect();
         let tuned = p.space.decode(&tuned_point.0);
         let random_best = p.space.decode(&random_point);
         Ok(Tuned {
@@ -440,7 +453,15 @@ impl CheckedTuneParams {
             metrics_random: split(&random_best),
             pr_default: pr_curve(&judge(&val, &default)),
             pr_tuned: pr_curve(&judge(&val, &tuned)),
-            convergence_bo: running(&mut stage1_objective.iter().copied().chain(stage2.iter().map(|t| t.value))),
+            convergence_bo: stage1_kept
+                .iter()
+                .copied()
+                .chain(
+                    running(&mut std::iter::once(swept_value).chain(stage2.iter().map(|t| t.value)))
+                        .into_iter()
+                        .skip(1),
+                )
+                .collect(),
             convergence_stage1: stage1.len(),
             convergence_random: running(&mut rs.iter().map(|t| t.value)),
             tuned,
