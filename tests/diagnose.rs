@@ -145,6 +145,12 @@ fn incident_report_with_and_without_an_llm() {
     assert!(j["during"]["latency"]["p99"].as_f64().unwrap() > 5.0 * j["before"]["latency"]["p99"].as_f64().unwrap());
     assert!(j["onset"]["lead_seconds"].as_f64().unwrap() >= 0.0, "{}", j["onset"]);
     assert!(j["timeline"].as_array().unwrap().iter().any(|p| p["in_subject"] == true && p["flagged"] == true));
+    // An incident in the quiet night: its windows are too small to alarm,
+    // and the report says so (checkout-3's, in the day, does not).
+    let night = ok(&pss(d, &["diagnose", "--history", "h.db", "--incident", "checkout-5", "--window", "5m"]));
+    assert!(night.contains("fewer application traces than min\\_window\\_traces: no PSS alarm"), "{night}");
+    assert!(night.contains("| incident, too few traces to alarm |"), "{night}");
+    assert!(!md.contains("no PSS alarm could fire"), "{md}");
 
     // OpenAI-compatible: the request is checked, the narrative lands under its heading.
     let url = format!("{base}/ok/v1");

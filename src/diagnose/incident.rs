@@ -97,6 +97,9 @@ pub struct TimelinePoint {
     pub sub_scores: [f64; 5],
     pub traces: u64,
     pub in_subject: bool,
+    /// Fewer than `min_window_traces` traces when ingested: scored here for
+    /// the record, but such a window never alarms.
+    pub too_small: bool,
     /// The window detector's score and flag, when it scored this window.
     pub detector_score: Option<f64>,
     pub flagged: bool,
@@ -324,6 +327,7 @@ pub fn diagnose(
                 sub_scores: [x.ts, x.ms, x.ev, x.be, x.cc],
                 traces: x.traces,
                 in_subject: x.start < e && x.start + w > s,
+                too_small: x.too_small,
                 detector_score: det.map(|d| d.1),
                 flagged: det.is_some_and(|d| d.2),
             }
@@ -403,6 +407,14 @@ pub fn diagnose(
                 pat.windows.len()
             ));
         }
+    }
+    let inside: Vec<&TimelinePoint> = timeline.iter().filter(|p| p.in_subject).collect();
+    if !inside.is_empty() && inside.iter().all(|p| p.too_small) {
+        findings.push(format!(
+            "Every window of the {} had fewer application traces than min_window_traces: no PSS alarm could \
+             fire; the evidence below is from its traces.",
+            subject.kind
+        ));
     }
     if let Some(b) = &before {
         // The module that fell furthest from its own baseline.

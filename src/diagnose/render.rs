@@ -114,7 +114,11 @@ pub fn markdown(d: &Diagnosis) -> String {
             p.pss,
             p.traces,
             p.detector_score.map_or("-".into(), |v| format!("{v:.3}")),
-            if p.in_subject { "incident" } else { "" },
+            [p.in_subject.then_some("incident"), p.too_small.then_some("too few traces to alarm")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", "),
             if p.flagged { " ⚑" } else { "" }
         );
     }
@@ -317,7 +321,13 @@ pub fn html(d: &Diagnosis) -> String {
     }
     let _ = write!(o, "</ul></div>");
     if let Some(svg) = timeline_svg(d) {
-        let _ = write!(o, "<div class=\"card timeline\"><h2>Timeline</h2>{svg}<p class=\"muted\">Shaded: the {}. Red dots: windows the detector flagged ({}).</p></div>", s.kind, h(d.detector.as_deref().unwrap_or("no detector")));
+        let small = d.timeline.iter().filter(|p| p.too_small).count();
+        let small = if small > 0 {
+            format!(" {small} of the {} windows had too few traces to alarm.", d.timeline.len())
+        } else {
+            String::new()
+        };
+        let _ = write!(o, "<div class=\"card timeline\"><h2>Timeline</h2>{svg}<p class=\"muted\">Shaded: the {}. Red dots: windows the detector flagged ({}).{small}</p></div>", s.kind, h(d.detector.as_deref().unwrap_or("no detector")));
     }
     let _ = write!(o, "<div class=\"card\"><h2>During vs baseline</h2><table><tr><th>metric</th><th>during</th><th>baseline</th></tr>");
     for (n, a, b) in compare_rows(d) {
