@@ -227,13 +227,9 @@ impl ByService {
 /// lead (all its windows too small, or none): the metrics leave them out,
 /// and the reports name them.
 pub fn unscorable(ws: &[&LabeledWindow], incidents: &[Incident], lead: f64) -> Vec<Incident> {
-    let mut services: Vec<&str> = ws.iter().map(|w| w.window.service.as_str()).collect();
-    services.sort_unstable();
-    services.dedup();
     let mut out = Vec::new();
-    for s in services {
-        let judged: Vec<Judged> = ws.iter().filter(|w| w.window.service == s).map(|lw| unjudged(lw, 0.0)).collect();
-        let mine: Vec<Incident> = incidents.iter().filter(|i| i.service == s).cloned().collect();
+    for (idx, mine) in ByService::new(ws, incidents).groups {
+        let judged: Vec<Judged> = idx.iter().map(|&k| unjudged(ws[k], 0.0)).collect();
         out.extend(super::metrics::unscorable_incidents(&judged, &mine, lead).into_iter().cloned());
     }
     out
