@@ -254,6 +254,10 @@ pub struct Config {
     pub unknown_module: String,
     /// Window length in seconds (pss's `window`, default 60 s).
     pub window_seconds: f64,
+    /// The configuration set the window length (`window` or `window_seconds`);
+    /// when it did not, commands that read windows use the length the history
+    /// holds, if it holds one.
+    pub window_configured: bool,
     /// Windows with fewer traces are too small to score (pss's `min_window_traces`).
     pub min_window_traces: u64,
     /// Automatic prune: `pss ingest` deletes traces and windows older than
@@ -281,6 +285,7 @@ impl Default for Config {
             alert: AlertParams::default(),
             unknown_module: "unknown".into(),
             window_seconds: 60.0,
+            window_configured: false,
             min_window_traces: 10,
             retention_seconds: None,
             tune_bounds: Vec::new(),
@@ -532,6 +537,7 @@ impl Config {
                 self.window_seconds = parse_duration(text)
                     .filter(|w| *w > 0.0)
                     .ok_or_else(|| bad(format!("expected a duration like '60s', '5m', '1.5h', found '{text}'")))?;
+                self.window_configured = true;
             }
             "retention" => {
                 let text = v.as_str().unwrap_or_default();
@@ -549,6 +555,7 @@ impl Config {
                     return Err(bad(format!("must be positive, found {n}")));
                 }
                 self.window_seconds = n;
+                self.window_configured = true;
             }
             "min_window_traces" => {
                 if n < 0.0 {

@@ -1,14 +1,30 @@
 //! pss: the Program Stability Score of a program's run-time traces,
 //! compatible with pypss 1.3.1, with history, tuning and anomaly detection.
 //!
-//! Data flows one way: [`trace`] reads files into columns, [`score`] turns
-//! columns into the PSS and its sub-scores, [`report`] renders results.
-//! [`cli`] is the only module that prints or decides exit codes.
+//! Dependencies run one way (a test below checks there is no cycle between
+//! top-level modules), leaves first:
+//!
+//! - [`pystats`] (CPython-exact statistics), [`timefmt`], [`config`],
+//!   [`domain`] (incidents, windows, features, history rows): leaves.
+//! - [`trace`] reads files into columns; [`score`] turns columns — or a
+//!   window's stored features — into the PSS and its sub-scores;
+//!   [`window`] computes a window's features and scores.
+//! - [`store`] keeps traces, windows, incidents, runs and models behind the
+//!   `Store` trait; [`eval`] splits, judges and measures alarms against
+//!   incidents.
+//! - [`detect`] and [`tune`] learn from windows; [`simulate`] writes
+//!   labeled histories; [`report`] and [`diagnose`] render results;
+//!   [`serve`] collects traces over the network.
+//! - [`cli`] parses arguments, calls one of the above, renders its result
+//!   and is the only module that prints or decides exit codes.
 
 pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod diagnose;
+pub mod domain;
+pub mod eval;
+pub mod pystats;
 pub mod report;
 pub mod score;
 pub mod serve;
@@ -18,3 +34,6 @@ pub mod timefmt;
 pub mod trace;
 pub mod tune;
 pub mod window;
+
+#[cfg(test)]
+mod module_graph;

@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::store::Incident;
+use crate::domain::Incident;
 
 /// Simulation parameters.
 #[derive(Debug, Clone)]

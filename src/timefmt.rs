@@ -45,6 +45,12 @@ pub fn format_duration(secs: f64) -> String {
     format!("{secs}s")
 }
 
+/// Seconds since the epoch: the process clock, read here and passed down
+/// (the store and the library's computations take times, not a clock).
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

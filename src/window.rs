@@ -3,153 +3,15 @@
 //! module of it; it holds the five sub-scores and PSS under a configuration
 //! and the raw features the tuner and detectors read.
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::ScoreParams;
-use crate::score::{self, pystats, Selection};
+pub use crate::domain::{Features, Window};
+use crate::pystats;
+use crate::score::{self, Selection};
 use crate::trace::TraceColumns;
 
 /// Start of the window holding `t`, for windows of `w` seconds.
 pub fn window_start(t: f64, w: f64) -> f64 {
     (t / w).floor() * w
-}
-
-/// Raw per-window features (names are the column names in the store and in
-/// exports).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Features {
-    pub lat_mean: f64,
-    pub lat_p50: f64,
-    pub lat_p95: f64,
-    pub lat_p99: f64,
-    pub lat_cv: f64,
-    pub tail_ratio: f64,
-    pub mem_median: f64,
-    pub mem_peak: f64,
-    /// Least-squares slope of memory against time, bytes per second.
-    pub mem_slope: f64,
-    pub error_rate: f64,
-    /// Variance-to-mean ratio of the 0/1 error series.
-    pub error_vmr: f64,
-    pub error_longest_run: f64,
-    pub wait_mean: f64,
-    pub wait_cv: f64,
-    /// Distinct branch tags.
-    pub tag_count: f64,
-    /// Shannon entropy of branch tags, bits.
-    pub tag_entropy: f64,
-    /// Mean event-loop lag of system traces (0 when none).
-    pub lag_mean: f64,
-    /// Sample standard deviation of memory (pypss's `statistics.stdev`).
-    pub mem_std: f64,
-    /// Regular (non-system) traces with every value converted.
-    pub rows: f64,
-    /// Branching Entropy sub-score before rounding (it has no parameters).
-    pub be_raw: f64,
-    /// System traces with a lag reading.
-    pub lag_count: f64,
-}
-
-impl Features {
-    /// Feature names, in the order of [`Features::values`].
-    pub const NAMES: [&'static str; 21] = [
-        "lat_mean",
-        "lat_p50",
-        "lat_p95",
-        "lat_p99",
-        "lat_cv",
-        "tail_ratio",
-        "mem_median",
-        "mem_peak",
-        "mem_slope",
-        "error_rate",
-        "error_vmr",
-        "error_longest_run",
-        "wait_mean",
-        "wait_cv",
-        "tag_count",
-        "tag_entropy",
-        "lag_mean",
-        "mem_std",
-        "rows",
-        "be_raw",
-        "lag_count",
-    ];
-
-    /// Values in the order of [`Features::NAMES`].
-    pub fn values(&self) -> [f64; 21] {
-        [
-            self.lat_mean,
-            self.lat_p50,
-            self.lat_p95,
-            self.lat_p99,
-            self.lat_cv,
-            self.tail_ratio,
-            self.mem_median,
-            self.mem_peak,
-            self.mem_slope,
-            self.error_rate,
-            self.error_vmr,
-            self.error_longest_run,
-            self.wait_mean,
-            self.wait_cv,
-            self.tag_count,
-            self.tag_entropy,
-            self.lag_mean,
-            self.mem_std,
-            self.rows,
-            self.be_raw,
-            self.lag_count,
-        ]
-    }
-
-    /// Builds from values in the order of [`Features::NAMES`].
-    pub fn from_values(v: &[f64; 21]) -> Features {
-        Features {
-            lat_mean: v[0],
-            lat_p50: v[1],
-            lat_p95: v[2],
-            lat_p99: v[3],
-            lat_cv: v[4],
-            tail_ratio: v[5],
-            mem_median: v[6],
-            mem_peak: v[7],
-            mem_slope: v[8],
-            error_rate: v[9],
-            error_vmr: v[10],
-            error_longest_run: v[11],
-            wait_mean: v[12],
-            wait_cv: v[13],
-            tag_count: v[14],
-            tag_entropy: v[15],
-            lag_mean: v[16],
-            mem_std: v[17],
-            rows: v[18],
-            be_raw: v[19],
-            lag_count: v[20],
-        }
-    }
-}
-
-/// One scored window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Window {
-    pub service: String,
-    /// `""` for the whole service.
-    pub module: String,
-    pub start: f64,
-    pub seconds: f64,
-    pub traces: u64,
-    pub errors: u64,
-    /// Fewer than `min_window_traces` traces: kept, never alarms.
-    pub too_small: bool,
-    pub pss: f64,
-    pub ts: f64,
-    pub ms: f64,
-    pub ev: f64,
-    pub be: f64,
-    pub cc: f64,
-    pub features: Features,
 }
 
 /// Computes the features of a set of columns (complete rows only).
@@ -284,5 +146,66 @@ mod tests {
     #[test]
     fn slope_of_a_line() {
         assert!((slope(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0]) - 2.0).abs() < 1e-12);
+    }
+
+    /// Every configuration key that changes a score from traces changes
+    /// re-scoring from stored features the same way: both go through
+    /// `score::formula`. (`score_latency_tail_percentile` is the exception
+    /// re-scoring states: windows store the p95 tail only.)
+    #[test]
+    fn every_score_key_changes_rescoring_as_it_changes_scoring() {
+        let traces: Vec<String> = (0..400)
+            .map(|i| {
+                format!(
+                    r#"{{"duration":{},"memory":{},"wait_time":{},"error":{},"branch_tag":"b{}","timestamp":{}}}"#,
+                    0.01 + (i % 13) as f64 * 0.004 + if i % 97 == 0 { 0.3 } else { 0.0 },
+                    1_000_000 + (i % 29) * 5_000 + if i == 200 { 4_000_000 } else { 0 },
+                    0.002 * (i % 7) as f64,
+                    i % 7 == 0 || (150..156).contains(&i),
+                    i % 3,
+                    1000.0 + i as f64 * 0.1
+                )
+            })
+            .collect();
+        let text = format!("[{}]", traces.join(","));
+        let keep = crate::trace::ColumnOptions { timestamps: true, names: false, memory_diff: false };
+        let mut c = TraceColumns::with_options("unknown", keep);
+        crate::trace::read_bytes("t", text.as_bytes(), &mut c).unwrap();
+        let d = ScoreParams::default();
+        let stored = score_window("s", "", 1000.0, 60.0, &c, &d, 1);
+        let variants: Vec<(&str, ScoreParams)> = vec![
+            ("w_ts", ScoreParams { w_ts: 3.0, ..d.clone() }),
+            ("w_ms", ScoreParams { w_ms: 3.0, ..d.clone() }),
+            ("w_ev", ScoreParams { w_ev: 3.0, ..d.clone() }),
+            ("w_be", ScoreParams { w_be: 3.0, ..d.clone() }),
+            ("w_cc", ScoreParams { w_cc: 3.0, ..d.clone() }),
+            ("alpha", ScoreParams { alpha: 0.3, ..d.clone() }),
+            ("beta", ScoreParams { beta: 2.5, ..d.clone() }),
+            ("gamma", ScoreParams { gamma: 0.2, ..d.clone() }),
+            ("mem_spike_threshold_ratio", ScoreParams { mem_spike_threshold_ratio: 1.1, ..d.clone() }),
+            ("delta", ScoreParams { delta: 4.0, ..d.clone() }),
+            ("error_spike_threshold", ScoreParams { error_spike_threshold: 0.05, ..d.clone() }),
+            ("consecutive_error_threshold", ScoreParams { consecutive_error_threshold: 2.0, ..d.clone() }),
+            ("concurrency_wait_threshold", ScoreParams { concurrency_wait_threshold: 1.0, ..d.clone() }),
+            ("score_memory_epsilon", ScoreParams { score_memory_epsilon: 1e5, ..d.clone() }),
+            ("score_error_vmr_multiplier", ScoreParams { score_error_vmr_multiplier: 2.0, ..d.clone() }),
+            (
+                "score_error_spike_impact_multiplier",
+                ScoreParams { score_error_spike_impact_multiplier: 0.9, ..d.clone() },
+            ),
+            (
+                "score_consecutive_error_decay_multiplier",
+                ScoreParams { score_consecutive_error_decay_multiplier: 3.0, ..d.clone() },
+            ),
+        ];
+        let base = score::rescore::rescore(&stored, &d);
+        for (key, p) in variants {
+            let from_traces = score_window("s", "", 1000.0, 60.0, &c, &p, 1);
+            let r = score::rescore::rescore(&stored, &p);
+            let traced = [from_traces.ts, from_traces.ms, from_traces.ev, from_traces.be, from_traces.cc];
+            assert_eq!(r.pss, from_traces.pss, "{key}: PSS");
+            assert_eq!(r.breakdown, traced, "{key}: sub-scores");
+            assert!(r.pss_raw != base.pss_raw, "{key} changed nothing: the test data does not exercise it");
+        }
     }
 }

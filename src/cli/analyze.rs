@@ -97,10 +97,10 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
-                    .map_err(|e| Failure::input(format!("{}: cannot create directory: {e}", dir.display())))?;
+                    .map_err(|e| Failure::output(format!("{}: cannot create directory: {e}", dir.display())))?;
             }
             std::fs::write(path, body)
-                .map_err(|e| Failure::input(format!("{}: cannot write report: {e}", path.display())))?;
+                .map_err(|e| Failure::output(format!("{}: cannot write report: {e}", path.display())))?;
             print(&format!("PSS: {}/100 — report saved to {}\n", rep.score.pss, path.display()))?;
         }
         None => print(&body)?,
@@ -118,7 +118,8 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
 
 /// pypss's `--store-history`: regression check against recent runs, then save.
 fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[String]) -> CmdResult {
-    use crate::store::{check_regression, HistoryRow, SqliteStore, Store};
+    use crate::domain::{check_regression, HistoryRow};
+    use crate::store::{SqliteStore, Store};
     let path = super::history::history_path(&a.history, cfg);
     let mut store = SqliteStore::open(&path)?;
     let limit = cfg.other.get("regression_history_limit").and_then(|v| v.as_integer()).unwrap_or(5).max(1) as usize;
@@ -128,7 +129,7 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
         .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
         .unwrap_or(10.0);
     // pypss's SQLiteStorage prunes run history older than 90 days on save.
-    store.prune_history(crate::store::sqlite::now() - 90.0 * 86400.0)?;
+    store.prune_history(crate::timefmt::now() - 90.0 * 86400.0)?;
     let recent = store.history(limit, None, a.service.as_deref())?;
     let say = |s: &str| -> CmdResult {
         if a.format == OutputFormat::Text && a.output.is_none() {
@@ -148,7 +149,7 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
     }
     store.save_history(&HistoryRow {
         id: 0,
-        timestamp: crate::store::sqlite::now(),
+        timestamp: crate::timefmt::now(),
         pss: rep.score.pss as f64,
         ts: b.timing_stability,
         ms: b.memory_stability,

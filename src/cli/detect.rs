@@ -7,11 +7,12 @@ use clap::{Args, Subcommand};
 use polars::prelude::*;
 
 use super::{print, CmdResult, Failure};
+use crate::config::Config;
 use crate::detect::iforest::{roc_auc, IsolationForestParams};
 use crate::detect::model::{trace_features, window_features, DetectorModel, Level, TRACE_FEATURES};
 use crate::detect::series::{score_series, SeriesParams};
-use crate::store::{SqliteStore, Store};
-use crate::window::Features;
+use crate::domain::Features;
+use crate::store::{RunRecord, SqliteStore, Store};
 
 #[derive(Args, Debug)]
 pub struct DetectArgs {
@@ -55,9 +56,9 @@ pub struct EvalArgs {
     /// Only this service (default: every service with windows).
     #[arg(long)]
     pub service: Option<String>,
-    /// Window length (as ingested).
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub window: String,
+    /// Window length (as ingested; default: the one length the history holds, else 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
     /// Share of the time range held out for validation (the latest part).
     #[arg(long, default_value_t = 0.3)]
     pub validation: f64,
@@ -86,9 +87,10 @@ pub struct ServiceHistory {
     pub history: PathBuf,
     #[arg(long)]
     pub service: String,
-    /// Window length (as ingested; windows only).
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub window: String,
+    /// Window length (as ingested, windows only; default: the one length the
+    /// history holds, else 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
     #[arg(long)]
     pub from: Option<String>,
     #[arg(long)]
@@ -243,26 +245,16 @@ fn read_series(file: &std::path::Path, ts_col: &str, val_col: &str) -> Result<Se
     Ok((ts, raw, values))
 }
 
-/// Reads a saved detector file, refusing newer schemas.
+/// Reads a saved detector file (see [`DetectorModel::load`]).
 pub(crate) fn load_model(path: &std::path::Path) -> Result<DetectorModel, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
-    let model: DetectorModel = serde_json::from_str(&text)
-        .map_err(|e| Failure::input(format!("{}: not a pss detector file: {e}", path.display())))?;
-    if model.schema_version > crate::detect::model::MODEL_SCHEMA_VERSION {
-        return Err(Failure::input(format!(
-            "{}: written by a newer pss (schema {}); upgrade pss",
-            path.display(),
-            model.schema_version
-        )));
-    }
-    Ok(model)
+    DetectorModel::load(path).map_err(|e| Failure::input(e.to_string()))
 }
 
 fn patterns(a: PatternsArgs) -> CmdResult {
     use crate::detect::patterns::{service_patterns, PatternParams};
     let src = &a.source;
     let store = SqliteStore::open(&src.history)?;
-    let w = super::duration_arg("window", &src.window, true)?;
+    let w = super::read_window(&src.window, &Config::default(), &store, std::slice::from_ref(&src.service))?;
     let from = super::history_time_arg("from", &src.from)?;
     let to = super::history_time_arg("to", &src.to)?;
     let model = a.model.as_deref().map(load_model).transpose()?;
@@ -319,7 +311,7 @@ fn eval(a: EvalArgs) -> CmdResult {
 fn eval_history(db: &std::path::Path, a: &EvalArgs) -> CmdResult {
     use crate::detect::evaluate::{evaluate_detectors, EvalParams};
     let store = SqliteStore::open(db)?;
-    let w = super::duration_arg("window", &a.window, true)?;
+    let w = super::read_window(&a.window, &Config::default(), &store, a.service.as_slice())?;
     let lead = super::duration_arg("lead", &a.lead, false)?;
     if !(a.validation > 0.0 && a.validation < 1.0) {
         return Err(Failure::input(format!("--validation {} must be between 0 and 1", a.validation)));
@@ -339,7 +331,7 @@ fn eval_history(db: &std::path::Path, a: &EvalArgs) -> CmdResult {
             crate::timefmt::format_duration(w),
             a.service.as_deref().map(|s| format!(" for '{s}'")).unwrap_or_default(),
             db.display(),
-            a.window
+            crate::timefmt::format_duration(w)
         )));
     }
     let mut p = EvalParams { validation: a.validation, lead_seconds: lead, ..EvalParams::default() };
@@ -497,7 +489,7 @@ fn series(a: SeriesArgs) -> CmdResult {
     let p = SeriesParams { views, window: a.window, seed: a.seed, ..SeriesParams::default() };
     p.check().map_err(Failure::input)?;
     let scores = score_series(&values, &p);
-    let out = std::fs::File::create(&a.output).map_err(|e| Failure::input(format!("{}: {e}", a.output.display())))?;
+    let out = std::fs::File::create(&a.output).map_err(|e| Failure::output(format!("{}: {e}", a.output.display())))?;
     let mut w = std::io::BufWriter::new(out);
     let err = |e: std::io::Error| Failure::input(format!("{}: {e}", a.output.display()));
     writeln!(w, "timestamp,value,anomaly_score").map_err(err)?;
@@ -522,7 +514,7 @@ struct Scored {
 }
 
 fn train(a: TrainArgs) -> CmdResult {
-    let started = crate::store::sqlite::now();
+    let started = crate::timefmt::now();
     let src = &a.source;
     let mut store = SqliteStore::open(&src.history)?;
     let from = super::history_time_arg("from", &src.from)?;
@@ -537,7 +529,7 @@ fn train(a: TrainArgs) -> CmdResult {
     };
     let (x, names, range, labels, window) = match a.level {
         Level::Window => {
-            let w = super::duration_arg("window", &src.window, true)?;
+            let w = super::read_window(&src.window, &Config::default(), &store, std::slice::from_ref(&src.service))?;
             let ws = store.windows(&src.service, None, w, from, to)?;
             let ws: Vec<_> = ws.into_iter().filter(|lw| !lw.window.too_small).collect();
             if ws.len() < 2 {
@@ -568,10 +560,11 @@ fn train(a: TrainArgs) -> CmdResult {
                 )));
             }
             let incidents = store.incidents(Some(&src.service))?;
-            let labels = rows.iter().map(|r| incidents.iter().any(|i| r.0 >= i.start && r.0 < i.end)).collect();
-            let flat: Vec<f64> = rows.iter().flat_map(|r| r.3).collect();
+            let labels =
+                rows.iter().map(|r| incidents.iter().any(|i| r.timestamp >= i.start && r.timestamp < i.end)).collect();
+            let flat: Vec<f64> = rows.iter().flat_map(|r| r.features).collect();
             let x = ndarray::Array2::from_shape_vec((rows.len(), 4), flat).expect("shape");
-            let range = (rows[0].0, rows[rows.len() - 1].0);
+            let range = (rows[0].timestamp, rows[rows.len() - 1].timestamp);
             (x, TRACE_FEATURES.iter().map(|s| s.to_string()).collect(), range, labels, None)
         }
     };
@@ -582,7 +575,7 @@ fn train(a: TrainArgs) -> CmdResult {
         let items: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
         model.metrics = serde_json::json!({
             "training_roc_auc": roc_auc(&scores, &labels),
-            "training_average_precision": crate::tune::metrics::average_precision(&items),
+            "training_average_precision": crate::eval::metrics::average_precision(&items),
             "labeled": labels.iter().filter(|&&l| l).count(),
         });
     }
@@ -596,21 +589,23 @@ fn train(a: TrainArgs) -> CmdResult {
         PathBuf::from("models").join(&src.service).join(format!("{}-{level}-v{version}.json", model.kind))
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Failure::output(format!("{}: {e}", dir.display())))?;
     }
     let json = serde_json::to_string(&model).expect("serializable");
-    std::fs::write(&out, json + "\n").map_err(|e| Failure::input(format!("{}: {e}", out.display())))?;
+    std::fs::write(&out, json + "\n").map_err(|e| Failure::output(format!("{}: {e}", out.display())))?;
     let card = serde_json::json!({ "level": level, "rows": model.rows, "metrics": model.metrics, "seed": a.seed });
-    store.register_model(&src.service, &registry_kind, &out.display().to_string(), &card)?;
-    store.record_run(
-        "detect-train",
+    let finished = crate::timefmt::now();
+    store.register_model(&src.service, &registry_kind, &out.display().to_string(), &card, finished)?;
+    store.record_run(&RunRecord {
+        kind: "detect-train",
         started,
-        crate::store::sqlite::now(),
-        &serde_json::json!({ "service": src.service, "level": level, "kind": model.kind, "n_estimators": a.n_estimators,
-            "max_samples": a.max_samples, "contamination": a.contamination, "seed": a.seed,
-            "from": model.data_from, "to": model.data_to }),
-        &serde_json::json!({ "rows": model.rows, "metrics": model.metrics, "model": out.display().to_string(), "version": version }),
-    )?;
+        finished,
+        params: &serde_json::json!({ "service": src.service, "level": level, "kind": model.kind,
+            "n_estimators": a.n_estimators, "max_samples": a.max_samples, "contamination": a.contamination,
+            "seed": a.seed, "from": model.data_from, "to": model.data_to }),
+        metrics: &serde_json::json!({ "rows": model.rows, "metrics": model.metrics,
+            "model": out.display().to_string(), "version": version }),
+    })?;
     let flagged = scores.iter().filter(|&&s| model.flag(s)).count();
     print(&format!(
         "trained {} ({level} level) on {} rows of '{}': {flagged} flagged at contamination {}{}\nmodel: {} (version {version})\n",
@@ -651,17 +646,20 @@ fn score(a: ScoreArgs) -> CmdResult {
             let store = SqliteStore::open(h)?;
             let rows = store.trace_rows(&model.service, from, to)?;
             let incidents = store.incidents(Some(&model.service))?;
-            let flat: Vec<f64> = rows.iter().flat_map(|r| r.3).collect();
+            let flat: Vec<f64> = rows.iter().flat_map(|r| r.features).collect();
             let x = ndarray::Array2::from_shape_vec((rows.len(), 4), flat).expect("shape");
             let s = model.score(&x);
             rows.iter()
                 .zip(s)
                 .map(|(r, sc)| Scored {
-                    at: r.0,
-                    what: format!("{}:{}", r.1, r.2),
+                    at: r.timestamp,
+                    what: format!("{}:{}", r.module, r.name),
                     score: sc,
                     flagged: model.flag(sc),
-                    incident: incidents.iter().find(|i| r.0 >= i.start && r.0 < i.end).map(|i| i.id.clone()),
+                    incident: incidents
+                        .iter()
+                        .find(|i| r.timestamp >= i.start && r.timestamp < i.end)
+                        .map(|i| i.id.clone()),
                 })
                 .collect()
         }

@@ -76,9 +76,9 @@ pub struct DiagnoseArgs {
 /// How the history is read for evidence.
 #[derive(Args, Debug, Clone)]
 pub struct EvidenceArgs {
-    /// Window length (as ingested).
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub window: String,
+    /// Window length (as ingested; default: the one length the history holds, else 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
     /// A window-level detector file (default: models/<service>/window-detector.json if present).
     #[arg(long, value_name = "FILE")]
     pub detector: Option<PathBuf>,
@@ -180,7 +180,7 @@ fn history_diagnosis(
     cfg: &Config,
     e: &EvidenceArgs,
 ) -> Result<Diagnosis, Failure> {
-    let w = super::duration_arg("window", &e.window, true)?;
+    let w = super::read_window(&e.window, cfg, store, std::slice::from_ref(&subject.service))?;
     let model = detector_for(&subject.service, &e.detector)?;
     let p = DiagnoseParams { window_seconds: w, detector: model, seed: e.seed, baseline_days: 7 };
     diagnose(store, subject, cfg, &p).map_err(|e| Failure::input(e.to_string()))
@@ -267,6 +267,7 @@ fn trace_file_diagnosis(files: &[String], cfg: &Config) -> Result<Diagnosis, Fai
         source: best.map(|(f, l, d, m, n)| snippet(&f, l, d, &format!("{m}:{n}"))),
         narrative: None,
         skipped_traces: r.skipped.total(),
+        unavailable: Vec::new(),
     })
 }
 
@@ -310,7 +311,7 @@ fn finish(mut d: Diagnosis, a: &DocArgs, cfg: &Config) -> CmdResult {
     };
     match &a.output {
         Some(path) => {
-            std::fs::write(path, &text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+            std::fs::write(path, &text).map_err(|e| Failure::output(format!("{}: {e}", path.display())))?;
             print(&format!("wrote {}\n", path.display()))?;
         }
         None => print(&text)?,

@@ -9,12 +9,13 @@ use polars::prelude::*;
 
 use super::{duration_arg, print, warn, window_arg, CmdResult, Failure};
 use crate::config::Config;
+use crate::domain::Features;
+use crate::domain::Incident;
 use crate::store::incidents::{read_incidents, validate};
 use crate::store::ingest::IngestOptions;
-use crate::store::{ingest_source, Incident, SqliteStore, Store, StoreError};
+use crate::store::{ingest_source, SqliteStore, Store, StoreError};
 use crate::timefmt::format_time;
 use crate::trace::Source;
-use crate::window::Features;
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
@@ -39,7 +40,7 @@ pub struct IngestArgs {
     /// Service the traces belong to.
     #[arg(long)]
     pub service: String,
-    /// Window length (default: config `window`, else 60s).
+    /// Window length (default: config `window`, else the one length the history holds, else 60s).
     #[arg(long, value_name = "DURATION")]
     pub window: Option<String>,
     /// Configuration file (scores windows with its parameters).
@@ -95,7 +96,7 @@ pub fn ingest(a: IngestArgs) -> CmdResult {
         }
     }
     if let Some(age) = cfg.retention_seconds {
-        let r = store.prune(crate::store::sqlite::now() - age)?;
+        let r = store.prune(crate::timefmt::now() - age)?;
         if r.traces + r.windows + r.history > 0 {
             print(&format!(
                 "retention ({}): pruned {} traces, {} windows, {} history rows\n",
@@ -266,7 +267,8 @@ pub fn history(a: HistoryArgs) -> CmdResult {
         return Err(Failure::input(format!("{}: no such history database", path.display())));
     }
     let store = open(&path)?;
-    let rows = store.history(a.limit, a.days, a.service.as_deref())?;
+    let since = a.days.map(|d| crate::timefmt::now() - d * 86400.0);
+    let rows = store.history(a.limit, since, a.service.as_deref())?;
     match a.export {
         Some(HistoryExport::Json) => print(&(serde_json::to_string_pretty(&rows).expect("serializable") + "\n")),
         Some(HistoryExport::Csv) => {
@@ -332,7 +334,7 @@ pub struct WindowsArgs {
     /// To (RFC 3339 or epoch seconds).
     #[arg(long)]
     pub to: Option<String>,
-    /// Window length (default: config `window`, else 60s).
+    /// Window length (default: config `window`, else the one length the history holds, else 60s).
     #[arg(long, value_name = "DURATION")]
     pub window: Option<String>,
     /// Write the labeled window table as CSV or Parquet (needs --output).
@@ -347,8 +349,8 @@ pub struct WindowsArgs {
 /// Runs `pss windows`: the labeled window table.
 pub fn windows(a: WindowsArgs) -> CmdResult {
     let cfg = Config::discover(a.config.as_deref())?;
-    let w = window_arg(&a.window, &cfg)?;
     let store = open(&a.history)?;
+    let w = super::read_window(&a.window, &cfg, &store, std::slice::from_ref(&a.service))?;
     let rows = store.windows(
         &a.service,
         a.module.as_deref(),
@@ -360,7 +362,7 @@ pub fn windows(a: WindowsArgs) -> CmdResult {
         warn(&format!("no {w}s windows for service '{}' in {}", a.service, a.history.display()));
     }
     if let (Some(fmt), Some(out)) = (a.export, &a.output) {
-        let col_f = |f: &dyn Fn(&crate::store::LabeledWindow) -> f64, name: &str| {
+        let col_f = |f: &dyn Fn(&crate::domain::LabeledWindow) -> f64, name: &str| {
             Column::new(name.into(), rows.iter().map(f).collect::<Vec<f64>>())
         };
         let mut cols = vec![
@@ -390,12 +392,12 @@ pub fn windows(a: WindowsArgs) -> CmdResult {
             rows.iter().map(|r| r.incident.clone()).collect::<Vec<Option<String>>>(),
         ));
         let mut df = DataFrame::new(rows.len(), cols).map_err(|e| Failure::input(e.to_string()))?;
-        let f = std::fs::File::create(out).map_err(|e| Failure::input(format!("{}: {e}", out.display())))?;
+        let f = std::fs::File::create(out).map_err(|e| Failure::output(format!("{}: {e}", out.display())))?;
         let res = match fmt {
             WindowExport::Csv => CsvWriter::new(f).finish(&mut df),
             WindowExport::Parquet => ParquetWriter::new(f).finish(&mut df).map(|_| ()),
         };
-        res.map_err(|e| Failure::input(format!("{}: {e}", out.display())))?;
+        res.map_err(|e| Failure::output(format!("{}: {e}", out.display())))?;
         return print(&format!("wrote {} windows to {}\n", rows.len(), out.display()));
     }
     let mut out = format!(
@@ -436,6 +438,6 @@ pub struct PruneArgs {
 pub fn prune(a: PruneArgs) -> CmdResult {
     let age = duration_arg("older-than", &a.older_than, false)?;
     let mut store = open(&a.history)?;
-    let r = store.prune(crate::store::sqlite::now() - age)?;
+    let r = store.prune(crate::timefmt::now() - age)?;
     print(&format!("pruned {} traces, {} windows, {} history rows\n", r.traces, r.windows, r.history))
 }

@@ -2,8 +2,10 @@
 //! exit codes. The library below never prints; this is the only place that
 //! decides what a person sees and which code the process exits with.
 //!
-//! Exit codes: 0 success; 1 a threshold or regression check failed;
-//! 2 usage or input error; 75 another run holds the lock.
+//! Exit codes (decided here, nowhere else): 0 success; 1 a threshold or
+//! regression check failed; 2 usage or input error; 74 an output could not
+//! be written (disk full, no permission: not the input's fault); 75 another
+//! run holds the lock.
 
 pub mod analyze;
 pub mod detect;
@@ -17,6 +19,13 @@ use std::io::{self, Write};
 
 use clap::{Parser, Subcommand};
 
+/// Exit code: usage or input error.
+pub const EXIT_INPUT: i32 = 2;
+/// Exit code: an output file or folder could not be written (sysexits' EX_IOERR).
+pub const EXIT_OUTPUT: i32 = 74;
+/// Exit code: another run holds the lock.
+pub const EXIT_LOCKED: i32 = 75;
+
 /// A failure that ends the command, with its exit code.
 #[derive(Debug)]
 pub struct Failure {
@@ -27,7 +36,11 @@ pub struct Failure {
 impl Failure {
     /// Usage or input error (exit 2).
     pub fn input(message: impl Into<String>) -> Self {
-        Failure { code: 2, message: message.into() }
+        Failure { code: EXIT_INPUT, message: message.into() }
+    }
+    /// An output could not be written (exit 74).
+    pub fn output(message: impl Into<String>) -> Self {
+        Failure { code: EXIT_OUTPUT, message: message.into() }
     }
     /// A check failed (exit 1).
     pub fn check(message: impl Into<String>) -> Self {
@@ -177,12 +190,38 @@ pub fn duration_arg(flag: &str, s: &str, positive: bool) -> Result<f64, Failure>
         .ok_or_else(|| Failure::input(format!("--{flag} '{s}': expected a duration like 60s, 5m, 1.5h or 1d")))
 }
 
-/// `--window`: the flag's value, else the configuration's `window`.
+/// `--window` for commands that write windows: the flag's value, else the
+/// configuration's `window` (default 60 s).
 pub fn window_arg(v: &Option<String>, cfg: &crate::config::Config) -> Result<f64, Failure> {
     match v {
         None => Ok(cfg.window_seconds),
         Some(s) => duration_arg("window", s, true),
     }
+}
+
+/// `--window` for commands that read windows: the flag's value, else the
+/// configuration's `window` when it sets one, else `None` (the library then
+/// uses the one length the history holds).
+pub fn window_choice(v: &Option<String>, cfg: &crate::config::Config) -> Result<Option<f64>, Failure> {
+    match v {
+        Some(s) => duration_arg("window", s, true).map(Some),
+        None => Ok(cfg.window_configured.then_some(cfg.window_seconds)),
+    }
+}
+
+/// The window length a reading command uses: [`window_choice`], else the
+/// one length the history holds for `services`, else the configured default.
+pub fn read_window(
+    v: &Option<String>,
+    cfg: &crate::config::Config,
+    store: &dyn crate::store::Store,
+    services: &[String],
+) -> Result<f64, Failure> {
+    if let Some(w) = window_choice(v, cfg)? {
+        return Ok(w);
+    }
+    let stored = crate::store::stored_window_length(store, services).map_err(|e| Failure::input(e.to_string()))?;
+    Ok(stored.unwrap_or(cfg.window_seconds))
 }
 
 /// `--from`/`--to` style times.

@@ -9,11 +9,11 @@ use serde::Serialize;
 use super::iforest::{ForestError, IsolationForestParams};
 use super::model::{window_features, DetectorModel, Level};
 use super::supervised::{RandomForestParams, SupervisedError};
-use crate::store::{Incident, LabeledWindow};
-use crate::tune::metrics::{Judged, Metrics};
-use crate::tune::space::Candidate;
-use crate::tune::tuner::{evaluate_windows, judge, time_split};
-use crate::window::Features;
+use crate::config::{AlertParams, ScoreParams};
+use crate::domain::Features;
+use crate::domain::{Incident, LabeledWindow};
+use crate::eval::metrics::{Judged, Metrics};
+use crate::eval::{evaluate_windows, judge, time_split};
 
 /// How to evaluate.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ fn judged(ws: &[&LabeledWindow], scores: &[f64], threshold: f64) -> Vec<Judged> 
         .collect()
 }
 
-fn refs<'a>(ws: &[&'a LabeledWindow]) -> Vec<&'a crate::window::Window> {
+fn refs<'a>(ws: &[&'a LabeledWindow]) -> Vec<&'a crate::domain::Window> {
     ws.iter().map(|lw| &lw.window).collect()
 }
 
@@ -154,7 +154,7 @@ pub fn window_average_precision(model: &DetectorModel, ws: &[&LabeledWindow]) ->
     }
     let s = model.score(&window_features(&refs(&ws)));
     let items: Vec<(f64, bool)> = s.into_iter().zip(ws.iter().map(|w| w.incident.is_some())).collect();
-    crate::tune::metrics::average_precision(&items)
+    crate::eval::metrics::average_precision(&items)
 }
 
 /// Scales window features per service (standardized on that service's
@@ -200,12 +200,12 @@ pub fn evaluate_detectors(
     services.dedup();
     let mut out = Vec::new();
 
-    let default = Candidate::default();
+    let (score, alert) = (ScoreParams::default(), AlertParams::default());
     out.push(DetectorEval {
         detector: "pss-alarm (default config)".into(),
         kind: "baseline",
-        train: metrics(train, &judge(train, &default)),
-        validation: metrics(val, &judge(val, &default)),
+        train: metrics(train, &judge(train, &score, &alert)),
+        validation: metrics(val, &judge(val, &score, &alert)),
         skipped: None,
     });
 
@@ -261,7 +261,7 @@ pub fn evaluate_detectors(
         validation_windows: val.len(),
         services,
         detectors: out,
-        unscorable_incidents: crate::tune::tuner::unscorable(&windows.iter().collect::<Vec<_>>(), incidents, lead)
+        unscorable_incidents: crate::eval::unscorable(&windows.iter().collect::<Vec<_>>(), incidents, lead)
             .into_iter()
             .map(|i| i.id)
             .collect(),

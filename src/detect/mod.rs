@@ -6,6 +6,7 @@ pub mod iforest;
 pub mod model;
 pub mod nab;
 pub mod patterns;
+pub mod registry;
 pub mod series;
 pub mod supervised;
 

@@ -6,8 +6,27 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use super::iforest::{IsolationForest, IsolationForestParams};
+use crate::domain::{Features, Window};
 use crate::trace::TraceColumns;
-use crate::window::{Features, Window};
+
+/// Why a saved detector could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a pss detector file: {source}")]
+    Format {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: written by a newer pss (schema {found}); upgrade pss")]
+    Newer { path: String, found: u32 },
+}
 
 /// Schema version of saved detector files.
 pub const MODEL_SCHEMA_VERSION: u32 = 1;
@@ -139,5 +158,19 @@ impl DetectorModel {
     /// Flags from the contamination threshold (when trained with one).
     pub fn flag(&self, s: f64) -> bool {
         self.forest.threshold.is_some_and(|t| s >= t)
+    }
+}
+
+impl DetectorModel {
+    /// Reads a saved detector file, refusing newer schemas.
+    pub fn load(path: &std::path::Path) -> Result<DetectorModel, ModelFileError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ModelFileError::Io { path: name.clone(), source: e })?;
+        let model: DetectorModel =
+            serde_json::from_str(&text).map_err(|e| ModelFileError::Format { path: name.clone(), source: e })?;
+        if model.schema_version > MODEL_SCHEMA_VERSION {
+            return Err(ModelFileError::Newer { path: name, found: model.schema_version });
+        }
+        Ok(model)
     }
 }

@@ -14,8 +14,8 @@ use linfa_clustering::Dbscan;
 use ndarray::Array2;
 use serde::Serialize;
 
-use crate::store::LabeledWindow;
-use crate::window::{Features, Window};
+use crate::domain::LabeledWindow;
+use crate::domain::{Features, Window};
 
 /// Features that describe behaviour (the others are bookkeeping or duplicates).
 const USED: [usize; 18] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18];

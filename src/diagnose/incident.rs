@@ -6,11 +6,11 @@
 
 use serde::Serialize;
 
-use super::advisor::Advice;
 use crate::config::Config;
 use crate::detect::model::{trace_features, DetectorModel, Level};
 use crate::detect::patterns::{service_patterns, Pattern, PatternParams};
 use crate::detect::IsolationForestParams;
+use crate::report::advisor::Advice;
 use crate::report::model::{build, Detail, ExceptionCount, Report, Summary};
 use crate::score::GroupBy;
 use crate::store::{SqliteStore, Store, StoreError};
@@ -180,6 +180,17 @@ pub struct Diagnosis {
     pub source: Option<SourceSnippet>,
     pub narrative: Option<Narrative>,
     pub skipped_traces: u64,
+    /// Optional evidence that could not be computed, with the reason: shown
+    /// in the document, so "no anomalies" and "the detector failed" differ.
+    pub unavailable: Vec<Unavailable>,
+}
+
+/// A step of the diagnosis that failed, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unavailable {
+    /// What is missing, e.g. "Window detector and patterns".
+    pub step: String,
+    pub reason: String,
 }
 
 /// How to build a diagnosis.
@@ -218,7 +229,7 @@ pub fn diagnose(
 ) -> Result<Diagnosis, DiagnoseError> {
     let (s, e, w) = (subject.start, subject.end, p.window_seconds);
     let svc = subject.service.as_str();
-    let (cols, slowest) = store.trace_columns(svc, s, e, &cfg.unknown_module)?;
+    let crate::store::TraceSlice { columns: cols, slowest } = store.trace_slice(svc, s, e, &cfg.unknown_module)?;
     if cols.is_empty() && cols.sys_module.is_empty() {
         return Err(DiagnoseError::Data(format!(
             "no traces of '{svc}' between {} and {} in {}",
@@ -236,7 +247,7 @@ pub fn diagnose(
     // and no incident; else the healthy period just before. The scorable
     // baseline windows' PSS is kept for the onset.
     let scorable_pss =
-        |ws: Vec<crate::store::LabeledWindow>| ws.into_iter().filter(|x| !x.window.too_small).map(|x| x.window.pss);
+        |ws: Vec<crate::domain::LabeledWindow>| ws.into_iter().filter(|x| !x.window.too_small).map(|x| x.window.pss);
     let mut ranges = Vec::new();
     let mut base_pss: Vec<f64> = Vec::new();
     for k in 1..=p.baseline_days {
@@ -284,7 +295,7 @@ pub fn diagnose(
         Some(b) => {
             let mut all: Option<crate::trace::TraceColumns> = None;
             for &(a, z) in &b.ranges {
-                let (c, _) = store.trace_columns(svc, a, z, &cfg.unknown_module)?;
+                let c = store.trace_slice(svc, a, z, &cfg.unknown_module)?.columns;
                 match &mut all {
                     None => all = Some(c),
                     Some(x) => x.absorb(c),
@@ -313,8 +324,15 @@ pub fn diagnose(
         p.detector.as_ref(),
         &forest,
         &PatternParams::default(),
-    )
-    .ok();
+    );
+    let mut unavailable = Vec::new();
+    let sp = match sp {
+        Ok(sp) => Some(sp),
+        Err(e) => {
+            unavailable.push(Unavailable { step: "Window detector and patterns".into(), reason: e.to_string() });
+            None
+        }
+    };
     let windows = store.windows(svc, None, w, Some(from), Some(to))?;
     let timeline: Vec<TimelinePoint> = windows
         .iter()
@@ -349,19 +367,22 @@ pub fn diagnose(
         if bc.len() >= 2 && !cols.is_empty() {
             let fp = IsolationForestParams { contamination: Some(0.01), seed: p.seed, ..Default::default() };
             let names = crate::detect::model::TRACE_FEATURES.iter().map(|s| s.to_string()).collect();
-            if let Ok(m) = DetectorModel::train(&trace_features(bc), fp, Level::Trace, svc, None, names, (0.0, 0.0)) {
-                let sc = m.score(&trace_features(&cols));
-                let mut idx: Vec<usize> = (0..sc.len()).collect();
-                idx.sort_by(|a, b| sc[*b].total_cmp(&sc[*a]));
-                for &i in idx.iter().take(10) {
-                    anomalous_traces.push(AnomalousTrace {
-                        at: cols.timestamp[i],
-                        function: format!("{}:{}", cols.modules.get(cols.module[i]), cols.names.get(cols.name[i])),
-                        duration: cols.duration[i],
-                        wait_time: cols.wait_time[i],
-                        error: cols.error[i],
-                        score: sc[i],
-                    });
+            match DetectorModel::train(&trace_features(bc), fp, Level::Trace, svc, None, names, (0.0, 0.0)) {
+                Err(e) => unavailable.push(Unavailable { step: "Trace detector".into(), reason: e.to_string() }),
+                Ok(m) => {
+                    let sc = m.score(&trace_features(&cols));
+                    let mut idx: Vec<usize> = (0..sc.len()).collect();
+                    idx.sort_by(|a, b| sc[*b].total_cmp(&sc[*a]));
+                    for &i in idx.iter().take(10) {
+                        anomalous_traces.push(AnomalousTrace {
+                            at: cols.timestamp[i],
+                            function: format!("{}:{}", cols.modules.get(cols.module[i]), cols.names.get(cols.name[i])),
+                            duration: cols.duration[i],
+                            wait_time: cols.wait_time[i],
+                            error: cols.error[i],
+                            score: sc[i],
+                        });
+                    }
                 }
             }
         }
@@ -379,7 +400,7 @@ pub fn diagnose(
     let limit = cfg.other.get("regression_history_limit").and_then(|v| v.as_integer()).unwrap_or(5).max(1) as usize;
     let runs: Vec<_> = store.history(limit, None, Some(svc))?.into_iter().filter(|h| h.timestamp < s).collect();
     if let Some(w) =
-        crate::store::check_regression(during_side.pss as f64, &runs, limit, cfg.regression_threshold_drop())
+        crate::domain::check_regression(during_side.pss as f64, &runs, limit, cfg.regression_threshold_drop())
     {
         regression = Some(match regression {
             Some(r) => format!("{r} {w}"),
@@ -446,8 +467,7 @@ pub fn diagnose(
             ));
         }
     }
-    let source =
-        slowest.map(|(file, line, duration, module, name)| snippet(&file, line, duration, &format!("{module}:{name}")));
+    let source = slowest.map(|t| snippet(&t.filename, t.lineno, t.duration, &format!("{}:{}", t.module, t.name)));
     Ok(Diagnosis {
         subject,
         baseline,
@@ -466,6 +486,7 @@ pub fn diagnose(
         source,
         narrative: None,
         skipped_traces: skipped,
+        unavailable,
     })
 }
 

@@ -1,8 +1,7 @@
-//! Diagnosis for incident reviews: pypss's rule-based advisor, the evidence
-//! from the history store and the detectors, an optional LLM narrative, and
-//! the rendered report.
+//! Diagnosis for incident reviews: the evidence from the history store and
+//! the detectors, pypss's rule-based advisor (in [`crate::report::advisor`]),
+//! an optional LLM narrative, and the rendered report.
 
-pub mod advisor;
 pub mod incident;
 pub mod llm;
 pub mod prompt;

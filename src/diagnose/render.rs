@@ -125,6 +125,9 @@ pub fn markdown(d: &Diagnosis) -> String {
     if let Some(det) = &d.detector {
         let _ = writeln!(o, "\nDetector: {}.", md(det));
     }
+    for u in &d.unavailable {
+        let _ = writeln!(o, "\n{} unavailable: {}.", md(&u.step), md(&u.reason));
+    }
     if !d.patterns.is_empty() {
         let _ = writeln!(o, "\n## Patterns\n");
         for p in &d.patterns {
@@ -328,6 +331,10 @@ pub fn html(d: &Diagnosis) -> String {
             String::new()
         };
         let _ = write!(o, "<div class=\"card timeline\"><h2>Timeline</h2>{svg}<p class=\"muted\">Shaded: the {}. Red dots: windows the detector flagged ({}).{small}</p></div>", s.kind, h(d.detector.as_deref().unwrap_or("no detector")));
+    }
+    for u in &d.unavailable {
+        let _ =
+            write!(o, "<div class=\"card\"><p class=\"muted\">{} unavailable: {}.</p></div>", h(&u.step), h(&u.reason));
     }
     let _ = write!(o, "<div class=\"card\"><h2>During vs baseline</h2><table><tr><th>metric</th><th>during</th><th>baseline</th></tr>");
     for (n, a, b) in compare_rows(d) {

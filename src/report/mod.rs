@@ -1,5 +1,7 @@
-//! Renderers: text, JSON, Markdown and HTML (with inline SVG charts).
+//! Renderers: text, JSON, Markdown and HTML (with inline SVG charts), and
+//! pypss's advisor, which every report shows.
 
+pub mod advisor;
 pub mod charts;
 pub mod html;
 pub mod json;

@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::diagnose::advisor::{advise, Advice};
-use crate::score::{pystats, score, GroupBy, GroupPlan, GroupScore, Score, Selection};
+use crate::pystats;
+use crate::report::advisor::{advise, Advice};
+use crate::score::{score, GroupBy, GroupPlan, GroupScore, Score, Selection};
 use crate::trace::{FileSummary, Skipped, TraceColumns};
 
 /// Latency or memory distribution summary.

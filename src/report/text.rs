@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::model::Report;
-use crate::diagnose::advisor;
+use crate::report::advisor;
 use crate::score::GroupBy;
 
 /// pypss's title-casing of a breakdown key (`timing_stability` → `Timing Stability`).

@@ -2,15 +2,16 @@
 //! 1.3.1's `compute_pss_from_traces` does, and per-module / per-name
 //! breakdowns (pypss's `get_module_score_breakdown`).
 
-pub mod pystats;
+pub mod formula;
+pub mod rescore;
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 
 use crate::config::ScoreParams;
+use crate::pystats::{self, py_builtin_sum, py_div_count, py_round2, ExactSums, Num};
 use crate::trace::{Stage, TraceColumns, NONE};
-use pystats::{py_builtin_sum, py_div_count, py_round, py_round2, ExactSums, Num};
 
 /// The five sub-scores.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
@@ -163,12 +164,6 @@ fn gather<'c>(c: &'c TraceColumns, sel: Selection<'_>) -> Gathered<'c> {
     Gathered { count: n, latencies, memory, waits, errors, tags, lags }
 }
 
-/// `exponential_decay_score(metric, alpha)`: `exp(-alpha * metric)`.
-#[inline]
-fn decay(metric: f64, alpha: f64) -> f64 {
-    ((-alpha) * metric).exp()
-}
-
 /// pypss's `calculate_cv`: exact stdev over exact mean, 0 when undefined.
 pub fn cv(xs: &[f64]) -> f64 {
     if xs.len() < 2 {
@@ -196,9 +191,7 @@ pub fn timing_stability(latencies: &[f64], p: &ScoreParams) -> f64 {
             tail_ratio = q[1] / q[0];
         }
     }
-    let part1 = decay(cv, p.alpha);
-    let part2 = 1.0 / (1.0 + p.beta * (tail_ratio - 1.0).max(0.0));
-    part1 * part2
+    formula::timing(cv, tail_ratio, p)
 }
 
 /// Memory Stability: spread and peak relative to the median, spike penalty.
@@ -208,19 +201,8 @@ pub fn memory_stability(memory: &[f64], p: &ScoreParams) -> f64 {
     }
     let peak = memory.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let sums = ExactSums::of(memory, true);
-    let mut median = pystats::median(&mut memory.to_vec()).expect("n >= 2");
-    median += p.score_memory_epsilon;
-    if median <= p.score_memory_epsilon {
-        return if peak == 0.0 { 1.0 } else { 0.0 };
-    }
-    let std = sums.stdev().expect("n >= 2");
-    let metric = (std / median) + (peak / median - 1.0);
-    let mut ms = decay(metric, p.gamma);
-    if peak / median > p.mem_spike_threshold_ratio {
-        let spike = (peak / median) - p.mem_spike_threshold_ratio;
-        ms *= decay(spike, p.gamma);
-    }
-    ms
+    let median = pystats::median(&mut memory.to_vec()).expect("n >= 2");
+    formula::memory(median, sums.stdev().expect("n >= 2"), peak, p)
 }
 
 /// Error Volatility: error rate, variance-to-mean ratio, spikes and runs.
@@ -235,22 +217,12 @@ pub fn error_volatility(errors: &[bool], p: &ScoreParams) -> f64 {
     if n > 1 && mean_count > 0.0 {
         vmr = pystats::variance_of_bools(k, n).expect("n > 1") / mean_count;
     }
-    let mut ev = decay(mean_count + p.score_error_vmr_multiplier * vmr, p.delta);
-    if mean_count > p.error_spike_threshold {
-        let impact = (mean_count - p.error_spike_threshold) / (1.0 - p.error_spike_threshold);
-        ev *= 1.0 - impact * p.score_error_spike_impact_multiplier;
-    }
     let (mut run, mut longest) = (0u64, 0u64);
     for &e in errors {
         run = if e { run + 1 } else { 0 };
         longest = longest.max(run);
     }
-    let longest = longest as f64;
-    if longest >= p.consecutive_error_threshold {
-        let factor = longest - p.consecutive_error_threshold + 1.0;
-        ev *= decay(factor, p.delta * p.score_consecutive_error_decay_multiplier);
-    }
-    ev
+    formula::errors(mean_count, vmr, longest as f64, p)
 }
 
 /// Branching Entropy: 1 − normalised Shannon entropy of branch tags.
@@ -281,22 +253,13 @@ pub fn branching_entropy(counts: &[u64]) -> f64 {
 
 /// Concurrency Chaos: wait-time CV above a threshold, event-loop lag penalty.
 pub fn concurrency_chaos(waits: &[f64], lags: &[Num], p: &ScoreParams) -> f64 {
-    let mut cc = 1.0;
-    if waits.len() >= 2 {
-        // Python's built-in sum: plain left-to-right float addition.
-        let mean_wait = waits.iter().fold(0.0, |a, &b| a + b) / waits.len() as f64;
-        if mean_wait > p.concurrency_wait_threshold {
-            cc = decay(cv(waits), p.alpha);
-        }
-    }
-    if !lags.is_empty() {
-        let mean_lag = py_div_count(py_builtin_sum(lags), lags.len());
-        if mean_lag > 0.01 {
-            let penalty = (mean_lag * 5.0).min(1.0);
-            cc *= 1.0 - penalty;
-        }
-    }
-    cc.max(0.0)
+    // Python's built-in sum: plain left-to-right float addition. The CV is
+    // computed only when the mean is over the threshold (it is exact, so dear).
+    let wait = (waits.len() >= 2)
+        .then(|| waits.iter().fold(0.0, |a, &b| a + b) / waits.len() as f64)
+        .map(|mean| (mean, if mean > p.concurrency_wait_threshold { cv(waits) } else { 0.0 }));
+    let lag = (!lags.is_empty()).then(|| py_div_count(py_builtin_sum(lags), lags.len()));
+    formula::concurrency(wait, lag, p)
 }
 
 /// Scores a selection of traces: pypss's `compute_pss_from_traces`.
@@ -317,14 +280,8 @@ pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
         branching_entropy: be,
         concurrency_chaos: cc,
     };
-    let mut pss_raw = p.w_ts * ts + p.w_ms * ms + p.w_ev * ev + p.w_be * be + p.w_cc * cc;
-    let total_weight = p.w_ts + p.w_ms + p.w_ev + p.w_be + p.w_cc;
-    if total_weight > 0.0 {
-        pss_raw /= total_weight;
-    }
-    let clamped = 0.0f64.max(pss_raw.min(1.0));
-    let pss = py_round(clamped * 100.0) as i64;
-    Score { pss, breakdown: raw.rounded(), raw, pss_raw, empty: false, count: g.count }
+    let (pss_raw, pss) = formula::pss([ts, ms, ev, be, cc], p);
+    Score { pss: pss as i64, breakdown: raw.rounded(), raw, pss_raw, empty: false, count: g.count }
 }
 
 /// How to group traces for a breakdown.

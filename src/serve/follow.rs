@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
 use super::writer::{Input, Job, JobError, Queue};
-use crate::store::SqliteStore;
+use crate::store::{FollowOffset, SqliteStore, Store};
 
 /// The file input's configuration.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -51,12 +51,12 @@ fn one_pass(
     let identity = format!("{}:{}", meta.dev(), meta.ino());
     let key = path.display().to_string();
     let mut offset = match offsets.follow_offset(&key)? {
-        Some((id, off)) if id == identity && off <= meta.len() => off,
+        Some(at) if at.identity == identity && at.offset <= meta.len() => at.offset,
         _ => 0, // new, rotated, or truncated
     };
     if offset >= meta.len() {
         if offsets.follow_offset(&key)?.is_none() {
-            offsets.set_follow_offset(&key, &identity, 0)?;
+            offsets.set_follow_offset(&key, &FollowOffset { identity: identity.clone(), offset: 0 })?;
         }
         return Ok(false);
     }
@@ -97,7 +97,7 @@ fn one_pass(
         Err(_) => return Err(FollowError::Closed),
     }
     offset += buf.len() as u64;
-    offsets.set_follow_offset(&key, &identity, offset)?;
+    offsets.set_follow_offset(&key, &FollowOffset { identity, offset })?;
     Ok(true)
 }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::writer::Input;
-use crate::store::{IngestReport, SqliteStore};
+use crate::store::{IngestReport, SqliteStore, Store};
 
 const INPUTS: [Input; 4] = [Input::Http, Input::Grpc, Input::Redis, Input::Files];
 

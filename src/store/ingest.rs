@@ -13,11 +13,12 @@ use serde::Serialize;
 use super::sqlite::SqliteStore;
 use super::StoreError;
 use crate::config::ScoreParams;
-use crate::score::pystats::Num;
+use crate::domain::Window;
+use crate::pystats::Num;
 use crate::trace::columns::{classify, Classified, Row};
 use crate::trace::json::Scalar;
 use crate::trace::{read_source, ColumnOptions, RawTrace, Skipped, Source, Stage, TraceColumns, TraceSink};
-use crate::window::{score_window, window_start, Window};
+use crate::window::{score_window, window_start};
 
 /// How to ingest.
 #[derive(Debug, Clone)]
@@ -325,10 +326,11 @@ pub(crate) fn recompute_windows(
         "DELETE FROM windows WHERE service_id = ?1 AND seconds = ?2 AND start >= ?3 AND start < ?4",
         params![sid, w, from, to],
     )?;
+    let values = Window::SCORE_COLUMNS.len() + crate::domain::Features::COUNT;
     let mut insert = tx.prepare(&format!(
         "INSERT INTO windows (service_id, module, seconds, start, {}) VALUES (?1, ?2, ?3, ?4, {})",
-        super::sqlite::WINDOW_COLUMNS,
-        (5..=34).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+        Window::value_columns(),
+        (5..5 + values).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
     ))?;
     let mut written = 0u64;
     let mut emit = |win: &Window| -> rusqlite::Result<()> {
@@ -429,4 +431,42 @@ pub(crate) fn recompute_windows(
         flush(start, &mut whole, &mut per_module, &mut emit)?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ScoreParams;
+    use crate::score::rescore::rescore;
+    use crate::store::{SqliteStore, Store};
+    use crate::trace::Source;
+
+    /// Every stored window of the shipped history, re-scored from features
+    /// under the default parameters, equals the score ingest computed from its
+    /// traces (the two paths share the formula layer; this holds them equal).
+    #[test]
+    fn rescoring_from_features_equals_scoring_traces() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("h.db")).unwrap();
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/history/payments.jsonl.gz");
+        let opts = IngestOptions {
+            service: "payments".into(),
+            window_seconds: 300.0,
+            min_window_traces: 10,
+            params: ScoreParams::default(),
+            unknown_module: "unknown".into(),
+        };
+        ingest_source(&mut store, &Source::Path(file), &opts, &|_| {}).unwrap();
+        let mut checked = 0;
+        for module in [None, Some("payments.db"), Some("payments.runtime"), Some("payments.cache")] {
+            for lw in store.windows("payments", module, 300.0, None, None).unwrap() {
+                let w = &lw.window;
+                let r = rescore(w, &ScoreParams::default());
+                assert_eq!(r.pss, w.pss, "pss at {} {:?}", w.start, module);
+                assert_eq!(r.breakdown, [w.ts, w.ms, w.ev, w.be, w.cc], "breakdown at {} {:?}", w.start, module);
+                checked += 1;
+            }
+        }
+        assert!(checked > 1500, "{checked}");
+    }
 }

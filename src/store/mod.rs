@@ -7,12 +7,13 @@ pub mod incidents;
 pub mod ingest;
 pub mod sqlite;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use ingest::{ingest_source, IngestReport};
 pub use sqlite::SqliteStore;
 
-use crate::window::Window;
+use crate::domain::Window;
+pub use crate::domain::{check_regression, HistoryRow, Incident, LabeledWindow};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,42 +32,63 @@ pub enum StoreError {
     Read(#[from] crate::trace::ReadError),
 }
 
-/// A labeled incident: a time range of one service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Incident {
-    pub id: String,
-    pub service: String,
-    /// Epoch seconds.
-    pub start: f64,
-    /// Epoch seconds; `end > start`.
-    pub end: f64,
-    pub severity: String,
-    pub title: String,
-}
-
-/// One row of pypss's `pss_history` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryRow {
-    pub id: i64,
-    pub timestamp: f64,
-    pub pss: f64,
-    pub ts: f64,
-    pub ms: f64,
-    pub ev: f64,
-    pub be: f64,
-    pub cc: f64,
-    pub meta: serde_json::Value,
-}
-
-/// A window with its incident label.
+/// A regular trace's values for trace-level detectors.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LabeledWindow {
-    pub window: Window,
-    /// The id of an incident of the same service overlapping the window.
-    pub incident: Option<String>,
+pub struct TraceRow {
+    /// Epoch seconds.
+    pub timestamp: f64,
+    pub module: String,
+    pub name: String,
+    /// duration, memory_diff, wait_time, error (0/1): pypss's ml-detect features.
+    pub features: [f64; 4],
 }
 
-/// What the rest of pss needs from a history database.
+/// Where the slowest regular trace of a slice ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlowestTrace {
+    pub filename: String,
+    pub lineno: i64,
+    pub duration: f64,
+    pub module: String,
+    pub name: String,
+}
+
+/// A service's traces over a time range, as columns, for diagnosis.
+pub struct TraceSlice {
+    pub columns: crate::trace::TraceColumns,
+    pub slowest: Option<SlowestTrace>,
+}
+
+/// The stored read position of a file `pss serve --follow` tails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowOffset {
+    /// Device and inode: a rotated file has another identity.
+    pub identity: String,
+    pub offset: u64,
+}
+
+/// A model in the registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredModel {
+    pub version: i64,
+    pub path: String,
+    pub card: serde_json::Value,
+}
+
+/// A training run (tuning, detector training) to record.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRecord<'a> {
+    pub kind: &'a str,
+    /// Epoch seconds.
+    pub started: f64,
+    pub finished: f64,
+    pub params: &'a serde_json::Value,
+    pub metrics: &'a serde_json::Value,
+}
+
+/// What the rest of pss needs from a history database: every operation the
+/// program uses, so that another database is a new implementation, not a
+/// change to callers. Times are epoch seconds; the store reads no clock.
 pub trait Store {
     /// Windows of a service (module `""` for the service as a whole), of one
     /// length, optionally in `[from, to)`, in time order, with labels.
@@ -80,8 +102,17 @@ pub trait Store {
     ) -> Result<Vec<LabeledWindow>, StoreError>;
     /// Modules of a service with windows of this length (not `""`), by name.
     fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError>;
+    /// The window lengths stored (of one service, or any), shortest first.
+    fn window_lengths(&self, service: Option<&str>) -> Result<Vec<f64>, StoreError>;
+    /// Each service's and module's latest window of this length (live scores).
+    fn latest_windows(&self, seconds: f64) -> Result<Vec<Window>, StoreError>;
     /// Services with traces or incidents.
     fn services(&self) -> Result<Vec<String>, StoreError>;
+    /// Complete regular traces of a service in `[from, to)`, in time order.
+    fn trace_rows(&self, service: &str, from: Option<f64>, to: Option<f64>) -> Result<Vec<TraceRow>, StoreError>;
+    /// A service's traces in `[from, to)` as columns (names, timestamps and
+    /// exception messages kept), with where the slowest regular trace ran.
+    fn trace_slice(&self, service: &str, from: f64, to: f64, unknown_module: &str) -> Result<TraceSlice, StoreError>;
     /// Incidents, optionally of one service, by start time.
     fn incidents(&self, service: Option<&str>) -> Result<Vec<Incident>, StoreError>;
     /// Adds incidents in one transaction (all or none).
@@ -90,11 +121,51 @@ pub trait Store {
     fn remove_incident(&mut self, id: &str) -> Result<bool, StoreError>;
     /// Appends a run score to pypss's history table.
     fn save_history(&mut self, row: &HistoryRow) -> Result<(), StoreError>;
-    /// Latest runs first, at most `limit`, optionally only the last `days`
-    /// and one service (`meta.service`).
-    fn history(&self, limit: usize, days: Option<f64>, service: Option<&str>) -> Result<Vec<HistoryRow>, StoreError>;
-    /// Deletes traces, windows and history older than `cutoff` (epoch seconds).
+    /// Latest runs first, at most `limit`, optionally only those at or after
+    /// `since` and of one service (`meta.service`).
+    fn history(&self, limit: usize, since: Option<f64>, service: Option<&str>) -> Result<Vec<HistoryRow>, StoreError>;
+    /// Deletes run history (only) older than `cutoff`, as pypss does on save.
+    fn prune_history(&mut self, cutoff: f64) -> Result<u64, StoreError>;
+    /// Deletes traces, windows and history older than `cutoff`.
     fn prune(&mut self, cutoff: f64) -> Result<PruneReport, StoreError>;
+    /// Records a training run and returns its id.
+    fn record_run(&mut self, run: &RunRecord<'_>) -> Result<i64, StoreError>;
+    /// Registers a saved model created at `created`; returns its version
+    /// (1 + the latest of the same service and kind).
+    fn register_model(
+        &mut self,
+        service: &str,
+        kind: &str,
+        path: &str,
+        card: &serde_json::Value,
+        created: f64,
+    ) -> Result<i64, StoreError>;
+    /// The next model version for a service and kind.
+    fn next_model_version(&self, service: &str, kind: &str) -> Result<i64, StoreError>;
+    /// The active model of a service and kind: the latest registered with
+    /// `"promoted": true` in its card.
+    fn active_model(&self, service: &str, kind: &str) -> Result<Option<RegisteredModel>, StoreError>;
+    /// The stored read position of a followed file.
+    fn follow_offset(&self, path: &str) -> Result<Option<FollowOffset>, StoreError>;
+    /// Stores a followed file's read position.
+    fn set_follow_offset(&mut self, path: &str, at: &FollowOffset) -> Result<(), StoreError>;
+}
+
+/// The one window length the history holds for these services (every
+/// service when empty), or `None` when it holds none or several: the length
+/// is asked for once, at ingest, and commands that read windows use it.
+pub fn stored_window_length(store: &dyn Store, services: &[String]) -> Result<Option<f64>, StoreError> {
+    let mut lengths: Vec<f64> = Vec::new();
+    let all = [None];
+    let named: Vec<Option<&str>> = services.iter().map(|s| Some(s.as_str())).collect();
+    for s in if services.is_empty() { &all[..] } else { &named[..] } {
+        for l in store.window_lengths(*s)? {
+            if !lengths.contains(&l) {
+                lengths.push(l);
+            }
+        }
+    }
+    Ok(if let [one] = lengths.as_slice() { Some(*one) } else { None })
 }
 
 /// What a prune removed.
@@ -103,20 +174,4 @@ pub struct PruneReport {
     pub traces: u64,
     pub windows: u64,
     pub history: u64,
-}
-
-/// pypss's `check_regression`: a warning when `current` is more than
-/// `threshold_drop` below the mean PSS of `recent` runs.
-pub fn check_regression(current: f64, recent: &[HistoryRow], limit: usize, threshold_drop: f64) -> Option<String> {
-    if recent.is_empty() {
-        return None;
-    }
-    let avg = recent.iter().map(|h| h.pss).sum::<f64>() / recent.len() as f64;
-    if current < avg - threshold_drop {
-        Some(format!(
-            "⚠️  REGRESSION DETECTED: Current PSS ({current:.1}) is significantly lower than the {limit}-run average ({avg:.1})."
-        ))
-    } else {
-        None
-    }
 }

@@ -10,8 +10,11 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{HistoryRow, Incident, LabeledWindow, PruneReport, Store, StoreError};
-use crate::window::{Features, Window};
+use super::{
+    FollowOffset, PruneReport, RegisteredModel, RunRecord, SlowestTrace, Store, StoreError, TraceRow, TraceSlice,
+};
+use crate::domain::{Features, Window};
+use crate::domain::{HistoryRow, Incident, LabeledWindow};
 
 /// The schema version this pss writes (`_meta` key `pss_schema`).
 pub const SCHEMA_VERSION: i64 = 3;
@@ -122,12 +125,6 @@ pub struct SqliteStore {
     pub(crate) path: String,
 }
 
-/// Column list of the `windows` table after the key, in [`Features::NAMES`] order.
-pub(crate) const WINDOW_COLUMNS: &str = "traces, errors, too_small, pss, ts, ms, ev, be, cc, \
-    lat_mean, lat_p50, lat_p95, lat_p99, lat_cv, tail_ratio, mem_median, mem_peak, mem_slope, \
-    error_rate, error_vmr, error_longest_run, wait_mean, wait_cv, tag_count, tag_entropy, lag_mean, \
-    mem_std, rows, be_raw, lag_count";
-
 impl SqliteStore {
     /// Opens (creating if needed) and migrates a history database.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -193,16 +190,91 @@ impl SqliteStore {
         }
         tx.commit().map_err(err)
     }
+}
 
-    /// Complete regular traces of a service in `[from, to)`, in time order:
-    /// (timestamp, module, name, [duration, memory_diff, wait_time, error]).
-    #[allow(clippy::type_complexity)]
-    pub fn trace_rows(
+/// Reads a window row (module, seconds, start, then [`Window::value_columns`]).
+pub(crate) fn window_from_row(service: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Window> {
+    let first = 3 + Window::SCORE_COLUMNS.len();
+    let mut f = [0.0f64; Features::COUNT];
+    for (k, v) in f.iter_mut().enumerate() {
+        *v = r.get::<_, Option<f64>>(first + k)?.unwrap_or(0.0);
+    }
+    Ok(Window {
+        service: service.to_string(),
+        module: r.get(0)?,
+        seconds: r.get(1)?,
+        start: r.get(2)?,
+        traces: r.get::<_, i64>(3)? as u64,
+        errors: r.get::<_, i64>(4)? as u64,
+        too_small: r.get::<_, i64>(5)? != 0,
+        pss: r.get(6)?,
+        ts: r.get(7)?,
+        ms: r.get(8)?,
+        ev: r.get(9)?,
+        be: r.get(10)?,
+        cc: r.get(11)?,
+        features: Features::from_values(&f),
+    })
+}
+
+impl Store for SqliteStore {
+    fn windows(
         &self,
         service: &str,
+        module: Option<&str>,
+        seconds: f64,
         from: Option<f64>,
         to: Option<f64>,
-    ) -> Result<Vec<(f64, String, String, [f64; 4])>, StoreError> {
+    ) -> Result<Vec<LabeledWindow>, StoreError> {
+        let cols = Window::value_columns();
+        let sql = format!(
+            "SELECT w.module, w.seconds, w.start, {cols} FROM windows w JOIN services s ON s.id = w.service_id \
+             WHERE s.name = ?1 AND w.module = ?2 AND w.seconds = ?3 AND w.start >= ?4 AND w.start < ?5 ORDER BY w.start"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![service, module.unwrap_or(""), seconds, from.unwrap_or(f64::MIN), to.unwrap_or(f64::MAX)],
+                |r| window_from_row(service, r),
+            )
+            .map_err(|e| self.err(e))?;
+        let windows: Vec<Window> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        let incidents = self.incidents(Some(service))?;
+        Ok(windows
+            .into_iter()
+            .map(|w| {
+                let incident =
+                    incidents.iter().find(|i| w.start < i.end && w.start + w.seconds > i.start).map(|i| i.id.clone());
+                LabeledWindow { window: w, incident }
+            })
+            .collect())
+    }
+
+    fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT w.module FROM windows w JOIN services s ON s.id = w.service_id \
+                 WHERE s.name = ?1 AND w.seconds = ?2 AND w.module != '' ORDER BY 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![service, seconds], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn window_lengths(&self, service: Option<&str>) -> Result<Vec<f64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT w.seconds FROM windows w JOIN services s ON s.id = w.service_id \
+                 WHERE ?1 IS NULL OR s.name = ?1 ORDER BY 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![service], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn trace_rows(&self, service: &str, from: Option<f64>, to: Option<f64>) -> Result<Vec<TraceRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -214,58 +286,47 @@ impl SqliteStore {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![service, from.unwrap_or(f64::MIN), to.unwrap_or(f64::MAX)], |r| {
-                Ok((
-                    r.get::<_, f64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    [
+                Ok(TraceRow {
+                    timestamp: r.get(0)?,
+                    module: r.get(1)?,
+                    name: r.get(2)?,
+                    features: [
                         r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
                         r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
                         r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
                         r.get::<_, i64>(6)? as f64,
                     ],
-                ))
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Registers a saved model; returns its version (1 + the latest of the
-    /// same service and kind).
-    pub fn register_model(
+    fn register_model(
         &mut self,
         service: &str,
         kind: &str,
         path: &str,
         card: &serde_json::Value,
+        created: f64,
     ) -> Result<i64, StoreError> {
         let v = self.next_model_version(service, kind)?;
         self.conn
             .execute(
                 "INSERT INTO models (service, kind, version, path, created, card) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![service, kind, v, path, now(), card.to_string()],
+                params![service, kind, v, path, created, card.to_string()],
             )
             .map_err(|e| self.err(e))?;
         Ok(v)
     }
 
-    /// A service's traces in `[from, to)` as columns (names, timestamps and
-    /// exception messages kept), for diagnosis; with where the slowest
-    /// regular trace's function is: (filename, lineno, duration, module, name).
-    #[allow(clippy::type_complexity)]
-    pub fn trace_columns(
-        &self,
-        service: &str,
-        from: f64,
-        to: f64,
-        unknown_module: &str,
-    ) -> Result<(crate::trace::TraceColumns, Option<(String, i64, f64, String, String)>), StoreError> {
-        use crate::score::pystats::Num;
+    fn trace_slice(&self, service: &str, from: f64, to: f64, unknown_module: &str) -> Result<TraceSlice, StoreError> {
+        use crate::pystats::Num;
         use crate::trace::columns::{Row, Stage};
         use crate::trace::{ColumnOptions, TraceColumns};
         let keep = ColumnOptions { timestamps: true, names: true, memory_diff: true };
         let mut c = TraceColumns::with_options(unknown_module, keep);
-        let mut slowest: Option<(String, i64, f64, String, String)> = None;
+        let mut slowest: Option<SlowestTrace> = None;
         let mut stmt = self
             .conn
             .prepare(
@@ -313,21 +374,27 @@ impl SqliteStore {
             };
             c.push_row_values(&row, mid, nid);
             c.memory_diff.push(r.get::<_, Option<f64>>(13).map_err(e)?.unwrap_or(0.0));
-            if stage == Stage::Complete && slowest.as_ref().is_none_or(|s| duration > s.2) {
+            if stage == Stage::Complete && slowest.as_ref().is_none_or(|s| duration > s.duration) {
                 let file: Option<String> = r.get(14).map_err(e)?;
                 let line: Option<i64> = r.get(15).map_err(e)?;
-                slowest = Some((file.unwrap_or_default(), line.unwrap_or(0), duration, module, name));
+                slowest = Some(SlowestTrace {
+                    filename: file.unwrap_or_default(),
+                    lineno: line.unwrap_or(0),
+                    duration,
+                    module,
+                    name,
+                });
             }
         }
-        Ok((c, slowest))
+        Ok(TraceSlice { columns: c, slowest })
     }
 
-    /// Each service's and module's latest window of this length (live scores).
-    pub fn latest_windows(&self, seconds: f64) -> Result<Vec<Window>, StoreError> {
+    fn latest_windows(&self, seconds: f64) -> Result<Vec<Window>, StoreError> {
         let mut out = Vec::new();
         for service in self.services()? {
+            let cols = Window::value_columns();
             let sql = format!(
-                "SELECT w.module, w.seconds, w.start, {WINDOW_COLUMNS} FROM windows w JOIN services s ON s.id = w.service_id \
+                "SELECT w.module, w.seconds, w.start, {cols} FROM windows w JOIN services s ON s.id = w.service_id \
                  WHERE s.name = ?1 AND w.seconds = ?2 AND w.start = (SELECT MAX(x.start) FROM windows x \
                  WHERE x.service_id = w.service_id AND x.module = w.module AND x.seconds = w.seconds) ORDER BY w.module"
             );
@@ -341,34 +408,26 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// The persisted read position of a followed file: (identity, offset).
-    pub fn follow_offset(&self, path: &str) -> Result<Option<(String, u64)>, StoreError> {
+    fn follow_offset(&self, path: &str) -> Result<Option<FollowOffset>, StoreError> {
         self.conn
             .query_row("SELECT identity, offset FROM follow_offsets WHERE path = ?1", params![path], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                Ok(FollowOffset { identity: r.get(0)?, offset: r.get::<_, i64>(1)? as u64 })
             })
             .optional()
             .map_err(|e| self.err(e))
     }
 
-    /// Persists a followed file's read position.
-    pub fn set_follow_offset(&mut self, path: &str, identity: &str, offset: u64) -> Result<(), StoreError> {
+    fn set_follow_offset(&mut self, path: &str, at: &FollowOffset) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO follow_offsets (path, identity, offset) VALUES (?1, ?2, ?3)",
-                params![path, identity, offset as i64],
+                params![path, at.identity, at.offset as i64],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    /// The active model of a service and kind: the latest registered with
-    /// `"promoted": true` in its card. (version, path, card).
-    pub fn active_model(
-        &self,
-        service: &str,
-        kind: &str,
-    ) -> Result<Option<(i64, String, serde_json::Value)>, StoreError> {
+    fn active_model(&self, service: &str, kind: &str) -> Result<Option<RegisteredModel>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT version, path, card FROM models WHERE service = ?1 AND kind = ?2 ORDER BY version DESC")
@@ -382,14 +441,13 @@ impl SqliteStore {
             let (v, path, card) = row.map_err(|e| self.err(e))?;
             let card: serde_json::Value = card.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
             if card.get("promoted").and_then(|p| p.as_bool()) == Some(true) {
-                return Ok(Some((v, path, card)));
+                return Ok(Some(RegisteredModel { version: v, path, card }));
             }
         }
         Ok(None)
     }
 
-    /// The next model version for a service and kind.
-    pub fn next_model_version(&self, service: &str, kind: &str) -> Result<i64, StoreError> {
+    fn next_model_version(&self, service: &str, kind: &str) -> Result<i64, StoreError> {
         self.conn
             .query_row(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE service = ?1 AND kind = ?2",
@@ -399,100 +457,22 @@ impl SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    /// Records a training run (tuning, detector training) and returns its id.
-    pub fn record_run(
-        &mut self,
-        kind: &str,
-        started: f64,
-        finished: f64,
-        params: &serde_json::Value,
-        metrics: &serde_json::Value,
-    ) -> Result<i64, StoreError> {
+    fn record_run(&mut self, run: &RunRecord<'_>) -> Result<i64, StoreError> {
         self.conn
             .execute(
                 "INSERT INTO runs (kind, started, finished, params, metrics) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![kind, started, finished, params.to_string(), metrics.to_string()],
+                params![run.kind, run.started, run.finished, run.params.to_string(), run.metrics.to_string()],
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Deletes run history (only) older than `cutoff`, as pypss does on save.
-    pub fn prune_history(&mut self, cutoff: f64) -> Result<u64, StoreError> {
+    fn prune_history(&mut self, cutoff: f64) -> Result<u64, StoreError> {
         let n = self
             .conn
             .execute("DELETE FROM pss_history WHERE timestamp < ?1", params![cutoff])
             .map_err(|e| self.err(e))?;
         Ok(n as u64)
-    }
-}
-
-/// Reads a window row (key columns first, then [`WINDOW_COLUMNS`]).
-pub(crate) fn window_from_row(service: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Window> {
-    let mut f = [0.0f64; 21];
-    for (k, v) in f.iter_mut().enumerate() {
-        *v = r.get::<_, Option<f64>>(12 + k)?.unwrap_or(0.0);
-    }
-    Ok(Window {
-        service: service.to_string(),
-        module: r.get(0)?,
-        seconds: r.get(1)?,
-        start: r.get(2)?,
-        traces: r.get::<_, i64>(3)? as u64,
-        errors: r.get::<_, i64>(4)? as u64,
-        too_small: r.get::<_, i64>(5)? != 0,
-        pss: r.get(6)?,
-        ts: r.get(7)?,
-        ms: r.get(8)?,
-        ev: r.get(9)?,
-        be: r.get(10)?,
-        cc: r.get(11)?,
-        features: Features::from_values(&f),
-    })
-}
-
-impl Store for SqliteStore {
-    fn windows(
-        &self,
-        service: &str,
-        module: Option<&str>,
-        seconds: f64,
-        from: Option<f64>,
-        to: Option<f64>,
-    ) -> Result<Vec<LabeledWindow>, StoreError> {
-        let sql = format!(
-            "SELECT w.module, w.seconds, w.start, {WINDOW_COLUMNS} FROM windows w JOIN services s ON s.id = w.service_id \
-             WHERE s.name = ?1 AND w.module = ?2 AND w.seconds = ?3 AND w.start >= ?4 AND w.start < ?5 ORDER BY w.start"
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(
-                params![service, module.unwrap_or(""), seconds, from.unwrap_or(f64::MIN), to.unwrap_or(f64::MAX)],
-                |r| window_from_row(service, r),
-            )
-            .map_err(|e| self.err(e))?;
-        let windows: Vec<Window> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
-        let incidents = self.incidents(Some(service))?;
-        Ok(windows
-            .into_iter()
-            .map(|w| {
-                let incident =
-                    incidents.iter().find(|i| w.start < i.end && w.start + w.seconds > i.start).map(|i| i.id.clone());
-                LabeledWindow { window: w, incident }
-            })
-            .collect())
-    }
-
-    fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT DISTINCT w.module FROM windows w JOIN services s ON s.id = w.service_id \
-                 WHERE s.name = ?1 AND w.seconds = ?2 AND w.module != '' ORDER BY 1",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![service, seconds], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     fn services(&self) -> Result<Vec<String>, StoreError> {
@@ -564,8 +544,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn history(&self, limit: usize, days: Option<f64>, service: Option<&str>) -> Result<Vec<HistoryRow>, StoreError> {
-        let cutoff = days.map(|d| now() - d * 86400.0).unwrap_or(f64::MIN);
+    fn history(&self, limit: usize, since: Option<f64>, service: Option<&str>) -> Result<Vec<HistoryRow>, StoreError> {
+        let cutoff = since.unwrap_or(f64::MIN);
         let mut stmt = self
             .conn
             .prepare(
@@ -604,9 +584,4 @@ impl Store for SqliteStore {
         tx.commit().map_err(err)?;
         Ok(PruneReport { traces: traces as u64, windows: windows as u64, history: history as u64 })
     }
-}
-
-/// Seconds since the epoch.
-pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }

@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::json::{MetaShape, RawTrace, Scalar};
-use crate::score::pystats::{py_float_from_str, Num};
+use crate::pystats::{py_float_from_str, Num};
 
 /// Marks "no value" in an interned column.
 pub const NONE: u32 = u32::MAX;

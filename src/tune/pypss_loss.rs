@@ -13,11 +13,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::rescore::rescore;
 use super::space::{Dim, Scale, Space};
 use crate::config::ScoreParams;
+use crate::domain::Window;
+use crate::score::rescore::rescore;
 use crate::trace::TraceColumns;
-use crate::window::{features, Window};
+use crate::window::features;
 
 /// The four fault kinds pypss injects, with the sub-score each targets.
 pub const FAULTS: [(&str, usize); 4] =

@@ -8,11 +8,12 @@
 use serde::Serialize;
 
 use super::bayes::{maximize, random_search};
-use super::metrics::{evaluate_parts_ranked, Judged, Metrics};
-use super::rescore::{alarms, rescore, Rescored};
 use super::space::{Candidate, Space};
 use crate::config::{AlertParams, ScoreParams};
-use crate::store::{Incident, LabeledWindow};
+use crate::domain::{Incident, LabeledWindow};
+use crate::eval::metrics::{Judged, Metrics};
+use crate::eval::{evaluate_windows, judge, time_split, unjudged, ByService, Split};
+use crate::score::rescore::{alarms, rescore, Rescored};
 
 /// What the search maximizes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -153,114 +154,13 @@ pub struct Tuned {
     pub validation_windows: usize,
 }
 
-/// Windows split by time: the latest `validation` share of the range is held
-/// out. One definition for tuning and detector evaluation.
-pub struct Split<'d> {
-    /// (first window start, last window end), epoch seconds.
-    pub range: (f64, f64),
-    /// Windows starting at or after this are validation.
-    pub split_at: f64,
-    pub train: Vec<&'d LabeledWindow>,
-    pub val: Vec<&'d LabeledWindow>,
-}
-
 fn split(data: &TuneData, validation: f64) -> Option<Split<'_>> {
     time_split(&data.windows, validation)
-}
-
-/// Splits windows by time (see [`Split`]); `None` when there are none.
-pub fn time_split(windows: &[LabeledWindow], validation: f64) -> Option<Split<'_>> {
-    let mut ws: Vec<&LabeledWindow> = windows.iter().collect();
-    ws.sort_by(|a, b| a.window.start.total_cmp(&b.window.start));
-    let (first, last) = (ws.first()?, ws.last()?);
-    let range = (first.window.start, last.window.start + last.window.seconds);
-    let split_at = range.0 + (1.0 - validation) * (range.1 - range.0);
-    let (train, val) = ws.into_iter().partition(|w| w.window.start < split_at);
-    Some(Split { range, split_at, train, val })
-}
-
-/// Metrics of judged windows (`judged[k]` is `ws[k]`'s), service by service
-/// (see [`evaluate_parts`](super::metrics::evaluate_parts)).
-pub fn evaluate_windows(ws: &[&LabeledWindow], judged: &[Judged], incidents: &[Incident], lead: f64) -> Metrics {
-    ByService::new(ws, incidents).evaluate(judged, lead, None)
-}
-
-/// A set of windows grouped by service, each group with its service's
-/// incidents: built once for windows that are judged many times.
-struct ByService {
-    /// Per service (in name order): indices into the windows, incidents.
-    groups: Vec<(Vec<usize>, Vec<Incident>)>,
-}
-
-impl ByService {
-    fn new(ws: &[&LabeledWindow], incidents: &[Incident]) -> Self {
-        // Windows come grouped by service: compare with the last name first.
-        let mut services: Vec<&str> = Vec::new();
-        for w in ws {
-            let s = w.window.service.as_str();
-            if services.last() != Some(&s) && !services.contains(&s) {
-                services.push(s);
-            }
-        }
-        services.sort_unstable();
-        let groups = services
-            .iter()
-            .map(|s| {
-                let idx = (0..ws.len()).filter(|&k| ws[k].window.service == *s).collect();
-                (idx, incidents.iter().filter(|i| i.service == *s).cloned().collect())
-            })
-            .collect();
-        ByService { groups }
-    }
-
-    /// Metrics of `judged` (indexed like the windows); `auc_pr` when known.
-    fn evaluate(&self, judged: &[Judged], lead: f64, auc_pr: Option<f64>) -> Metrics {
-        let parts: Vec<Vec<Judged>> =
-            self.groups.iter().map(|(idx, _)| idx.iter().map(|&k| judged[k]).collect()).collect();
-        let refs: Vec<(&[Judged], &[Incident])> =
-            parts.iter().zip(&self.groups).map(|(j, (_, i))| (j.as_slice(), i.as_slice())).collect();
-        evaluate_parts_ranked(&refs, lead, auc_pr)
-    }
-}
-
-/// The incidents no scorable window of their service overlaps, with the
-/// lead (all its windows too small, or none): the metrics leave them out,
-/// and the reports name them.
-pub fn unscorable(ws: &[&LabeledWindow], incidents: &[Incident], lead: f64) -> Vec<Incident> {
-    let mut out = Vec::new();
-    for (idx, mine) in ByService::new(ws, incidents).groups {
-        let judged: Vec<Judged> = idx.iter().map(|&k| unjudged(ws[k], 0.0)).collect();
-        out.extend(super::metrics::unscorable_incidents(&judged, &mine, lead).into_iter().cloned());
-    }
-    out
-}
-
-/// A window as the metrics see it, with `score` and no alarm yet.
-fn unjudged(lw: &LabeledWindow, score: f64) -> Judged {
-    Judged {
-        start: lw.window.start,
-        seconds: lw.window.seconds,
-        alarm: false,
-        labeled: lw.incident.is_some(),
-        skip: lw.window.too_small,
-        score,
-    }
 }
 
 /// How many PSS-only cuts the tuner tries (`alert_threshold_pss` = 0..=101:
 /// the PSS is a whole number, so these are all the distinct ones).
 pub const PSS_CUTS: usize = 102;
-
-/// Judges windows under a configuration: its alarm rule, and `1 - pss_raw`
-/// as the ranking score.
-pub fn judge(ws: &[&LabeledWindow], c: &Candidate) -> Vec<Judged> {
-    ws.iter()
-        .map(|lw| {
-            let r = rescore(&lw.window, &c.score);
-            Judged { alarm: alarms(&lw.window, &r, &c.alert), ..unjudged(lw, 1.0 - r.pss_raw) }
-        })
-        .collect()
-}
 
 fn pr_curve(j: &[Judged]) -> PrCurve {
     let mut v: Vec<(f64, bool)> = j.iter().filter(|w| !w.skip).map(|w| (w.score, w.labeled)).collect();
@@ -293,7 +193,7 @@ impl CheckedTuneParams {
         let obj = p.objective;
         let lead = p.lead_seconds;
         let score_on = |ws: &[&LabeledWindow], c: &Candidate| {
-            let j = judge(ws, c);
+            let j = judge(ws, &c.score, &c.alert);
             let m = evaluate_windows(ws, &j, &data.incidents, lead);
             (obj.value(&m), m)
         };
@@ -447,8 +347,8 @@ impl CheckedTuneParams {
             metrics_tuned: split(&tuned),
             metrics_default: split(&default),
             metrics_random: split(&random_best),
-            pr_default: pr_curve(&judge(&val, &default)),
-            pr_tuned: pr_curve(&judge(&val, &tuned)),
+            pr_default: pr_curve(&judge(&val, &default.score, &default.alert)),
+            pr_tuned: pr_curve(&judge(&val, &tuned.score, &tuned.alert)),
             convergence_bo: stage1_kept
                 .iter()
                 .copied()
@@ -475,7 +375,7 @@ impl CheckedTuneParams {
     pub fn validation_objective(&self, data: &TuneData, c: &Candidate) -> f64 {
         let p = &self.0;
         let Some(Split { val, .. }) = split(data, p.validation) else { return 0.0 };
-        p.objective.value(&evaluate_windows(&val, &judge(&val, c), &data.incidents, p.lead_seconds))
+        p.objective.value(&evaluate_windows(&val, &judge(&val, &c.score, &c.alert), &data.incidents, p.lead_seconds))
     }
 
     /// The hyperparameters.

@@ -7,9 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-fn pss(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).args(args).output().unwrap()
-}
+use crate::common::pss;
 
 fn pss_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pss"))

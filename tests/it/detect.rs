@@ -5,8 +5,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::{ok, repo, shipped_history};
+
 fn nab(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/nab/data").join(rel)
+    repo("datasets/nab/data").join(rel)
 }
 
 fn detect(dir: &Path, input: &Path, out: &str) -> std::process::Output {
@@ -35,9 +37,6 @@ fn rows(path: &Path) -> Vec<(String, String, f64)> {
 #[test]
 fn series_scores_are_causal_ordered_and_find_the_anomaly() {
     let src = nab("artificialWithAnomaly/art_daily_jumpsup.csv");
-    if !src.exists() {
-        panic!("NAB data missing at {} (shared/datasets/nab)", src.display());
-    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let o = detect(d, &src, "all.csv");
@@ -87,23 +86,14 @@ fn bad_values_name_the_line_and_repeated_timestamps_are_kept() {
 }
 
 fn pss(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).args(args).output().unwrap();
-    assert!(o.status.success(), "pss {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).to_string()
+    ok(&crate::common::pss(dir, args))
 }
 
 #[test]
 fn train_save_reload_and_score_windows_and_traces() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/history");
-    let f = data.join("checkout.jsonl.gz");
-    pss(d, &["ingest", f.to_str().unwrap(), "--history", "h.db", "--service", "checkout", "--window", "5m"]);
-    let csv = std::fs::read_to_string(data.join("incidents.csv")).unwrap();
-    let mine: String =
-        csv.lines().filter(|l| l.starts_with("id,") || l.contains(",checkout,")).map(|l| format!("{l}\n")).collect();
-    std::fs::write(d.join("inc.csv"), mine).unwrap();
-    pss(d, &["incidents", "import", "inc.csv", "--history", "h.db"]);
+    shipped_history(d, &["checkout"]);
     let out = pss(d, &["detect", "train", "--history", "h.db", "--service", "checkout", "--window", "5m"]);
     assert!(out.contains("models/checkout/isolation-forest-window-v1.json"), "{out}");
     let model = "models/checkout/isolation-forest-window-v1.json";
@@ -126,7 +116,7 @@ fn train_save_reload_and_score_windows_and_traces() {
     // Trace level, scored on a trace file; versions count per level.
     let out = pss(d, &["detect", "train", "--history", "h.db", "--service", "checkout", "--level", "trace"]);
     assert!(out.contains("isolation-forest-trace-v1.json"), "{out}");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json");
+    let sample = repo("datasets/sample-traces.json");
     let s = pss(
         d,
         &[
@@ -198,7 +188,7 @@ fn ml_detect_prints_pypss_lines_and_flags_the_outliers() {
 
 #[test]
 fn nab_evaluation_prints_the_three_profiles() {
-    let nab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/nab");
+    let nab = repo("datasets/nab");
     let dir = tempfile::tempdir().unwrap();
     let out = pss(dir.path(), &["detect", "eval", "--nab", nab.to_str().unwrap()]);
     assert!(out.contains("on 34 series"), "{out}");

@@ -3,26 +3,14 @@
 //! killed ingest).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-fn pss(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).args(args).output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(2), "expected exit 2; stdout: {}", String::from_utf8_lossy(&o.stdout));
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use crate::common::{err, ok, pss, repo};
 
 fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json")
+    repo("datasets/sample-traces.json")
 }
 
 fn count(db: &Path, service: &str) -> i64 {

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::store::Incident;
+use crate::domain::Incident;
 
 /// One evaluated window: its time, whether it alarmed, whether it is labeled,
 /// and its anomaly score (higher = worse; `1 - pss_raw`).

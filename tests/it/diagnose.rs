@@ -2,8 +2,8 @@
 //! with the LLM part talking to a real HTTP server on 127.0.0.1 that checks
 //! each request and answers with completions, errors, garbage and timeouts.
 
+use crate::common::{ok, pss, repo, shipped_history};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -82,26 +82,15 @@ fn server() -> (String, Log) {
     (format!("http://{addr}"), log)
 }
 
-fn pss(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).env_remove("OPENAI_API_KEY").args(args).output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
+/// The shipped checkout history, plus an incident with a hostile title (it
+/// must come out escaped).
 fn history(d: &Path) {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/history");
-    let f = data.join("checkout.jsonl.gz");
-    ok(&pss(d, &["ingest", f.to_str().unwrap(), "--history", "h.db", "--service", "checkout", "--window", "5m"]));
-    let csv = std::fs::read_to_string(data.join("incidents.csv")).unwrap();
-    let mut mine: String =
-        csv.lines().filter(|l| l.starts_with("id,") || l.contains(",checkout,")).map(|l| format!("{l}\n")).collect();
-    // A hostile title: it must come out escaped.
-    mine += "evil-1,checkout,2026-11-02T12:00:00Z,2026-11-02T12:30:00Z,sev3,<script>alert(1)</script> & co\n";
-    std::fs::write(d.join("inc.csv"), mine).unwrap();
-    ok(&pss(d, &["incidents", "import", "inc.csv", "--history", "h.db"]));
+    shipped_history(d, &["checkout"]);
+    let csv = std::fs::read_to_string(repo("datasets/history/incidents.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    let evil = "evil-1,checkout,2026-11-02T12:00:00Z,2026-11-02T12:30:00Z,sev3,<script>alert(1)</script> & co";
+    std::fs::write(d.join("evil.csv"), format!("{header}\n{evil}\n")).unwrap();
+    ok(&pss(d, &["incidents", "import", "evil.csv", "--history", "h.db"]));
 }
 
 #[test]

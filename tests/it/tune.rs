@@ -2,43 +2,25 @@
 //! defaults and random search, outputs, the lock, promotion, reproducibility.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use pss::config::{AlertParams, Config};
+use pss::eval::{evaluate_windows, judge, time_split};
 use pss::store::{SqliteStore, Store};
 use pss::tune::space::Candidate;
-use pss::tune::tuner::{evaluate_windows, judge, time_split};
 use serde_json::Value;
 
-fn run(bin: &str, dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin).current_dir(dir).args(args).output().unwrap()
-}
+use crate::common::{ok, pss, pss_tune, repo, shipped_history};
 
-fn ok(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-/// Ingests the shipped history (5-minute windows) and its incidents into `dir/h.db`.
+/// The shipped history (three services, 5-minute windows, incidents) in `dir/h.db`.
 fn history(dir: &Path) -> PathBuf {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/history");
-    for s in ["checkout", "search", "payments"] {
-        let f = data.join(format!("{s}.jsonl.gz"));
-        ok(run(
-            env!("CARGO_BIN_EXE_pss"),
-            dir,
-            &["ingest", f.to_str().unwrap(), "--history", "h.db", "--service", s, "--window", "5m"],
-        ));
-    }
-    let inc = data.join("incidents.csv");
-    ok(run(env!("CARGO_BIN_EXE_pss"), dir, &["incidents", "import", inc.to_str().unwrap(), "--history", "h.db"]));
-    dir.join("h.db")
+    shipped_history(dir, &["checkout", "search", "payments"])
 }
 
 fn tune(dir: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["--history", "h.db", "--window", "5m", "--seed", "7", "-o", "models/pss-tuned.toml"];
     args.extend_from_slice(extra);
-    run(env!("CARGO_BIN_EXE_pss-tune"), dir, &args)
+    pss_tune(dir, &args)
 }
 
 #[test]
@@ -46,7 +28,7 @@ fn tuned_beats_defaults_and_random_search_on_validation_without_missing_incident
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     history(d);
-    let out = ok(tune(d, &[]));
+    let out = ok(&tune(d, &[]));
     assert!(out.contains("validation") && out.contains("model card"), "{out}");
     // Incidents at night, when every window is too small to score, are named
     // and left out of the counts (checkout-5: 05:09–05:42, fewer than 10
@@ -94,13 +76,9 @@ fn tuned_beats_defaults_and_random_search_on_validation_without_missing_incident
         assert!(d.join("models").join(f).is_file(), "{f}");
     }
     // The tuned config loads in pss analyze.
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json");
-    let o = run(
-        env!("CARGO_BIN_EXE_pss"),
-        d,
-        &["analyze", sample.to_str().unwrap(), "--config", "models/pss-tuned.toml", "--format", "json"],
-    );
-    let s = ok(o);
+    let sample = repo("datasets/sample-traces.json");
+    let o = pss(d, &["analyze", sample.to_str().unwrap(), "--config", "models/pss-tuned.toml", "--format", "json"]);
+    let s = ok(&o);
     assert!(serde_json::from_str::<Value>(&s).unwrap()["config_source"].as_str().unwrap().contains("pss-tuned.toml"));
     // The run is recorded.
     let c = rusqlite::Connection::open(d.join("h.db")).unwrap();
@@ -113,9 +91,9 @@ fn same_seed_same_config_and_promotion_needs_a_better_score() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     history(d);
-    ok(tune(d, &["--iterations", "20"]));
+    ok(&tune(d, &["--iterations", "20"]));
     let first = std::fs::read_to_string(d.join("models/pss-tuned.toml")).unwrap();
-    let out = ok(tune(d, &["--iterations", "20", "--promote-if-better"]));
+    let out = ok(&tune(d, &["--iterations", "20", "--promote-if-better"]));
     assert!(out.contains("Kept the active config"), "{out}");
     let candidate = std::fs::read_to_string(d.join("models/pss-tuned.candidate.toml")).unwrap();
     assert_eq!(first, candidate, "same seed and data give the same config");
@@ -157,11 +135,7 @@ fn same_seed_same_config_and_promotion_needs_a_better_score() {
     // Evaluated against the labels, the window detector beats the default
     // PSS alarm on validation AUC-PR, and the supervised model is reported
     // beside the unsupervised ones.
-    let eval = ok(run(
-        env!("CARGO_BIN_EXE_pss"),
-        d,
-        &["detect", "eval", "--history", "h.db", "--window", "5m", "--format", "json"],
-    ));
+    let eval = ok(&pss(d, &["detect", "eval", "--history", "h.db", "--window", "5m", "--format", "json"]));
     let r: Value = serde_json::from_str(&eval).unwrap();
     let ap = |name: &str| {
         r["detectors"].as_array().unwrap().iter().find(|x| x["detector"].as_str().unwrap().starts_with(name)).unwrap()
@@ -185,7 +159,7 @@ fn the_tuned_cut_is_no_worse_than_the_best_pss_threshold_alone() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     history(d);
-    ok(tune(d, &["--iterations", "12", "--no-detectors"]));
+    ok(&tune(d, &["--iterations", "12", "--no-detectors"]));
     let card: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("models/pss-tuned.card.json")).unwrap()).unwrap();
     let tuned_train = card["metrics"]["tuned"]["train_objective"].as_f64().unwrap();
@@ -197,7 +171,7 @@ fn the_tuned_cut_is_no_worse_than_the_best_pss_threshold_alone() {
         incidents.extend(store.incidents(Some(s)).unwrap());
     }
     let train = time_split(&windows, 0.3).unwrap().train;
-    let metrics = |c: &Candidate| evaluate_windows(&train, &judge(&train, c), &incidents, 600.0);
+    let metrics = |c: &Candidate| evaluate_windows(&train, &judge(&train, &c.score, &c.alert), &incidents, 600.0);
     let floor = metrics(&Candidate::default()).incident_recall;
     let mut feasible = 0;
     for t in 0..=101 {
@@ -227,7 +201,7 @@ fn a_second_run_waits_for_none_it_exits_75() {
     assert_eq!(o.status.code(), Some(75), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("another pss-tune run"));
     drop(lock);
-    ok(tune(d, &["--iterations", "10"]));
+    ok(&tune(d, &["--iterations", "10"]));
 }
 
 #[test]
@@ -238,10 +212,10 @@ fn bad_input_is_exit_2_with_a_reason() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no such history database"));
     history(d);
-    let o = run(env!("CARGO_BIN_EXE_pss-tune"), d, &["--history", "h.db", "--window", "1m"]);
+    let o = pss_tune(d, &["--history", "h.db", "--window", "1m"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no 60s windows"), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(env!("CARGO_BIN_EXE_pss-tune"), d, &["--history", "h.db", "--window", "5m", "--validation", "0.95"]);
+    let o = pss_tune(d, &["--history", "h.db", "--window", "5m", "--validation", "0.95"]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -249,21 +223,18 @@ fn bad_input_is_exit_2_with_a_reason() {
 fn pypss_objective_tunes_a_baseline_without_labels() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json");
+    let sample = repo("datasets/sample-traces.json");
     let s = sample.to_str().unwrap();
-    let out = ok(run(
-        env!("CARGO_BIN_EXE_pss-tune"),
-        d,
-        &["--objective", "pypss", "--baseline", s, "--iterations", "16", "-o", "b/pss-tuned.toml"],
-    ));
+    let out =
+        ok(&pss_tune(d, &["--objective", "pypss", "--baseline", s, "--iterations", "16", "-o", "b/pss-tuned.toml"]));
     assert!(out.contains("pypss loss"), "{out}");
     let card: Value = serde_json::from_str(&std::fs::read_to_string(d.join("b/pss-tuned.card.json")).unwrap()).unwrap();
     let loss = |k: &str| card["loss"][k].as_f64().unwrap();
     assert!(loss("tuned") <= loss("default"), "tuned {} default {}", loss("tuned"), loss("default"));
     assert!(loss("tuned") <= loss("random_search"));
     // The config loads in pss analyze.
-    ok(run(env!("CARGO_BIN_EXE_pss"), d, &["analyze", s, "--config", "b/pss-tuned.toml"]));
+    ok(&pss(d, &["analyze", s, "--config", "b/pss-tuned.toml"]));
     // --baseline belongs to the pypss objective.
-    let o = run(env!("CARGO_BIN_EXE_pss-tune"), d, &["--history", "x.db", "--baseline", s]);
+    let o = pss_tune(d, &["--history", "x.db", "--baseline", s]);
     assert_eq!(o.status.code(), Some(2));
 }

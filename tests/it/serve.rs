@@ -16,12 +16,7 @@ use pss::serve::grpc::pb::pss::trace_batch_service_client::TraceBatchServiceClie
 use pss::serve::grpc::pb::pss::TraceBatch;
 use pss::serve::grpc::pb::pypss::TraceMessage;
 
-fn python() -> String {
-    std::env::var("PSS_PYTHON").unwrap_or_else(|_| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pypss-venv/bin/python");
-        venv.display().to_string()
-    })
-}
+use crate::common::{python, wait_until};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -361,9 +356,10 @@ fn load_of_200k_traces_over_http_and_grpc_loses_nothing() {
         "load: {sent} traces from 8 concurrent clients in {secs:.1} s = {:.0} traces/s (debug build); {refused} batches got back-pressure and were retried",
         sent as f64 / secs
     );
-    // /metrics shows the counters and, after the refresh, live scores.
-    std::thread::sleep(Duration::from_millis(1500));
-    let m = reqwest::blocking::get(format!("http://{h}/metrics")).unwrap().text().unwrap();
+    // /metrics shows the counters and, after the next refresh, live scores.
+    let metrics = || reqwest::blocking::get(format!("http://{h}/metrics")).unwrap().text().unwrap();
+    wait_until(Duration::from_secs(30), || metrics().contains("pss_score{service=\"load\",module=\"m1\"}"));
+    let m = metrics();
     assert!(m.contains("pss_traces_accepted_total{input=\"http\"} 100000"), "{m}");
     assert!(m.contains("pss_traces_accepted_total{input=\"grpc\"} 100000"), "{m}");
     assert!(m.contains("pss_score{service=\"load\",module=\"\"}"), "{m}");
@@ -404,7 +400,8 @@ fn sigkill_during_load_keeps_every_acknowledged_trace_and_redis_keeps_the_rest()
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(700));
+    // Kill it mid-load, once a few batches have been acknowledged.
+    wait_until(Duration::from_secs(30), || acked.lock().unwrap().len() >= 2_000);
     server.kill9();
     client.join().unwrap();
     let acked = acked.lock().unwrap().clone();

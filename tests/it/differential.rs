@@ -12,27 +12,16 @@
 //! `PSS_PYTHON` to use another interpreter that has `pypss==1.3.1`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("PSS_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pypss-venv/bin/python");
-    assert!(
-        p.exists(),
-        "pypss is not installed: run scripts/test.sh (it installs pypss==1.3.1 into target/pypss-venv), \
-         or set PSS_PYTHON to a Python that has pypss==1.3.1"
-    );
-    p
-}
+use crate::common::{ok, pss, python, repo, shipped_history};
 
 fn generate() -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pypss/cases.py");
+    let script = repo("tests/pypss/cases.py");
     let out = Command::new(python()).arg(&script).arg(dir.path()).output().expect("run python");
     assert!(out.status.success(), "case generator failed: {}", String::from_utf8_lossy(&out.stderr));
     let index: Vec<String> = serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
@@ -129,9 +118,7 @@ fn every_json_shape_scores_the_same() {
 }
 
 fn pss_ok(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_pss")).current_dir(dir).args(args).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "pss {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).to_string()
+    ok(&pss(dir, args))
 }
 
 fn py(dir: &Path, script: &str) -> String {
@@ -279,15 +266,7 @@ print('checked', checked, 'bad', bad)
 fn tuned_config_loads_in_pypss_with_the_same_scores() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/history");
-    let f = data.join("payments.jsonl.gz");
-    pss_ok(d, &["ingest", f.to_str().unwrap(), "--history", "h.db", "--service", "payments", "--window", "5m"]);
-    // Only this service's incidents: the others' services are unknown here.
-    let csv = std::fs::read_to_string(data.join("incidents.csv")).unwrap();
-    let mine: String =
-        csv.lines().filter(|l| l.starts_with("id,") || l.contains(",payments,")).map(|l| format!("{l}\n")).collect();
-    std::fs::write(d.join("inc.csv"), mine).unwrap();
-    pss_ok(d, &["incidents", "import", "inc.csv", "--history", "h.db"]);
+    shipped_history(d, &["payments"]);
     let out = Command::new(env!("CARGO_BIN_EXE_pss-tune"))
         .current_dir(d)
         .args([
@@ -305,7 +284,7 @@ fn tuned_config_loads_in_pypss_with_the_same_scores() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json");
+    let sample = repo("datasets/sample-traces.json");
     let ours: Value = serde_json::from_str(&pss_ok(
         d,
         &["analyze", sample.to_str().unwrap(), "--config", "cfg/pypss.toml", "--format", "json"],

@@ -1,0 +1,107 @@
+//! The nightly window-detector retraining: each service's extended isolation
+//! forest is trained on the training part of the time split, compared with
+//! the active one on the validation part, registered as a new version, and
+//! promoted (copied to `<dir>/<service>/window-detector.json`) only when it
+//! is better.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::evaluate::{forest_scores, window_average_precision};
+use super::model::DetectorModel;
+use super::IsolationForestParams;
+use crate::domain::LabeledWindow;
+use crate::eval::Split;
+use crate::store::{RunRecord, Store, StoreError};
+
+/// Kind under which window detectors are registered in the models table.
+pub const WINDOW_DETECTOR_KIND: &str = "extended-isolation-forest-window";
+
+/// One service's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectorOutcome {
+    pub service: String,
+    /// The new version's file.
+    pub path: PathBuf,
+    /// Validation AUC-PR of the new model.
+    pub new_ap: f64,
+    /// Validation AUC-PR of the active model, when there is a readable one.
+    pub active_ap: Option<f64>,
+    pub promoted: bool,
+}
+
+/// Why retraining failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Train(#[from] super::evaluate::EvalError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io { path: path.display().to_string(), source }
+}
+
+/// Retrains, registers and (when better) promotes each service's window
+/// detector; `now` gives the clock (run and registration times).
+pub fn retrain_window_detectors(
+    store: &mut dyn Store,
+    split: &Split<'_>,
+    services: &[String],
+    seed: u64,
+    dir: &Path,
+    now: &dyn Fn() -> f64,
+) -> Result<Vec<DetectorOutcome>, RegistryError> {
+    let params = IsolationForestParams { extended: true, contamination: Some(0.05), seed, ..Default::default() };
+    let (_, _, models) = forest_scores(&split.train, &split.val, &params)?;
+    let mut out = Vec::new();
+    for s in services {
+        let started = now();
+        let Some(model) = models.iter().find(|m| &m.service == s) else { continue };
+        let val: Vec<&LabeledWindow> = split.val.iter().copied().filter(|w| &w.window.service == s).collect();
+        let new_ap = window_average_precision(model, &val);
+        // An active file that is gone or unreadable is replaced.
+        let active_ap = store
+            .active_model(s, WINDOW_DETECTOR_KIND)?
+            .and_then(|m| DetectorModel::load(Path::new(&m.path)).ok())
+            .map(|m| window_average_precision(&m, &val));
+        let promoted = active_ap.is_none_or(|a| new_ap > a);
+        let version = store.next_model_version(s, WINDOW_DETECTOR_KIND)?;
+        let sdir = dir.join(s);
+        std::fs::create_dir_all(&sdir).map_err(io(&sdir))?;
+        let mut model = model.clone();
+        model.metrics =
+            serde_json::json!({ "validation_average_precision": new_ap, "validation_from": split.split_at });
+        let json = serde_json::to_string(&model).expect("a model serializes") + "\n";
+        let path = sdir.join(format!("{WINDOW_DETECTOR_KIND}-v{version}.json"));
+        std::fs::write(&path, &json).map_err(io(&path))?;
+        let card = serde_json::json!({ "promoted": promoted, "validation_average_precision": new_ap,
+            "active_validation_average_precision": active_ap, "rows": model.rows, "seed": seed,
+            "window_seconds": model.window_seconds });
+        // The registry keeps an absolute path: the next night may run elsewhere.
+        let abs = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        store.register_model(s, WINDOW_DETECTOR_KIND, &abs.display().to_string(), &card, now())?;
+        if promoted {
+            let active_path = sdir.join("window-detector.json");
+            std::fs::write(&active_path, &json).map_err(io(&active_path))?;
+        }
+        store.record_run(&RunRecord {
+            kind: "detect-train",
+            started,
+            finished: now(),
+            params: &serde_json::json!({ "service": s, "level": "window", "kind": model.kind, "seed": seed,
+                "by": "pss-tune", "from": model.data_from, "to": model.data_to }),
+            metrics: &card,
+        })?;
+        out.push(DetectorOutcome { service: s.clone(), path, new_ap, active_ap, promoted });
+    }
+    Ok(out)
+}

@@ -1,0 +1,254 @@
+//! The nightly job as one library call: lock the history, load the windows
+//! and incidents, tune, decide promotion, write the config, model card and
+//! plots, record the run, and retrain the window detectors. `pss-tune`,
+//! `pss serve` or a scheduler call [`run`] and render the [`NightlyReport`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::output::{config_toml, convergence_svg, model_card, pr_svg, verdict};
+use super::space::{Candidate, Space};
+use super::tuner::{TuneData, TuneError, TuneParams, Tuned};
+use crate::config::{Config, ConfigError};
+use crate::detect::registry::{retrain_window_detectors, DetectorOutcome, RegistryError};
+use crate::domain::Incident;
+use crate::store::{RunRecord, SqliteStore, Store, StoreError};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct NightlyJob {
+    /// The history database.
+    pub history: PathBuf,
+    /// Services to tune together (empty: every service in the database).
+    pub services: Vec<String>,
+    /// Only windows in `[from, to)`.
+    pub from: Option<f64>,
+    pub to: Option<f64>,
+    /// Window length; `None`: the one length the history holds, else the
+    /// configured default.
+    pub window_seconds: Option<f64>,
+    /// Search hyperparameters (the bounds from the config are applied here).
+    pub params: TuneParams,
+    /// The tuned config's path (default `models/<service|all>/pss-tuned.toml`).
+    pub output: Option<PathBuf>,
+    /// Replace an existing config only when the new one is better on validation.
+    pub promote_if_better: bool,
+    /// Retrain the window detectors into this folder (`None`: do not).
+    pub detectors_dir: Option<PathBuf>,
+}
+
+/// The promotion decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Promotion {
+    pub promote_if_better: bool,
+    /// The active config's validation objective, when there was one to compare.
+    pub active_validation_objective: Option<f64>,
+    pub new_validation_objective: f64,
+    pub promoted: bool,
+}
+
+/// Where the outputs went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NightlyOutputs {
+    pub config: PathBuf,
+    pub card: PathBuf,
+    pub convergence: PathBuf,
+    pub pr_curve: PathBuf,
+}
+
+/// What the job did.
+#[derive(Debug, Clone)]
+pub struct NightlyReport {
+    pub services: Vec<String>,
+    pub window_seconds: f64,
+    pub incidents: usize,
+    pub tuned: Tuned,
+    /// Incidents no scorable window overlaps (left out of the metrics).
+    pub unscorable: Vec<Incident>,
+    pub promotion: Promotion,
+    pub outputs: NightlyOutputs,
+    pub run_id: i64,
+    pub detectors: Vec<DetectorOutcome>,
+    pub seconds: f64,
+    pub verdict: String,
+}
+
+/// Why the job stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NightlyError {
+    #[error("another pss-tune run holds the lock on {history} ({lock}: {reason}); try again when it has finished")]
+    Locked { history: String, lock: String, reason: String },
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Tune(#[from] TuneError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Detectors(#[from] RegistryError),
+    /// An output could not be written (not an input error).
+    #[error("{path}: {message}")]
+    Output { path: String, message: String },
+}
+
+fn output_err(path: &Path) -> impl FnOnce(String) -> NightlyError + '_ {
+    move |message| NightlyError::Output { path: path.display().to_string(), message }
+}
+
+/// `path` with its file name's stem followed by `suffix`.
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("pss-tuned");
+    path.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// Takes the lock beside the database: one run at a time per database.
+fn lock(history: &Path) -> Result<File, NightlyError> {
+    let lock_path = PathBuf::from(format!("{}.pss-tune.lock", history.display()));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| output_err(&lock_path)(e.to_string()))?;
+    if let Err(e) = lock.try_lock() {
+        return Err(NightlyError::Locked {
+            history: history.display().to_string(),
+            lock: lock_path.display().to_string(),
+            reason: e.to_string(),
+        });
+    }
+    Ok(lock)
+}
+
+/// Runs the nightly job. `on_trial(i, value)` is called after each evaluation.
+pub fn run(
+    job: &NightlyJob,
+    cfg: &Config,
+    on_trial: &mut dyn FnMut(usize, f64),
+) -> Result<NightlyReport, NightlyError> {
+    let started = crate::timefmt::now();
+    if !job.history.is_file() {
+        return Err(NightlyError::Input(format!(
+            "{}: no such history database (create it with pss ingest)",
+            job.history.display()
+        )));
+    }
+    let _lock = lock(&job.history)?;
+    let mut store = SqliteStore::open(&job.history)?;
+    let services = if job.services.is_empty() { store.services()? } else { job.services.clone() };
+    let window = match job.window_seconds {
+        Some(w) => w,
+        None => crate::store::stored_window_length(&store, &services)?.unwrap_or(cfg.window_seconds),
+    };
+    let (mut windows, mut incidents) = (Vec::new(), Vec::new());
+    for s in &services {
+        windows.extend(store.windows(s, None, window, job.from, job.to)?);
+        incidents.extend(store.incidents(Some(s))?);
+    }
+    if windows.is_empty() {
+        return Err(NightlyError::Input(format!(
+            "no {window}s windows for {} in {}: ingest with --window {} first, or pass the --window you ingested with",
+            services.join(", "),
+            job.history.display(),
+            crate::timefmt::format_duration(window)
+        )));
+    }
+    let mut params = job.params.clone();
+    let mut space = Space::default();
+    for (k, lo, hi) in &cfg.tune_bounds {
+        space.set_bounds(k, *lo, *hi).map_err(|e| NightlyError::Input(format!("{}: {e}", cfg.source)))?;
+    }
+    params.space = space;
+    let checked = params.clone().check()?;
+    let data = TuneData { windows, incidents };
+    let tuned = checked.fit(&data, on_trial)?;
+    let objective = params.objective;
+
+    // Outputs.
+    let label = if services.len() == 1 { services[0].clone() } else { "all".to_string() };
+    let out = job.output.clone().unwrap_or_else(|| PathBuf::from("models").join(&label).join("pss-tuned.toml"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| output_err(dir)(e.to_string()))?;
+    }
+    let new_val = tuned.metrics_tuned.validation_objective;
+    let active_val = if job.promote_if_better && out.is_file() {
+        let active = Config::from_file(&out)?;
+        Some(checked.validation_objective(&data, &Candidate { score: active.score, alert: active.alert }))
+    } else {
+        None
+    };
+    let promotion = Promotion {
+        promote_if_better: job.promote_if_better,
+        active_validation_objective: active_val,
+        new_validation_objective: new_val,
+        promoted: active_val.is_none_or(|a| new_val > a),
+    };
+    let config_path = if promotion.promoted { out.clone() } else { sibling(&out, ".candidate.toml") };
+    let verdict_text = verdict(&tuned, objective.name());
+    let header = format!(
+        "Tuned by pss-tune {} for {} on {} windows of {}s, objective {}, seed {}.\n{}",
+        env!("CARGO_PKG_VERSION"),
+        services.join(", "),
+        tuned.train_windows + tuned.validation_windows,
+        window,
+        objective.name(),
+        params.seed,
+        verdict_text
+    );
+    std::fs::write(&config_path, config_toml(&tuned.tuned, window, &header))
+        .map_err(|e| output_err(&config_path)(e.to_string()))?;
+    let mut decision = serde_json::json!({ "promote_if_better": job.promote_if_better });
+    if let Some(a) = active_val {
+        decision["active_validation_objective"] = a.into();
+        decision["new_validation_objective"] = new_val.into();
+    }
+    decision["promoted"] = promotion.promoted.into();
+    let card_path = sibling(&config_path, ".card.json");
+    let mut card = model_card(&tuned, &params, &services, window, &verdict_text);
+    card["decision"] = decision.clone();
+    card["config"] = config_path.display().to_string().into();
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card).expect("a card serializes") + "\n")
+        .map_err(|e| output_err(&card_path)(e.to_string()))?;
+    let conv_path = sibling(&config_path, ".convergence.svg");
+    let pr_path = sibling(&config_path, ".pr.svg");
+    convergence_svg(&tuned, objective.name(), &conv_path).map_err(|e| output_err(&conv_path)(e.to_string()))?;
+    pr_svg(&tuned, &pr_path).map_err(|e| output_err(&pr_path)(e.to_string()))?;
+    let finished = crate::timefmt::now();
+    let run_id = store.record_run(&RunRecord {
+        kind: "tune",
+        started,
+        finished,
+        params: &serde_json::json!({ "services": services, "objective": objective.name(),
+            "iterations": params.iterations, "seed": params.seed, "window_seconds": window,
+            "validation": params.validation, "lead_seconds": params.lead_seconds }),
+        metrics: &serde_json::json!({ "tuned": tuned.metrics_tuned, "default": tuned.metrics_default,
+            "random_search": tuned.metrics_random, "decision": decision,
+            "config": config_path.display().to_string() }),
+    })?;
+
+    let detectors = match (&job.detectors_dir, crate::eval::time_split(&data.windows, params.validation)) {
+        (Some(dir), Some(split)) => {
+            retrain_window_detectors(&mut store, &split, &services, params.seed, dir, &crate::timefmt::now)?
+        }
+        _ => Vec::new(),
+    };
+    let all: Vec<_> = data.windows.iter().collect();
+    let unscorable = crate::eval::unscorable(&all, &data.incidents, params.lead_seconds);
+    Ok(NightlyReport {
+        services,
+        window_seconds: window,
+        incidents: data.incidents.len(),
+        tuned,
+        unscorable,
+        promotion,
+        outputs: NightlyOutputs { config: config_path, card: card_path, convergence: conv_path, pr_curve: pr_path },
+        run_id,
+        detectors,
+        seconds: finished - started,
+        verdict: verdict_text,
+    })
+}
