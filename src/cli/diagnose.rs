@@ -120,7 +120,7 @@ fn detector_for(
             p
         }
     };
-    super::detect::load_model(&path).map(Some)
+    crate::detect::model::DetectorModel::load(&path).map(Some).map_err(|e| Failure::input(e.to_string()))
 }
 
 /// `pss diagnose`.

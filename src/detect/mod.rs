@@ -5,9 +5,12 @@ pub mod evaluate;
 pub mod iforest;
 pub mod model;
 pub mod nab;
+pub mod nab_corpus;
 pub mod patterns;
 pub mod registry;
 pub mod series;
+pub mod series_csv;
 pub mod supervised;
+pub mod train;
 
 pub use iforest::{IsolationForest, IsolationForestParams};

@@ -90,6 +90,8 @@ pub struct RunRecord<'a> {
 /// program uses, so that another database is a new implementation, not a
 /// change to callers. Times are epoch seconds; the store reads no clock.
 pub trait Store {
+    /// Where the store lives (a file path, a server), for messages.
+    fn location(&self) -> String;
     /// Windows of a service (module `""` for the service as a whole), of one
     /// length, optionally in `[from, to)`, in time order, with labels.
     fn windows(
@@ -166,6 +168,31 @@ pub fn stored_window_length(store: &dyn Store, services: &[String]) -> Result<Op
         }
     }
     Ok(if let [one] = lengths.as_slice() { Some(*one) } else { None })
+}
+
+/// Windows of several services with their incidents: what tuning and
+/// detector evaluation learn from.
+#[derive(Debug, Clone, Default)]
+pub struct LabeledHistory {
+    pub windows: Vec<LabeledWindow>,
+    pub incidents: Vec<Incident>,
+}
+
+/// Loads the whole-service windows of one length of `services`, optionally
+/// in `[from, to)`, and their incidents.
+pub fn labeled_history(
+    store: &dyn Store,
+    services: &[String],
+    seconds: f64,
+    from: Option<f64>,
+    to: Option<f64>,
+) -> Result<LabeledHistory, StoreError> {
+    let mut h = LabeledHistory::default();
+    for s in services {
+        h.windows.extend(store.windows(s, None, seconds, from, to)?);
+        h.incidents.extend(store.incidents(Some(s))?);
+    }
+    Ok(h)
 }
 
 /// What a prune removed.

@@ -218,6 +218,10 @@ pub(crate) fn window_from_row(service: &str, r: &rusqlite::Row<'_>) -> rusqlite:
 }
 
 impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.path.clone()
+    }
+
     fn windows(
         &self,
         service: &str,

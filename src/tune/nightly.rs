@@ -144,11 +144,8 @@ pub fn run(
         Some(w) => w,
         None => crate::store::stored_window_length(&store, &services)?.unwrap_or(cfg.window_seconds),
     };
-    let (mut windows, mut incidents) = (Vec::new(), Vec::new());
-    for s in &services {
-        windows.extend(store.windows(s, None, window, job.from, job.to)?);
-        incidents.extend(store.incidents(Some(s))?);
-    }
+    let crate::store::LabeledHistory { windows, incidents } =
+        crate::store::labeled_history(&store, &services, window, job.from, job.to)?;
     if windows.is_empty() {
         return Err(NightlyError::Input(format!(
             "no {window}s windows for {} in {}: ingest with --window {} first, or pass the --window you ingested with",
