@@ -9,6 +9,7 @@
 //! - [`trace`] reads files into columns; [`score`] turns columns — or a
 //!   window's stored features — into the PSS and its sub-scores;
 //!   [`window`] computes a window's features and scores.
+//! - [`export`] writes the labeled window table (CSV, Parquet).
 //! - [`store`] keeps traces, windows, incidents, runs and models behind the
 //!   `Store` trait; [`eval`] splits, judges and measures alarms against
 //!   incidents.
@@ -24,6 +25,7 @@ pub mod detect;
 pub mod diagnose;
 pub mod domain;
 pub mod eval;
+pub mod export;
 pub mod pystats;
 pub mod report;
 pub mod score;

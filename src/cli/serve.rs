@@ -46,7 +46,8 @@ pub struct ServeArgs {
     /// A file holding a bearer token HTTP and gRPC clients must send.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Window length for the windows kept up to date (default: config `window`, else 60s).
+    /// Window length for the windows kept up to date (default: config `window`,
+    /// else the one length the history holds, else 60s).
     #[arg(long, value_name = "DURATION")]
     pub window: Option<String>,
     /// How often touched windows and the live scores on /metrics are recomputed.
@@ -73,7 +74,15 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
         return Err(Failure::input("give at least one input: --grpc, --http, --redis or --follow"));
     }
     let cfg = Config::discover(a.config.as_deref())?;
-    let window = super::window_arg(&a.window, &cfg)?;
+    // The length the history holds (every service), unless asked or configured.
+    let window = match super::window_choice(&a.window, &cfg)? {
+        Some(w) => w,
+        None if a.history.is_file() => {
+            let store = crate::store::SqliteStore::open(&a.history)?;
+            crate::store::stored_window_length(&store, &[])?.unwrap_or(cfg.window_seconds)
+        }
+        None => cfg.window_seconds,
+    };
     let token = match &a.token_file {
         Some(p) => {
             let t = std::fs::read_to_string(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))?;

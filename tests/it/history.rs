@@ -326,3 +326,46 @@ fn retention_prunes_automatically_when_configured() {
     assert!(o.contains("retention (30d): pruned 1 traces"), "{o}");
     assert_eq!(count(&d.join("h.db"), "s"), 0);
 }
+
+/// The window length is asked for once, at ingest: commands that read (or
+/// add to) a history holding one length use it without `--window`.
+#[test]
+fn the_stored_window_length_is_used_when_none_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::common::shipped_history(d, &["checkout"]);
+    let w = ok(&pss(d, &["windows", "--history", "h.db", "--service", "checkout"]));
+    assert_eq!(w.lines().count(), 1 + 864, "5-minute windows: {}", w.lines().take(3).collect::<Vec<_>>().join("\n"));
+    let o = ok(&pss(d, &["ingest", sample().to_str().unwrap(), "--history", "h.db", "--service", "checkout"]));
+    assert!(o.contains("windows updated"), "{o}");
+    let c = rusqlite::Connection::open(d.join("h.db")).unwrap();
+    let lengths: Vec<f64> = c
+        .prepare("SELECT DISTINCT seconds FROM windows")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lengths, [300.0], "re-ingest kept the history's length");
+    let t = ok(&crate::common::pss_tune(
+        d,
+        &["--history", "h.db", "--iterations", "8", "--no-detectors", "-o", "m/t.toml"],
+    ));
+    assert!(t.contains("windows of 300s"), "{t}");
+    let e = ok(&pss(d, &["detect", "eval", "--history", "h.db", "--format", "json"]));
+    assert!(e.contains("\"train_windows\""), "{e}");
+    // An explicit --window still wins (and says when there is none of it).
+    let o = crate::common::pss_tune(d, &["--history", "h.db", "--window", "1m"]);
+    assert!(err(&o).contains("no 60s windows"));
+}
+
+/// An output that cannot be written is exit 74, not an input error.
+#[test]
+fn an_unwritable_output_is_exit_74() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("file"), "").unwrap();
+    let o = pss(d, &["analyze", sample().to_str().unwrap(), "--format", "json", "-o", "file/report.json"]);
+    assert_eq!(o.status.code(), Some(74), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("file"), "names the path");
+}

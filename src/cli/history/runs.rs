@@ -1,0 +1,99 @@
+//! `pss history`: pypss's run-history table and exports.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::open;
+use crate::cli::{print, CmdResult, Failure};
+use crate::config::Config;
+use crate::store::Store;
+use crate::timefmt::format_time;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryExport {
+    Csv,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// History database (default: config `storage_uri`, pypss's pypss_history.db).
+    #[arg(long, value_name = "DB")]
+    pub history: Option<PathBuf>,
+    /// Number of runs to show.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Only the last N days.
+    #[arg(long)]
+    pub days: Option<f64>,
+    /// Only runs stored for this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Export instead of a table.
+    #[arg(long, value_enum)]
+    pub export: Option<HistoryExport>,
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The history database from `--history` or the config's `storage_uri`.
+pub fn history_path(arg: &Option<PathBuf>, cfg: &Config) -> PathBuf {
+    arg.clone().unwrap_or_else(|| {
+        PathBuf::from(cfg.other.get("storage_uri").and_then(|v| v.as_str()).unwrap_or("pypss_history.db"))
+    })
+}
+
+/// Runs `pss history`: pypss's table and exports.
+pub fn history(a: HistoryArgs) -> CmdResult {
+    let cfg = Config::discover(a.config.as_deref())?;
+    let path = history_path(&a.history, &cfg);
+    if !path.exists() {
+        return Err(Failure::input(format!("{}: no such history database", path.display())));
+    }
+    let store = open(&path)?;
+    let since = a.days.map(|d| crate::timefmt::now() - d * 86400.0);
+    let rows = store.history(a.limit, since, a.service.as_deref())?;
+    match a.export {
+        Some(HistoryExport::Json) => print(&(serde_json::to_string_pretty(&rows).expect("serializable") + "\n")),
+        Some(HistoryExport::Csv) => {
+            let mut out = String::from("id,timestamp,pss,ts,ms,ev,be,cc,meta\n");
+            for r in &rows {
+                let meta = r.meta.to_string().replace('"', "\"\"");
+                out += &format!(
+                    "{},{},{},{},{},{},{},{},\"{}\"\n",
+                    r.id, r.timestamp, r.pss, r.ts, r.ms, r.ev, r.be, r.cc, meta
+                );
+            }
+            print(&out)
+        }
+        None => {
+            if rows.is_empty() {
+                return print("No history found.\n");
+            }
+            let mut out = format!("\n📜 Historical PSS Trends (Last {} runs)\n", a.limit);
+            out += &"=".repeat(60);
+            out += &format!(
+                "\n{:<20} | {:<5} | {:<4} | {:<4} | {:<4} | {:<4} | {:<4}\n",
+                "Timestamp", "PSS", "TS", "MS", "EV", "BE", "CC"
+            );
+            out += &"-".repeat(60);
+            out.push('\n');
+            for r in &rows {
+                out += &format!(
+                    "{:<20} | {:<5} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}\n",
+                    format_time(r.timestamp).trim_end_matches('Z'),
+                    r.pss as i64,
+                    r.ts,
+                    r.ms,
+                    r.ev,
+                    r.be,
+                    r.cc
+                );
+            }
+            out += &"=".repeat(60);
+            out.push('\n');
+            print(&out)
+        }
+    }
+}
