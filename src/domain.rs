@@ -5,6 +5,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where the slowest regular trace of a set ran (diagnosis shows its source).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlowestTrace {
+    pub filename: String,
+    pub lineno: i64,
+    pub duration: f64,
+    pub module: String,
+    pub name: String,
+}
+
 /// A labeled incident: a time range of one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {

@@ -2,18 +2,16 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
 use super::{print, warn, CmdResult, Failure};
 use crate::config::Config;
-use crate::diagnose::incident::{diagnose, module_rows, snippet, DiagnoseParams, Diagnosis, Narrative, Side, Subject};
-use crate::diagnose::llm::{complete, LlmParams, Provider};
-use crate::diagnose::prompt::{build_prompt, SYSTEM};
+use crate::diagnose::incident::{diagnose, narrate, DiagnoseParams, Diagnosis, Subject};
+use crate::diagnose::llm::{LlmParams, Provider};
 use crate::diagnose::render;
+use crate::diagnose::trace_file::diagnose_files;
 use crate::store::{SqliteStore, Store};
-use crate::trace::{RawTrace, TraceColumns, TraceSink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DocFormat {
@@ -136,18 +134,9 @@ pub fn run(a: DiagnoseArgs) -> CmdResult {
                     db.display()
                 ))
             })?;
-            let subject = Subject {
-                kind: "incident",
-                id: Some(inc.id.clone()),
-                service: inc.service.clone(),
-                title: inc.title.clone(),
-                severity: inc.severity.clone(),
-                start: inc.start,
-                end: inc.end,
-            };
-            history_diagnosis(&store, subject, &cfg, &a.evidence)?
+            history_diagnosis(&store, Subject::incident(&inc), &cfg, &a.evidence)?
         }
-        _ => trace_file_diagnosis(&a.trace_file, &cfg)?,
+        _ => diagnose_files(&a.trace_file, &cfg)?,
     };
     finish(d, &a.doc, &cfg)
 }
@@ -161,16 +150,7 @@ pub fn report(a: ReportArgs) -> CmdResult {
         return Err(Failure::input(format!("--to {} must be after --from {}", a.to, a.from)));
     }
     let store = SqliteStore::open(&a.history)?;
-    let subject = Subject {
-        kind: "period",
-        id: None,
-        service: a.service.clone(),
-        title: String::new(),
-        severity: String::new(),
-        start: from,
-        end: to,
-    };
-    let d = history_diagnosis(&store, subject, &cfg, &a.evidence)?;
+    let d = history_diagnosis(&store, Subject::period(&a.service, from, to), &cfg, &a.evidence)?;
     finish(d, &a.doc, &cfg)
 }
 
@@ -186,128 +166,23 @@ fn history_diagnosis(
     diagnose(store, subject, cfg, &p).map_err(|e| Failure::input(e.to_string()))
 }
 
-/// Columns plus where the slowest trace's function is.
-struct Slowest<'a> {
-    cols: &'a mut TraceColumns,
-    best: Option<(String, i64, f64, String, String)>,
-}
-
-impl TraceSink for Slowest<'_> {
-    fn trace(&mut self, t: &RawTrace<'_>) {
-        self.cols.trace(t);
-        let d = t.duration.as_ref().and_then(|v| crate::trace::columns::py_float(v).ok()).filter(|d| d.is_finite());
-        if let Some(d) = d {
-            if self.best.as_ref().is_none_or(|b| d > b.2) {
-                let s = |v: &Option<crate::trace::json::Scalar<'_>>| match v {
-                    Some(crate::trace::json::Scalar::Str(x)) => x.to_string(),
-                    _ => String::new(),
-                };
-                let line =
-                    t.lineno.as_ref().and_then(|v| crate::trace::columns::py_float(v).ok()).unwrap_or(0.0) as i64;
-                self.best = Some((s(&t.filename), line, d, s(&t.module), s(&t.name)));
-            }
-        }
-    }
-    fn not_object(&mut self) {
-        self.cols.not_object();
-    }
-    fn reset(&mut self) {
-        self.cols.reset();
-        self.best = None;
-    }
-}
-
-fn trace_file_diagnosis(files: &[String], cfg: &Config) -> Result<Diagnosis, Failure> {
-    let keep = crate::trace::ColumnOptions { timestamps: true, names: true, memory_diff: true };
-    let mut cols = TraceColumns::with_options(&cfg.unknown_module, keep);
-    let mut best = None;
-    for f in files {
-        let src = crate::trace::Source::from_arg(f);
-        cols.begin_source();
-        let mut sink = Slowest { cols: &mut cols, best: None };
-        crate::trace::read_source(&src, &mut sink)?;
-        if let Some(b) = sink.best {
-            if best.as_ref().is_none_or(|x: &(String, i64, f64, String, String)| b.2 > x.2) {
-                best = Some(b);
-            }
-        }
-    }
-    let r = crate::report::model::build(
-        &cols,
-        &[],
-        cfg,
-        crate::score::GroupBy::Module,
-        crate::report::model::Detail { summaries: true, charts: false },
-    );
-    let (lo, hi) = r.time_range.unwrap_or((0.0, 0.0));
-    let modules = module_rows(&r, None);
-    Ok(Diagnosis {
-        subject: Subject {
-            kind: "trace file",
-            id: None,
-            service: files.join(", "),
-            title: String::new(),
-            severity: String::new(),
-            start: lo,
-            end: hi,
-        },
-        baseline: None,
-        during: Side::from_report(&r),
-        before: None,
-        modules,
-        window_seconds: 60.0,
-        timeline: Vec::new(),
-        onset: None,
-        detector: None,
-        patterns: Vec::new(),
-        anomalous_traces: Vec::new(),
-        regression: None,
-        advice: r.advice.clone(),
-        findings: Vec::new(),
-        source: best.map(|(f, l, d, m, n)| snippet(&f, l, d, &format!("{m}:{n}"))),
-        narrative: None,
-        skipped_traces: r.skipped.total(),
-        unavailable: Vec::new(),
-    })
-}
-
 /// Adds the narrative when asked, renders, writes; decides the exit code.
 fn finish(mut d: Diagnosis, a: &DocArgs, cfg: &Config) -> CmdResult {
     let mut llm_failed = None;
     if a.provider != Provider::None {
-        let p = LlmParams {
-            provider: a.provider,
-            model: a.model.clone().unwrap_or_else(|| match a.provider {
-                Provider::Ollama => cfg.llm_ollama_model(),
-                _ => cfg.llm_openai_model(),
-            }),
-            base_url: a.base_url.clone().unwrap_or_else(|| match a.provider {
-                Provider::Ollama => cfg.llm_ollama_url(),
-                _ => cfg.llm_base_url(),
-            }),
-            api_key: a.api_key.clone(),
-            timeout: Duration::from_secs_f64(cfg.llm_timeout_seconds()),
-            max_tokens: cfg.llm_max_tokens(),
-            retries: 3,
-            backoff: Duration::from_millis(500),
-        };
-        let prompt = build_prompt(&d, cfg.llm_prompt_budget_chars());
+        let p = LlmParams::from_config(a.provider, a.model.clone(), a.base_url.clone(), a.api_key.clone(), cfg);
         if std::io::stderr().is_terminal() {
-            eprintln!("asking {:?} model {} ({} prompt characters)…", p.provider, p.model, prompt.len());
+            eprintln!("asking {:?} model {}…", p.provider, p.model);
         }
-        d.narrative = Some(match complete(&p, SYSTEM, &prompt) {
-            Ok(r) => Narrative::Written(r),
-            Err(e) => {
-                warn(&format!("the LLM part failed: {e}"));
-                llm_failed = Some(e.to_string());
-                Narrative::Failed(e.to_string())
-            }
-        });
+        llm_failed = narrate(&mut d, &p, cfg.llm_prompt_budget_chars());
+        if let Some(e) = &llm_failed {
+            warn(&format!("the LLM part failed: {e}"));
+        }
     }
     let text = match a.format {
         DocFormat::Markdown => render::markdown(&d),
         DocFormat::Html => render::html(&d),
-        DocFormat::Json => serde_json::to_string_pretty(&d).expect("serializable") + "\n",
+        DocFormat::Json => serde_json::to_string_pretty(&d).expect("a diagnosis serializes") + "\n",
     };
     match &a.output {
         Some(path) => {

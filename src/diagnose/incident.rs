@@ -18,7 +18,7 @@ use crate::store::{SqliteStore, Store, StoreError};
 /// What is being reviewed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Subject {
-    /// `incident` or `period`.
+    /// `incident`, `period` or `trace file`.
     pub kind: &'static str,
     pub id: Option<String>,
     pub service: String,
@@ -26,6 +26,34 @@ pub struct Subject {
     pub severity: String,
     pub start: f64,
     pub end: f64,
+}
+
+impl Subject {
+    /// A labeled incident.
+    pub fn incident(i: &crate::domain::Incident) -> Subject {
+        Subject {
+            kind: "incident",
+            id: Some(i.id.clone()),
+            service: i.service.clone(),
+            title: i.title.clone(),
+            severity: i.severity.clone(),
+            start: i.start,
+            end: i.end,
+        }
+    }
+
+    /// Any period of a service.
+    pub fn period(service: &str, start: f64, end: f64) -> Subject {
+        Subject {
+            kind: "period",
+            id: None,
+            service: service.to_string(),
+            title: String::new(),
+            severity: String::new(),
+            start,
+            end,
+        }
+    }
 }
 
 /// The scores and distributions of one side (the subject or the baseline).
@@ -183,6 +211,23 @@ pub struct Diagnosis {
     /// Optional evidence that could not be computed, with the reason: shown
     /// in the document, so "no anomalies" and "the detector failed" differ.
     pub unavailable: Vec<Unavailable>,
+}
+
+/// Asks the LLM for the narrative (the prompt bounded to `budget`
+/// characters) and records it, or why it failed, in the diagnosis. Returns
+/// the failure, if any; the document is complete either way.
+pub fn narrate(d: &mut Diagnosis, p: &super::llm::LlmParams, budget: usize) -> Option<String> {
+    let prompt = super::prompt::build_prompt(d, budget);
+    match super::llm::complete(p, super::prompt::SYSTEM, &prompt) {
+        Ok(r) => {
+            d.narrative = Some(Narrative::Written(r));
+            None
+        }
+        Err(e) => {
+            d.narrative = Some(Narrative::Failed(e.to_string()));
+            Some(e.to_string())
+        }
+    }
 }
 
 /// A step of the diagnosis that failed, and why.

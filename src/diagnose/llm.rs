@@ -39,6 +39,30 @@ pub struct LlmParams {
     pub backoff: Duration,
 }
 
+impl LlmParams {
+    /// Parameters for `provider`, the configuration's defaults filling what
+    /// is not given (model, URL), with its timeout and token limit.
+    pub fn from_config(
+        provider: Provider,
+        model: Option<String>,
+        base_url: Option<String>,
+        api_key: Option<String>,
+        cfg: &crate::config::Config,
+    ) -> LlmParams {
+        let ollama = provider == Provider::Ollama;
+        LlmParams {
+            provider,
+            model: model.unwrap_or_else(|| if ollama { cfg.llm_ollama_model() } else { cfg.llm_openai_model() }),
+            base_url: base_url.unwrap_or_else(|| if ollama { cfg.llm_ollama_url() } else { cfg.llm_base_url() }),
+            api_key,
+            timeout: Duration::from_secs_f64(cfg.llm_timeout_seconds()),
+            max_tokens: cfg.llm_max_tokens(),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
 impl std::fmt::Debug for LlmParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LlmParams")

@@ -6,3 +6,4 @@ pub mod incident;
 pub mod llm;
 pub mod prompt;
 pub mod render;
+pub mod trace_file;

@@ -13,7 +13,7 @@ pub use ingest::{ingest_source, IngestReport};
 pub use sqlite::SqliteStore;
 
 use crate::domain::Window;
-pub use crate::domain::{check_regression, HistoryRow, Incident, LabeledWindow};
+pub use crate::domain::{check_regression, HistoryRow, Incident, LabeledWindow, SlowestTrace};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,16 +41,6 @@ pub struct TraceRow {
     pub name: String,
     /// duration, memory_diff, wait_time, error (0/1): pypss's ml-detect features.
     pub features: [f64; 4],
-}
-
-/// Where the slowest regular trace of a slice ran.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SlowestTrace {
-    pub filename: String,
-    pub lineno: i64,
-    pub duration: f64,
-    pub module: String,
-    pub name: String,
 }
 
 /// A service's traces over a time range, as columns, for diagnosis.
