@@ -26,19 +26,20 @@ pub const FAULTS: [(&str, usize); 4] =
 
 /// pypss's search space (its `ConfigOptimizer.optimize` dimensions).
 pub fn pypss_space() -> Space {
+    use super::space::Param::*;
     let d = |key, lo, hi| Dim { key, lo, hi, scale: Scale::Linear };
     Space {
         dims: vec![
-            d("w_ts", 0.0, 1.0),
-            d("w_ms", 0.0, 1.0),
-            d("w_ev", 0.0, 1.0),
-            d("w_be", 0.0, 1.0),
-            d("w_cc", 0.0, 1.0),
-            d("alpha", 0.5, 5.0),
-            d("beta", 0.5, 5.0),
-            d("gamma", 0.5, 5.0),
-            d("mem_spike_threshold_ratio", 1.1, 3.0),
-            d("concurrency_wait_threshold", 0.0001, 0.05),
+            d(WTs, 0.0, 1.0),
+            d(WMs, 0.0, 1.0),
+            d(WEv, 0.0, 1.0),
+            d(WBe, 0.0, 1.0),
+            d(WCc, 0.0, 1.0),
+            d(Alpha, 0.5, 5.0),
+            d(Beta, 0.5, 5.0),
+            d(Gamma, 0.5, 5.0),
+            d(MemSpikeThresholdRatio, 1.1, 3.0),
+            d(ConcurrencyWaitThreshold, 0.0001, 0.05),
         ],
     }
 }

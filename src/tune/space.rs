@@ -15,10 +15,79 @@ pub enum Scale {
     Integer,
 }
 
+/// Declares the tunable parameters once: the enum (a typo is a compile
+/// error), each one's configuration key, and where it lives in a
+/// [`Candidate`].
+macro_rules! params {
+    ($( $variant:ident => $key:literal, $part:ident . $field:ident; )+) => {
+        /// A tunable parameter.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum Param {
+            $( #[serde(rename = $key)] $variant, )+
+        }
+
+        impl Param {
+            /// Every parameter, in the default space's order.
+            pub const ALL: &'static [Param] = &[$( Param::$variant ),+];
+
+            /// The configuration key (pypss's name, or pss's `alert_threshold_*`).
+            pub fn key(self) -> &'static str {
+                match self { $( Param::$variant => $key, )+ }
+            }
+
+            /// The parameter of a configuration key.
+            pub fn from_key(key: &str) -> Option<Param> {
+                match key { $( $key => Some(Param::$variant), )+ _ => None }
+            }
+
+            /// An alarm threshold (in the candidate's alert part), not a
+            /// parameter of the score.
+            pub fn is_alert_threshold(self) -> bool {
+                match self { $( Param::$variant => stringify!($part) == "alert", )+ }
+            }
+
+            /// Its value in a candidate.
+            pub fn get(self, c: &Candidate) -> f64 {
+                match self { $( Param::$variant => c.$part.$field, )+ }
+            }
+
+            /// Sets its value in a candidate.
+            pub fn set(self, c: &mut Candidate, v: f64) {
+                match self { $( Param::$variant => c.$part.$field = v, )+ }
+            }
+        }
+    };
+}
+
+params! {
+    WTs => "w_ts", score.w_ts;
+    WMs => "w_ms", score.w_ms;
+    WEv => "w_ev", score.w_ev;
+    WBe => "w_be", score.w_be;
+    WCc => "w_cc", score.w_cc;
+    Alpha => "alpha", score.alpha;
+    Beta => "beta", score.beta;
+    Gamma => "gamma", score.gamma;
+    Delta => "delta", score.delta;
+    MemSpikeThresholdRatio => "mem_spike_threshold_ratio", score.mem_spike_threshold_ratio;
+    ConcurrencyWaitThreshold => "concurrency_wait_threshold", score.concurrency_wait_threshold;
+    ErrorSpikeThreshold => "error_spike_threshold", score.error_spike_threshold;
+    ConsecutiveErrorThreshold => "consecutive_error_threshold", score.consecutive_error_threshold;
+    AlertTs => "alert_threshold_ts", alert.ts;
+    AlertMs => "alert_threshold_ms", alert.ms;
+    AlertEv => "alert_threshold_ev", alert.ev;
+    AlertBe => "alert_threshold_be", alert.be;
+    AlertCc => "alert_threshold_cc", alert.cc;
+    AlertPss => "alert_threshold_pss", alert.pss;
+}
+
+/// The five weights, in this order: decoded together onto the simplex.
+const WEIGHTS: [Param; 5] = [Param::WTs, Param::WMs, Param::WEv, Param::WBe, Param::WCc];
+
 /// One tuned parameter with its bounds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Dim {
-    pub key: &'static str,
+    pub key: Param,
     pub lo: f64,
     pub hi: f64,
     pub scale: Scale,
@@ -54,34 +123,32 @@ pub struct Space {
     pub dims: Vec<Dim>,
 }
 
-/// The five weights come first, in this order.
-const WEIGHTS: [&str; 5] = ["w_ts", "w_ms", "w_ev", "w_be", "w_cc"];
-
 impl Default for Space {
     fn default() -> Self {
+        use Param::*;
         use Scale::*;
         let d = |key, lo, hi, scale| Dim { key, lo, hi, scale };
         Space {
             dims: vec![
-                d("w_ts", 0.0, 1.0, Linear),
-                d("w_ms", 0.0, 1.0, Linear),
-                d("w_ev", 0.0, 1.0, Linear),
-                d("w_be", 0.0, 1.0, Linear),
-                d("w_cc", 0.0, 1.0, Linear),
-                d("alpha", 0.01, 5.0, Log),
-                d("beta", 0.01, 5.0, Log),
-                d("gamma", 0.01, 10.0, Log),
-                d("delta", 0.01, 5.0, Log),
-                d("mem_spike_threshold_ratio", 1.0, 5.0, Linear),
-                d("concurrency_wait_threshold", 1e-5, 0.1, Log),
-                d("error_spike_threshold", 0.0, 0.5, Linear),
-                d("consecutive_error_threshold", 1.0, 20.0, Integer),
-                d("alert_threshold_ts", 0.0, 1.0, Linear),
-                d("alert_threshold_ms", 0.0, 1.0, Linear),
-                d("alert_threshold_ev", 0.0, 1.0, Linear),
-                d("alert_threshold_be", 0.0, 1.0, Linear),
-                d("alert_threshold_cc", 0.0, 1.0, Linear),
-                d("alert_threshold_pss", 0.0, 100.0, Linear),
+                d(WTs, 0.0, 1.0, Linear),
+                d(WMs, 0.0, 1.0, Linear),
+                d(WEv, 0.0, 1.0, Linear),
+                d(WBe, 0.0, 1.0, Linear),
+                d(WCc, 0.0, 1.0, Linear),
+                d(Alpha, 0.01, 5.0, Log),
+                d(Beta, 0.01, 5.0, Log),
+                d(Gamma, 0.01, 10.0, Log),
+                d(Delta, 0.01, 5.0, Log),
+                d(MemSpikeThresholdRatio, 1.0, 5.0, Linear),
+                d(ConcurrencyWaitThreshold, 1e-5, 0.1, Log),
+                d(ErrorSpikeThreshold, 0.0, 0.5, Linear),
+                d(ConsecutiveErrorThreshold, 1.0, 20.0, Integer),
+                d(AlertTs, 0.0, 1.0, Linear),
+                d(AlertMs, 0.0, 1.0, Linear),
+                d(AlertEv, 0.0, 1.0, Linear),
+                d(AlertBe, 0.0, 1.0, Linear),
+                d(AlertCc, 0.0, 1.0, Linear),
+                d(AlertPss, 0.0, 100.0, Linear),
             ],
         }
     }
@@ -107,7 +174,9 @@ impl Space {
 
     /// Replaces the bounds of `key`; an error names an unknown key or bad bounds.
     pub fn set_bounds(&mut self, key: &str, lo: f64, hi: f64) -> Result<(), String> {
-        let d = self.dims.iter_mut().find(|d| d.key == key).ok_or_else(|| format!("no tunable parameter '{key}'"))?;
+        let known = || Param::ALL.iter().map(|p| p.key()).collect::<Vec<_>>().join(", ");
+        let p = Param::from_key(key).ok_or_else(|| format!("no tunable parameter '{key}' (tunable: {})", known()))?;
+        let d = self.dims.iter_mut().find(|d| d.key == p).ok_or_else(|| format!("'{key}' is not searched here"))?;
         if !(lo.is_finite() && hi.is_finite() && lo < hi) || (d.scale == Scale::Log && lo <= 0.0) {
             return Err(format!("bounds of '{key}' must be finite with lo < hi (and lo > 0 on a log scale)"));
         }
@@ -118,77 +187,29 @@ impl Space {
 
     /// Decodes a unit-cube point; weights are normalised to sum to 1.
     pub fn decode(&self, u: &[f64]) -> Candidate {
-        let mut s = ScoreParams::default();
-        let mut a = AlertParams::default();
-        let mut w = [0.0f64; 5];
+        let mut c = Candidate::default();
         for (d, &x) in self.dims.iter().zip(u) {
-            let v = d.decode(x);
-            match d.key {
-                "w_ts" => w[0] = v,
-                "w_ms" => w[1] = v,
-                "w_ev" => w[2] = v,
-                "w_be" => w[3] = v,
-                "w_cc" => w[4] = v,
-                "alpha" => s.alpha = v,
-                "beta" => s.beta = v,
-                "gamma" => s.gamma = v,
-                "delta" => s.delta = v,
-                "mem_spike_threshold_ratio" => s.mem_spike_threshold_ratio = v,
-                "concurrency_wait_threshold" => s.concurrency_wait_threshold = v,
-                "error_spike_threshold" => s.error_spike_threshold = v,
-                "consecutive_error_threshold" => s.consecutive_error_threshold = v,
-                "alert_threshold_ts" => a.ts = v,
-                "alert_threshold_ms" => a.ms = v,
-                "alert_threshold_ev" => a.ev = v,
-                "alert_threshold_be" => a.be = v,
-                "alert_threshold_cc" => a.cc = v,
-                "alert_threshold_pss" => a.pss = v,
-                _ => {}
-            }
+            d.key.set(&mut c, d.decode(x));
         }
+        let w = WEIGHTS.map(|p| p.get(&c));
         let total: f64 = w.iter().sum();
         let w = if total > 1e-9 { w.map(|x| x / total) } else { [0.2; 5] };
-        s.w_ts = w[0];
-        s.w_ms = w[1];
-        s.w_ev = w[2];
-        s.w_be = w[3];
-        s.w_cc = w[4];
-        Candidate { score: s, alert: a }
+        for (p, v) in WEIGHTS.iter().zip(w) {
+            p.set(&mut c, v);
+        }
+        c
     }
 
     /// Encodes parameters as a unit-cube point (the inverse of [`decode`](Self::decode)
     /// up to weight normalisation).
     pub fn encode(&self, c: &Candidate) -> Vec<f64> {
-        let s = &c.score;
-        let a = &c.alert;
-        let wmax = [s.w_ts, s.w_ms, s.w_ev, s.w_be, s.w_cc].into_iter().fold(0.0, f64::max).max(1e-12);
+        let wmax = WEIGHTS.iter().map(|p| p.get(c)).fold(0.0, f64::max).max(1e-12);
         self.dims
             .iter()
             .map(|d| {
-                let v = match d.key {
-                    "w_ts" => s.w_ts / wmax,
-                    "w_ms" => s.w_ms / wmax,
-                    "w_ev" => s.w_ev / wmax,
-                    "w_be" => s.w_be / wmax,
-                    "w_cc" => s.w_cc / wmax,
-                    "alpha" => s.alpha,
-                    "beta" => s.beta,
-                    "gamma" => s.gamma,
-                    "delta" => s.delta,
-                    "mem_spike_threshold_ratio" => s.mem_spike_threshold_ratio,
-                    "concurrency_wait_threshold" => s.concurrency_wait_threshold,
-                    "error_spike_threshold" => s.error_spike_threshold,
-                    "consecutive_error_threshold" => s.consecutive_error_threshold,
-                    "alert_threshold_ts" => a.ts,
-                    "alert_threshold_ms" => a.ms,
-                    "alert_threshold_ev" => a.ev,
-                    "alert_threshold_be" => a.be,
-                    "alert_threshold_cc" => a.cc,
-                    "alert_threshold_pss" => a.pss,
-                    _ => 0.0,
-                };
+                let v = d.key.get(c);
                 if WEIGHTS.contains(&d.key) {
-                    v.clamp(0.0, 1.0)
+                    (v / wmax).clamp(0.0, 1.0)
                 } else {
                     d.encode(v)
                 }
@@ -217,7 +238,21 @@ mod tests {
         let mut sp = Space::default();
         assert!(sp.set_bounds("alpha", 0.001, 3.0).is_ok());
         assert!(sp.set_bounds("alpha", 0.0, 3.0).is_err());
-        assert!(sp.set_bounds("nope", 0.0, 1.0).is_err());
+        let e = sp.set_bounds("nope", 0.0, 1.0).unwrap_err();
+        assert!(e.contains("'nope'") && e.contains("alert_threshold_pss"), "{e}");
         assert!(sp.set_bounds("beta", 2.0, 1.0).is_err());
+    }
+
+    #[test]
+    fn every_key_names_its_parameter() {
+        let mut c = Candidate::default();
+        for (k, p) in Param::ALL.iter().enumerate() {
+            assert_eq!(Param::from_key(p.key()), Some(*p));
+            p.set(&mut c, 1000.0 + k as f64);
+        }
+        for (k, p) in Param::ALL.iter().enumerate() {
+            assert_eq!(p.get(&c), 1000.0 + k as f64, "{} shares a field with another", p.key());
+        }
+        assert_eq!(serde_json::to_value(Param::AlertPss).unwrap(), "alert_threshold_pss");
     }
 }

@@ -222,7 +222,7 @@ impl CheckedTuneParams {
         // and searches all six thresholds, keeping a sub-score rule only
         // where it adds to the objective.
         let (rank_dims, cut_dims): (Vec<usize>, Vec<usize>) =
-            (0..dim).partition(|&i| !p.space.dims[i].key.starts_with("alert_threshold"));
+            (0..dim).partition(|&i| !p.space.dims[i].key.is_alert_threshold());
         let embed = |base: &[f64], dims: &[usize], sub: &[f64]| {
             let mut u = base.to_vec();
             for (k, &i) in dims.iter().enumerate() {
