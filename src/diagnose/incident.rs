@@ -13,7 +13,8 @@ use crate::detect::IsolationForestParams;
 use crate::report::advisor::Advice;
 use crate::report::model::{build, Detail, ExceptionCount, Report, Summary};
 use crate::score::GroupBy;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
+use crate::trace::TraceColumns;
 
 /// What is being reviewed.
 #[derive(Debug, Clone, Serialize)]
@@ -265,121 +266,126 @@ fn detail() -> Detail {
     Detail { summaries: true, charts: false }
 }
 
-/// Builds the diagnosis of `subject` from the history in `store`.
-pub fn diagnose(
-    store: &SqliteStore,
-    subject: Subject,
-    cfg: &Config,
-    p: &DiagnoseParams,
-) -> Result<Diagnosis, DiagnoseError> {
-    let (s, e, w) = (subject.start, subject.end, p.window_seconds);
-    let svc = subject.service.as_str();
-    let crate::store::TraceSlice { columns: cols, slowest } = store.trace_slice(svc, s, e, &cfg.unknown_module)?;
-    if cols.is_empty() && cols.sys_module.is_empty() {
-        return Err(DiagnoseError::Data(format!(
-            "no traces of '{svc}' between {} and {} in {}",
-            crate::timefmt::format_time(s),
-            crate::timefmt::format_time(e),
-            store.path
-        )));
-    }
-    let skipped = cols.skipped.total();
-    let during = build(&cols, &[], cfg, GroupBy::Module, detail());
-    let incidents = store.incidents(Some(svc))?;
-    let overlaps_incident = |a: f64, b: f64| incidents.iter().any(|i| i.start < b && i.end > a);
+/// What the baseline step found: where, and the scorable baseline
+/// windows' PSS (for the onset).
+struct BaselineFound {
+    baseline: Option<Baseline>,
+    pss: Vec<f64>,
+}
 
-    // Baseline: the same hours on earlier days when there are traces then
-    // and no incident; else the healthy period just before. The scorable
-    // baseline windows' PSS is kept for the onset.
+/// Step 1, the baseline: the same hours on earlier days when there are
+/// windows then and no incident; else the healthy period just before (up to
+/// six hours, at least the subject's length, cut at the latest earlier
+/// incident's end).
+fn find_baseline(
+    store: &dyn Store,
+    subject: &Subject,
+    w: f64,
+    days: u32,
+    incidents: &[crate::domain::Incident],
+) -> Result<BaselineFound, StoreError> {
+    let (svc, s, e) = (subject.service.as_str(), subject.start, subject.end);
     let scorable_pss =
         |ws: Vec<crate::domain::LabeledWindow>| ws.into_iter().filter(|x| !x.window.too_small).map(|x| x.window.pss);
     let mut ranges = Vec::new();
-    let mut base_pss: Vec<f64> = Vec::new();
-    for k in 1..=p.baseline_days {
+    let mut pss: Vec<f64> = Vec::new();
+    for k in 1..=days {
         let (a, b) = (s - k as f64 * 86400.0, e - k as f64 * 86400.0);
-        if overlaps_incident(a, b) {
+        if incidents.iter().any(|i| i.start < b && i.end > a) {
             continue;
         }
         let ws = store.windows(svc, None, w, Some(a), Some(b))?;
         if !ws.is_empty() {
             ranges.push((a, b));
-            base_pss.extend(scorable_pss(ws));
+            pss.extend(scorable_pss(ws));
         }
     }
-    let baseline = if !ranges.is_empty() {
-        Some(Baseline {
-            kind: "same-hours-earlier-days",
-            description: format!("the same hours on {} earlier day(s) without an incident", ranges.len()),
-            ranges,
-        })
-    } else {
-        // Up to six hours (at least the subject's length) before the start,
-        // cut at the end of the latest earlier incident.
-        let len = (e - s).clamp(3600.0, 6.0 * 3600.0);
-        let mut a = s - len;
-        for i in &incidents {
-            if i.end <= s && i.end > a {
-                a = i.end;
-            }
+    if !ranges.is_empty() {
+        let description = format!("the same hours on {} earlier day(s) without an incident", ranges.len());
+        return Ok(BaselineFound {
+            baseline: Some(Baseline { kind: "same-hours-earlier-days", description, ranges }),
+            pss,
+        });
+    }
+    let len = (e - s).clamp(3600.0, 6.0 * 3600.0);
+    let mut a = s - len;
+    for i in incidents {
+        if i.end <= s && i.end > a {
+            a = i.end;
         }
-        if s - a >= w {
-            base_pss.extend(scorable_pss(store.windows(svc, None, w, Some(a), Some(s))?));
-            Some(Baseline {
-                kind: "preceding-healthy-period",
-                description: format!(
-                    "the {} before it, without an incident (no earlier day at the same hours had clean data)",
-                    crate::timefmt::format_duration(s - a)
-                ),
-                ranges: vec![(a, s)],
-            })
-        } else {
-            None
-        }
-    };
-    let before_report = match &baseline {
-        Some(b) => {
-            let mut all: Option<crate::trace::TraceColumns> = None;
-            for &(a, z) in &b.ranges {
-                let c = store.trace_slice(svc, a, z, &cfg.unknown_module)?.columns;
-                match &mut all {
-                    None => all = Some(c),
-                    Some(x) => x.absorb(c),
-                }
-            }
-            all.filter(|c| !c.is_empty()).map(|c| (build(&c, &[], cfg, GroupBy::Module, detail()), c))
-        }
-        None => None,
-    };
+    }
+    if s - a < w {
+        return Ok(BaselineFound { baseline: None, pss });
+    }
+    pss.extend(scorable_pss(store.windows(svc, None, w, Some(a), Some(s))?));
+    let description = format!(
+        "the {} before it, without an incident (no earlier day at the same hours had clean data)",
+        crate::timefmt::format_duration(s - a)
+    );
+    Ok(BaselineFound {
+        baseline: Some(Baseline { kind: "preceding-healthy-period", description, ranges: vec![(a, s)] }),
+        pss,
+    })
+}
 
-    // Per-module rows, worst first.
-    let modules = module_rows(&during, before_report.as_ref().map(|(r, _)| r));
+/// Step 2: the baseline's traces, scored (`None` without a baseline or traces).
+fn baseline_traces(
+    store: &dyn Store,
+    svc: &str,
+    baseline: Option<&Baseline>,
+    cfg: &Config,
+) -> Result<Option<(Report, TraceColumns)>, StoreError> {
+    let Some(b) = baseline else { return Ok(None) };
+    let mut all: Option<TraceColumns> = None;
+    for &(a, z) in &b.ranges {
+        let c = store.trace_slice(svc, a, z, &cfg.unknown_module)?.columns;
+        match &mut all {
+            None => all = Some(c),
+            Some(x) => x.absorb(c),
+        }
+    }
+    Ok(all.filter(|c| !c.is_empty()).map(|c| (build(&c, &[], cfg, GroupBy::Module, detail()), c)))
+}
 
-    // Timeline: the subject with context on both sides.
+/// Step 3, the timeline: the subject with context on both sides, each window
+/// with the window detector's score (the detector sees up to a week of the
+/// service's history), and the patterns in that range.
+struct Timeline {
+    points: Vec<TimelinePoint>,
+    patterns: Vec<Pattern>,
+    detector: Option<String>,
+}
+
+fn timeline(
+    store: &dyn Store,
+    subject: &Subject,
+    p: &DiagnoseParams,
+    unavailable: &mut Vec<Unavailable>,
+) -> Result<Timeline, StoreError> {
+    let (svc, s, e, w) = (subject.service.as_str(), subject.start, subject.end, p.window_seconds);
     let ctx = (e - s).clamp(3600.0, 6.0 * 3600.0);
     let (from, to) = (s - ctx, e + ctx);
     let forest =
         IsolationForestParams { contamination: Some(0.05), seed: p.seed, extended: true, ..Default::default() };
-    // The detector sees up to a week of the service's history around the subject.
-    let sp = service_patterns(
+    let week = Some(s - 7.0 * 86400.0);
+    let sp = match service_patterns(
         store,
         svc,
         w,
-        Some(s - 7.0 * 86400.0),
+        week,
         Some(to),
         p.detector.as_ref(),
         &forest,
         &PatternParams::default(),
-    );
-    let mut unavailable = Vec::new();
-    let sp = match sp {
+    ) {
         Ok(sp) => Some(sp),
         Err(e) => {
             unavailable.push(Unavailable { step: "Window detector and patterns".into(), reason: e.to_string() });
             None
         }
     };
-    let windows = store.windows(svc, None, w, Some(from), Some(to))?;
-    let timeline: Vec<TimelinePoint> = windows
+    let points = store
+        .windows(svc, None, w, Some(from), Some(to))?
         .iter()
         .map(|lw| {
             let x = &lw.window;
@@ -396,76 +402,89 @@ pub fn diagnose(
             }
         })
         .collect();
-    let patterns: Vec<Pattern> = sp
+    let patterns = sp
         .as_ref()
         .map(|sp| sp.patterns.iter().filter(|p| p.windows.iter().any(|&t| t >= from && t < to)).cloned().collect())
         .unwrap_or_default();
+    Ok(Timeline { points, patterns, detector: sp.map(|x| x.detector) })
+}
 
-    // Onset: the first window from two hours before the start whose PSS
-    // departs from the baseline windows' (median − max(3 robust σ, 5)), or
-    // that the detector flags — and the next window departs too.
-    let onset = onset(&timeline, &base_pss, s, e);
+/// Step 5, trace-level anomalies: a forest fitted on the baseline's traces
+/// scores the subject's; the ten highest.
+fn anomalous_traces(
+    baseline: &TraceColumns,
+    cols: &TraceColumns,
+    svc: &str,
+    seed: u64,
+) -> Result<Vec<AnomalousTrace>, String> {
+    let fp = IsolationForestParams { contamination: Some(0.01), seed, ..Default::default() };
+    let names = crate::detect::model::TRACE_FEATURES.iter().map(|s| s.to_string()).collect();
+    let m = DetectorModel::train(&trace_features(baseline), fp, Level::Trace, svc, None, names, (0.0, 0.0))
+        .map_err(|e| e.to_string())?;
+    let sc = m.score(&trace_features(cols));
+    let mut idx: Vec<usize> = (0..sc.len()).collect();
+    idx.sort_by(|a, b| sc[*b].total_cmp(&sc[*a]));
+    Ok(idx
+        .iter()
+        .take(10)
+        .map(|&i| AnomalousTrace {
+            at: cols.timestamp[i],
+            function: format!("{}:{}", cols.modules.get(cols.module[i]), cols.names.get(cols.name[i])),
+            duration: cols.duration[i],
+            wait_time: cols.wait_time[i],
+            error: cols.error[i],
+            score: sc[i],
+        })
+        .collect())
+}
 
-    // Trace-level anomalies: a forest on the baseline's traces scores the subject's.
-    let mut anomalous_traces = Vec::new();
-    if let Some((_, bc)) = &before_report {
-        if bc.len() >= 2 && !cols.is_empty() {
-            let fp = IsolationForestParams { contamination: Some(0.01), seed: p.seed, ..Default::default() };
-            let names = crate::detect::model::TRACE_FEATURES.iter().map(|s| s.to_string()).collect();
-            match DetectorModel::train(&trace_features(bc), fp, Level::Trace, svc, None, names, (0.0, 0.0)) {
-                Err(e) => unavailable.push(Unavailable { step: "Trace detector".into(), reason: e.to_string() }),
-                Ok(m) => {
-                    let sc = m.score(&trace_features(&cols));
-                    let mut idx: Vec<usize> = (0..sc.len()).collect();
-                    idx.sort_by(|a, b| sc[*b].total_cmp(&sc[*a]));
-                    for &i in idx.iter().take(10) {
-                        anomalous_traces.push(AnomalousTrace {
-                            at: cols.timestamp[i],
-                            function: format!("{}:{}", cols.modules.get(cols.module[i]), cols.names.get(cols.name[i])),
-                            duration: cols.duration[i],
-                            wait_time: cols.wait_time[i],
-                            error: cols.error[i],
-                            score: sc[i],
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    let before = before_report.as_ref().map(|(r, _)| Side::from_report(r));
-    let during_side = Side::from_report(&during);
-    let mut regression = before.as_ref().and_then(|b| {
-        let drop = b.pss - during_side.pss;
+/// Step 6, regression: against the baseline, and against the service's
+/// stored run history before the start (pypss's `check_regression`, when
+/// `pss analyze --store-history` has recorded runs for it).
+fn regression(
+    store: &dyn Store,
+    cfg: &Config,
+    subject: &Subject,
+    before: Option<&Side>,
+    during: &Side,
+) -> Result<Option<String>, StoreError> {
+    let mut out = before.and_then(|b| {
+        let drop = b.pss - during.pss;
         (drop as f64 > cfg.regression_threshold_drop())
-            .then(|| format!("PSS {} during vs {} in the baseline: a drop of {drop} points.", during_side.pss, b.pss))
+            .then(|| format!("PSS {} during vs {} in the baseline: a drop of {drop} points.", during.pss, b.pss))
     });
-    // And against the service's stored run history (pypss's check_regression),
-    // when `pss analyze --store-history` has recorded runs for it.
     let limit = cfg.other.get("regression_history_limit").and_then(|v| v.as_integer()).unwrap_or(5).max(1) as usize;
-    let runs: Vec<_> = store.history(limit, None, Some(svc))?.into_iter().filter(|h| h.timestamp < s).collect();
-    if let Some(w) =
-        crate::domain::check_regression(during_side.pss as f64, &runs, limit, cfg.regression_threshold_drop())
-    {
-        regression = Some(match regression {
+    let runs: Vec<_> = store
+        .history(limit, None, Some(&subject.service))?
+        .into_iter()
+        .filter(|h| h.timestamp < subject.start)
+        .collect();
+    if let Some(w) = crate::domain::check_regression(during.pss as f64, &runs, limit, cfg.regression_threshold_drop()) {
+        out = Some(match out {
             Some(r) => format!("{r} {w}"),
             None => w,
         });
     }
-    let mut findings = Vec::new();
-    if let Some(o) = &onset {
-        findings.push(format!(
-            "Departure from baseline began at {} ({}), {} the {} start.",
+    Ok(out)
+}
+
+/// Step 7, the findings in words: the onset, the patterns here, windows too
+/// small to alarm, the module that fell furthest, latency and errors.
+fn findings(d: &Diagnosis) -> Vec<String> {
+    let (s, e, w, kind) = (d.subject.start, d.subject.end, d.window_seconds, d.subject.kind);
+    let mut out = Vec::new();
+    if let Some(o) = &d.onset {
+        out.push(format!(
+            "Departure from baseline began at {} ({}), {} the {kind} start.",
             crate::timefmt::format_time(o.at),
             o.by,
-            o.lead(),
-            subject.kind
+            o.lead()
         ));
     }
-    for pat in patterns.iter().filter(|p| p.id > 0) {
+    for pat in d.patterns.iter().filter(|p| p.id > 0) {
         let inside = pat.windows.iter().filter(|&&t| t < e && t + w > s).count();
         if inside > 0 {
-            findings.push(format!(
+            out.push(format!(
                 "Pattern {}: {} ({} of its {} windows here).",
                 pat.id,
                 pat.description,
@@ -474,65 +493,107 @@ pub fn diagnose(
             ));
         }
     }
-    let inside: Vec<&TimelinePoint> = timeline.iter().filter(|p| p.in_subject).collect();
+    let inside: Vec<&TimelinePoint> = d.timeline.iter().filter(|p| p.in_subject).collect();
     if !inside.is_empty() && inside.iter().all(|p| p.too_small) {
-        findings.push(format!(
-            "Every window of the {} had fewer application traces than min_window_traces: no PSS alarm could \
-             fire; the evidence below is from its traces.",
-            subject.kind
+        out.push(format!(
+            "Every window of the {kind} had fewer application traces than min_window_traces: no PSS alarm could \
+             fire; the evidence below is from its traces."
         ));
     }
-    if let Some(b) = &before {
-        // The module that fell furthest from its own baseline.
-        let fell = modules
-            .iter()
-            .filter_map(|m| m.baseline_pss.map(|bp| (bp - m.pss, m)))
-            .filter(|(drop, _)| *drop > 0)
-            .max_by_key(|(drop, m)| (*drop, std::cmp::Reverse(m.module.clone())));
-        if let Some((drop, m)) = fell {
-            findings.push(format!(
-                "Largest drop: module {} at PSS {} ({drop} below its baseline), weakest on {} ({:.2}).",
-                m.module, m.pss, m.weakest.0, m.weakest.1
-            ));
-        }
-        let lat = |x: &Side| x.latency.p99;
-        if b.latency.p99 > 0.0 && lat(&during_side) > 2.0 * lat(b) {
-            findings.push(format!("p99 latency ×{:.1} against the baseline.", lat(&during_side) / lat(b)));
-        }
-        if during_side.error_rate > 2.0 * b.error_rate + 0.01 {
-            findings.push(format!(
-                "Error rate {:.1}% against {:.1}% in the baseline{}.",
-                during_side.error_rate * 100.0,
-                b.error_rate * 100.0,
-                during_side
-                    .exceptions
-                    .first()
-                    .map(|x| format!("; most often {}", x.exception_type))
-                    .unwrap_or_default()
-            ));
+    let Some(b) = &d.before else { return out };
+    let during = &d.during;
+    // The module that fell furthest from its own baseline.
+    let fell = d
+        .modules
+        .iter()
+        .filter_map(|m| m.baseline_pss.map(|bp| (bp - m.pss, m)))
+        .filter(|(drop, _)| *drop > 0)
+        .max_by_key(|(drop, m)| (*drop, std::cmp::Reverse(m.module.clone())));
+    if let Some((drop, m)) = fell {
+        out.push(format!(
+            "Largest drop: module {} at PSS {} ({drop} below its baseline), weakest on {} ({:.2}).",
+            m.module, m.pss, m.weakest.0, m.weakest.1
+        ));
+    }
+    if b.latency.p99 > 0.0 && during.latency.p99 > 2.0 * b.latency.p99 {
+        out.push(format!("p99 latency ×{:.1} against the baseline.", during.latency.p99 / b.latency.p99));
+    }
+    if during.error_rate > 2.0 * b.error_rate + 0.01 {
+        out.push(format!(
+            "Error rate {:.1}% against {:.1}% in the baseline{}.",
+            during.error_rate * 100.0,
+            b.error_rate * 100.0,
+            during.exceptions.first().map(|x| format!("; most often {}", x.exception_type)).unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// Builds the diagnosis of `subject` from the history in `store`, in steps:
+/// the subject's traces, the baseline, the timeline with the window
+/// detector and patterns, the onset, anomalous traces, regression,
+/// findings. An optional step that fails is recorded in `unavailable`.
+pub fn diagnose(
+    store: &dyn Store,
+    subject: Subject,
+    cfg: &Config,
+    p: &DiagnoseParams,
+) -> Result<Diagnosis, DiagnoseError> {
+    let (s, e, w) = (subject.start, subject.end, p.window_seconds);
+    let svc = subject.service.clone();
+    let crate::store::TraceSlice { columns: cols, slowest } = store.trace_slice(&svc, s, e, &cfg.unknown_module)?;
+    if cols.is_empty() && cols.sys_module.is_empty() {
+        return Err(DiagnoseError::Data(format!(
+            "no traces of '{svc}' between {} and {} in {}",
+            crate::timefmt::format_time(s),
+            crate::timefmt::format_time(e),
+            store.location()
+        )));
+    }
+    let during = build(&cols, &[], cfg, GroupBy::Module, detail());
+    let incidents = store.incidents(Some(&svc))?;
+    let base = find_baseline(store, &subject, w, p.baseline_days, &incidents)?;
+    let before_report = baseline_traces(store, &svc, base.baseline.as_ref(), cfg)?;
+    let mut unavailable = Vec::new();
+    let tl = timeline(store, &subject, p, &mut unavailable)?;
+    // Step 4, the onset: the first window from two hours before the start
+    // whose PSS departs from the baseline windows' (median − max(3 robust σ,
+    // 5)), or that the detector flags — and the next window departs too.
+    let onset = onset(&tl.points, &base.pss, s, e);
+    let mut traces = Vec::new();
+    if let Some((_, bc)) = &before_report {
+        if bc.len() >= 2 && !cols.is_empty() {
+            match anomalous_traces(bc, &cols, &svc, p.seed) {
+                Ok(t) => traces = t,
+                Err(reason) => unavailable.push(Unavailable { step: "Trace detector".into(), reason }),
+            }
         }
     }
-    let source = slowest.map(|t| snippet(&t.filename, t.lineno, t.duration, &format!("{}:{}", t.module, t.name)));
-    Ok(Diagnosis {
+    let before = before_report.as_ref().map(|(r, _)| Side::from_report(r));
+    let during_side = Side::from_report(&during);
+    let regression = regression(store, cfg, &subject, before.as_ref(), &during_side)?;
+    let mut d = Diagnosis {
         subject,
-        baseline,
+        baseline: base.baseline,
+        modules: module_rows(&during, before_report.as_ref().map(|(r, _)| r)),
         during: during_side,
         before,
-        modules,
         window_seconds: w,
-        timeline,
+        timeline: tl.points,
         onset,
-        detector: sp.map(|x| x.detector),
-        patterns,
-        anomalous_traces,
+        detector: tl.detector,
+        patterns: tl.patterns,
+        anomalous_traces: traces,
         regression,
         advice: during.advice.clone(),
-        findings,
-        source,
+        findings: Vec::new(),
+        source: slowest.map(|t| snippet(&t.filename, t.lineno, t.duration, &format!("{}:{}", t.module, t.name))),
         narrative: None,
-        skipped_traces: skipped,
+        skipped_traces: cols.skipped.total(),
         unavailable,
-    })
+    };
+    d.findings = findings(&d);
+    Ok(d)
 }
 
 /// Per-module rows of `during`, worst first, with each module's PSS in
