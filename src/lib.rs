@@ -5,7 +5,8 @@
 //! top-level modules), leaves first:
 //!
 //! - [`pystats`] (CPython-exact statistics), [`timefmt`], [`config`],
-//!   [`domain`] (incidents, windows, features, history rows): leaves.
+//!   [`domain`] (incidents, windows, features, history rows), [`learn`]
+//!   (the `check` → `fit` shape of detectors and the tuner): leaves.
 //! - [`trace`] reads files into columns; [`score`] turns columns — or a
 //!   window's stored features — into the PSS and its sub-scores;
 //!   [`window`] computes a window's features and scores.
@@ -26,6 +27,7 @@ pub mod diagnose;
 pub mod domain;
 pub mod eval;
 pub mod export;
+pub mod learn;
 pub mod pystats;
 pub mod report;
 pub mod score;

@@ -9,7 +9,9 @@ use clap::Args;
 
 use super::{CmdResult, Failure};
 use crate::config::Config;
-use crate::serve::{follow::FollowConfig, http::HttpConfig, redis_input::RedisConfig, run, ServeConfig};
+use crate::serve::{
+    follow::FollowConfig, grpc::GrpcConfig, http::HttpConfig, redis_input::RedisConfig, run, ServeConfig,
+};
 use crate::store::ingest::IngestOptions;
 
 #[derive(Args, Debug)]
@@ -98,7 +100,7 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     let patience = Duration::from_secs_f64(super::duration_arg("patience", &a.patience, false)?);
     let sc = ServeConfig {
         history: a.history.clone(),
-        grpc: a.grpc,
+        grpc: a.grpc.map(|address| GrpcConfig { address, max_message_bytes: max, patience }),
         http: a.http.map(|address| HttpConfig { address, max_body_bytes: max, patience }),
         redis: a.redis.clone().map(|url| RedisConfig {
             url,
@@ -125,8 +127,6 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
                 unknown_module: cfg.unknown_module.clone(),
             },
         },
-        max_message_bytes: max,
-        patience,
     };
     let metrics = run(sc, std::future::pending(), |b| {
         let mut out = std::io::stdout().lock();
@@ -146,8 +146,10 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
         let _ = out.flush();
     })
     .map_err(|e| Failure::input(e.to_string()))?;
-    use crate::serve::writer::Input;
-    let total: u64 =
-        [Input::Http, Input::Grpc, Input::Redis, Input::Files].iter().map(|i| metrics.accepted_total(*i)).sum();
+    use crate::serve::writer::InputKind;
+    let total: u64 = [InputKind::Http, InputKind::Grpc, InputKind::Redis, InputKind::Files]
+        .iter()
+        .map(|i| metrics.accepted_total(*i))
+        .sum();
     super::print(&format!("pss serve: stopped; {total} traces stored this run\n"))
 }

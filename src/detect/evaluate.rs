@@ -7,8 +7,9 @@
 use serde::Serialize;
 
 use super::iforest::{ForestError, IsolationForestParams};
-use super::model::{window_features, DetectorModel, Level};
-use super::supervised::{RandomForestParams, SupervisedError};
+use super::model::{window_features, DetectorModel, DetectorParams, Level};
+use super::supervised::{LabeledRows, RandomForestParams, SupervisedError};
+use super::Fit;
 use crate::config::{AlertParams, ScoreParams};
 use crate::domain::Features;
 use crate::domain::{Incident, LabeledWindow};
@@ -94,7 +95,16 @@ fn refs<'a>(ws: &[&'a LabeledWindow]) -> Vec<&'a crate::domain::Window> {
 }
 
 /// Training scores, validation scores, and the per-service models.
-pub type ForestScores = (Vec<f64>, Vec<f64>, Vec<DetectorModel>);
+/// Window scores of a per-service forest, and the models.
+#[derive(Debug, Clone)]
+pub struct ForestScores {
+    /// Scores of the training windows, in their order.
+    pub train: Vec<f64>,
+    /// Scores of the validation windows, in their order.
+    pub val: Vec<f64>,
+    /// One model per service that had at least two scorable training windows.
+    pub models: Vec<DetectorModel>,
+}
 
 /// Trains an isolation forest per service on its training windows; returns
 /// the scores of `train` and `val` (in their order) and each service's model
@@ -119,15 +129,16 @@ pub fn forest_scores(
         }
         let tw: Vec<&LabeledWindow> = ti.iter().map(|&k| train[k]).collect();
         let range = (tw[0].window.start, tw[tw.len() - 1].window.start + tw[0].window.seconds);
-        let model = DetectorModel::train(
-            &window_features(&refs(&tw)),
-            params.clone(),
-            Level::Window,
-            s,
-            Some(tw[0].window.seconds),
-            Features::NAMES.iter().map(|n| n.to_string()).collect(),
+        let model = DetectorParams {
+            forest: params.clone(),
+            level: Level::Window,
+            service: s.into(),
+            window_seconds: Some(tw[0].window.seconds),
+            features: Features::NAMES.iter().map(|n| n.to_string()).collect(),
             range,
-        )?;
+        }
+        .check()?
+        .fit(&window_features(&refs(&tw)))?;
         let all_t: Vec<usize> = (0..train.len()).filter(|&k| train[k].window.service == s).collect();
         let sc = model.score(&window_features(&refs(&all_t.iter().map(|&k| train[k]).collect::<Vec<_>>())));
         for (k, v) in all_t.iter().zip(sc) {
@@ -142,7 +153,7 @@ pub fn forest_scores(
         }
         thresholds.push(model);
     }
-    Ok((ts, vs, thresholds))
+    Ok(ForestScores { train: ts, val: vs, models: thresholds })
 }
 
 /// Validation AUC-PR of a window model on one service's windows (scorable
@@ -211,7 +222,7 @@ pub fn evaluate_detectors(
 
     for extended in [false, true] {
         let fp = IsolationForestParams { extended, ..p.forest.clone() };
-        let (ts, vs, models) = forest_scores(train, val, &fp)?;
+        let ForestScores { train: ts, val: vs, models } = forest_scores(train, val, &fp)?;
         // Each service's model flags above its own contamination threshold:
         // turn that into one flag per window.
         let flag = |ws: &[&LabeledWindow], s: &[f64]| -> Vec<Judged> {
@@ -236,7 +247,8 @@ pub fn evaluate_detectors(
     let usable: Vec<&LabeledWindow> = train.iter().copied().filter(|w| !w.window.too_small).collect();
     let y: Vec<bool> = usable.iter().map(|w| w.incident.is_some()).collect();
     let x = scaled_by_service(train, &[&usable, train, val]);
-    match p.supervised.fit(&x[0], &y).and_then(|f| Ok((f.predict_proba(&x[1])?, f.predict_proba(&x[2])?))) {
+    let fitted = p.supervised.clone().check().and_then(|c| c.fit(&LabeledRows { x: &x[0], y: &y }));
+    match fitted.and_then(|f| Ok((f.predict_proba(&x[1])?, f.predict_proba(&x[2])?))) {
         Ok((ts, vs)) => out.push(DetectorEval {
             detector: name,
             kind: "supervised",

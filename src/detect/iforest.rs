@@ -636,6 +636,14 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
+impl<'a> super::Fit<ArrayView2<'a, f64>> for CheckedParams {
+    type Model = IsolationForest;
+    type Error = ForestError;
+    fn fit(&self, x: &ArrayView2<'a, f64>) -> Result<IsolationForest, ForestError> {
+        CheckedParams::fit(self, x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

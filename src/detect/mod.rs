@@ -14,3 +14,5 @@ pub mod supervised;
 pub mod train;
 
 pub use iforest::{IsolationForest, IsolationForestParams};
+
+pub use crate::learn::Fit;

@@ -5,7 +5,7 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::iforest::{IsolationForest, IsolationForestParams};
+use super::iforest::{ForestError, IsolationForest, IsolationForestParams};
 use crate::domain::{Features, Window};
 use crate::trace::TraceColumns;
 
@@ -117,39 +117,74 @@ pub fn window_features(ws: &[&Window]) -> Array2<f64> {
     Array2::from_shape_vec((ws.len(), Features::NAMES.len()), v).expect("shape")
 }
 
-impl DetectorModel {
-    /// Trains a forest on `x` (raw features) and wraps it with its scaler.
-    #[allow(clippy::too_many_arguments)]
-    pub fn train(
-        x: &Array2<f64>,
-        params: IsolationForestParams,
-        level: Level,
-        service: &str,
-        window_seconds: Option<f64>,
-        features: Vec<String>,
-        range: (f64, f64),
-    ) -> Result<DetectorModel, super::iforest::ForestError> {
+/// What a saved detector is: its forest's hyperparameters and what it
+/// describes (level, service, window length, feature names, data range).
+#[derive(Debug, Clone)]
+pub struct DetectorParams {
+    pub forest: IsolationForestParams,
+    pub level: Level,
+    pub service: String,
+    pub window_seconds: Option<f64>,
+    pub features: Vec<String>,
+    /// The time range of the training data, epoch seconds.
+    pub range: (f64, f64),
+}
+
+impl DetectorParams {
+    /// A trace-level detector on pypss's four features (no service history).
+    pub fn traces(forest: IsolationForestParams, service: &str) -> DetectorParams {
+        DetectorParams {
+            forest,
+            level: Level::Trace,
+            service: service.into(),
+            window_seconds: None,
+            features: TRACE_FEATURES.iter().map(|s| s.to_string()).collect(),
+            range: (0.0, 0.0),
+        }
+    }
+
+    /// Validates the forest's hyperparameters.
+    pub fn check(self) -> Result<CheckedDetectorParams, ForestError> {
+        let forest = self.forest.clone().check()?;
+        Ok(CheckedDetectorParams { params: self, forest })
+    }
+}
+
+/// [`DetectorParams`] that passed [`DetectorParams::check`].
+#[derive(Debug, Clone)]
+pub struct CheckedDetectorParams {
+    params: DetectorParams,
+    forest: super::iforest::CheckedParams,
+}
+
+impl super::Fit<Array2<f64>> for CheckedDetectorParams {
+    type Model = DetectorModel;
+    type Error = ForestError;
+
+    /// Standardizes `x` (raw features), fits the forest, and wraps both.
+    fn fit(&self, x: &Array2<f64>) -> Result<DetectorModel, ForestError> {
+        let p = &self.params;
         let scaler = Scaler::fit(x);
-        let z = scaler.transform(x);
-        let kind = if params.extended { "extended-isolation-forest" } else { "isolation-forest" };
-        let forest = params.check()?.fit(&z.view())?;
+        let forest = self.forest.fit(&scaler.transform(x).view())?;
         Ok(DetectorModel {
             schema_version: MODEL_SCHEMA_VERSION,
             pss_version: env!("CARGO_PKG_VERSION").into(),
-            kind: kind.into(),
-            level,
-            service: service.into(),
-            window_seconds,
-            features,
+            kind: if p.forest.extended { "extended-isolation-forest" } else { "isolation-forest" }.into(),
+            level: p.level,
+            service: p.service.clone(),
+            window_seconds: p.window_seconds,
+            features: p.features.clone(),
             scaler,
             forest,
-            data_from: range.0,
-            data_to: range.1,
+            data_from: p.range.0,
+            data_to: p.range.1,
             rows: x.nrows(),
             metrics: serde_json::Value::Null,
         })
     }
+}
 
+impl DetectorModel {
     /// Scores raw feature rows.
     pub fn score(&self, x: &Array2<f64>) -> Vec<f64> {
         self.forest.score(&self.scaler.transform(x).view())

@@ -41,7 +41,7 @@ pub fn evaluate_dir(dir: &Path, seed: u64) -> Result<NabEvaluation, NabError> {
     let text = std::fs::read_to_string(&windows_path).map_err(|e| labels(e.to_string()))?;
     let windows: BTreeMap<String, Vec<Vec<String>>> = serde_json::from_str(&text).map_err(|e| labels(e.to_string()))?;
     let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%d %H:%M:%S%.f").ok();
-    let p = SeriesParams { seed, ..SeriesParams::default() };
+    let p = SeriesParams { seed, ..SeriesParams::default() }.check().expect("the default views are valid");
     let mut corpus = Vec::new();
     for (rel, wins) in &windows {
         let file = dir.join("data").join(rel);

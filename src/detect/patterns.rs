@@ -379,17 +379,15 @@ pub fn service_patterns(
         Some(m) => (m, format!("{} (saved model, trained on {} rows)", m.kind, m.rows)),
         None => {
             let range = (refs[0].start, refs[refs.len() - 1].start + seconds);
-            let names = Features::NAMES.iter().map(|s| s.to_string()).collect();
-            let params = super::iforest::IsolationForestParams { extended: true, ..forest.clone() };
-            trained = super::model::DetectorModel::train(
-                &x,
-                params,
-                super::model::Level::Window,
-                service,
-                Some(seconds),
-                names,
+            let params = super::model::DetectorParams {
+                forest: super::iforest::IsolationForestParams { extended: true, ..forest.clone() },
+                level: super::model::Level::Window,
+                service: service.into(),
+                window_seconds: Some(seconds),
+                features: Features::NAMES.iter().map(|s| s.to_string()).collect(),
                 range,
-            )?;
+            };
+            trained = super::Fit::fit(&params.check()?, &x)?;
             (&trained, format!("{} trained on these {} windows", trained.kind, ws.len()))
         }
     };

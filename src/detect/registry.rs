@@ -61,7 +61,7 @@ pub fn retrain_window_detectors(
     now: &dyn Fn() -> f64,
 ) -> Result<Vec<DetectorOutcome>, RegistryError> {
     let params = IsolationForestParams { extended: true, contamination: Some(0.05), seed, ..Default::default() };
-    let (_, _, models) = forest_scores(&split.train, &split.val, &params)?;
+    let models = forest_scores(&split.train, &split.val, &params)?.models;
     let mut out = Vec::new();
     for s in services {
         let started = now();
@@ -104,4 +104,67 @@ pub fn retrain_window_detectors(
         out.push(DetectorOutcome { service: s.clone(), path, new_ap, active_ap, promoted });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Features, Window};
+    use crate::store::SqliteStore;
+
+    /// Two days of minute windows of one service; incidents have high latency.
+    fn windows() -> Vec<LabeledWindow> {
+        (0..600)
+            .map(|k| {
+                let bad = k % 50 == 7;
+                let f = Features {
+                    rows: 100.0,
+                    lat_p95: if bad { 2.0 } else { 0.1 + (k % 9) as f64 * 0.01 },
+                    lat_mean: if bad { 1.0 } else { 0.05 + (k % 4) as f64 * 0.01 },
+                    ..Default::default()
+                };
+                let window = Window {
+                    service: "s".into(),
+                    module: String::new(),
+                    start: k as f64 * 60.0,
+                    seconds: 60.0,
+                    traces: 100,
+                    errors: 0,
+                    too_small: false,
+                    pss: 90.0,
+                    ts: 1.0,
+                    ms: 1.0,
+                    ev: 1.0,
+                    be: 1.0,
+                    cc: 1.0,
+                    features: f,
+                };
+                LabeledWindow { window, incident: bad.then(|| format!("i-{k}")) }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_night_promotes_and_an_equal_model_is_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("h.db")).unwrap();
+        let ws = windows();
+        let split = crate::eval::time_split(&ws, 0.3).unwrap();
+        let models = dir.path().join("models");
+        let services = ["s".to_string()];
+        let clock = || 1000.0;
+        let first = retrain_window_detectors(&mut store, &split, &services, 7, &models, &clock).unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(first[0].promoted && first[0].active_ap.is_none());
+        assert!(first[0].new_ap > 0.5, "incidents stand out: {}", first[0].new_ap);
+        let active = models.join("s/window-detector.json");
+        assert_eq!(std::fs::read(&active).unwrap(), std::fs::read(&first[0].path).unwrap());
+        let second = retrain_window_detectors(&mut store, &split, &services, 7, &models, &clock).unwrap();
+        assert!(!second[0].promoted, "the same model is not better");
+        assert_eq!(second[0].active_ap, Some(first[0].new_ap));
+        assert!(second[0].path.ends_with("extended-isolation-forest-window-v2.json"));
+        assert_eq!(std::fs::read(&active).unwrap(), std::fs::read(&first[0].path).unwrap(), "v1 stays active");
+        let reg = store.active_model("s", WINDOW_DETECTOR_KIND).unwrap().unwrap();
+        assert_eq!(reg.version, 1);
+    }
 }

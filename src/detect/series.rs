@@ -100,31 +100,48 @@ impl Default for SeriesParams {
     }
 }
 
+/// Why series parameters are invalid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SeriesParamsError(String);
+
+/// [`SeriesParams`] that passed [`SeriesParams::check`]: what scoring takes.
+#[derive(Debug, Clone)]
+pub struct CheckedSeriesParams(SeriesParams);
+
+impl std::ops::Deref for CheckedSeriesParams {
+    type Target = SeriesParams;
+    fn deref(&self) -> &SeriesParams {
+        &self.0
+    }
+}
+
 impl SeriesParams {
     /// Validates the parameters.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(self) -> Result<CheckedSeriesParams, SeriesParamsError> {
+        let fail = |m: String| Err(SeriesParamsError(m));
         if self.views.is_empty() {
-            return Err("give at least one view".into());
+            return fail("give at least one view".into());
         }
         if let Some(v) = self.views.iter().find(|v| v.shingle == 0 || v.shingle > 256) {
-            return Err(format!("view {v}: shingle must be 1 to 256"));
+            return fail(format!("view {v}: shingle must be 1 to 256"));
         }
         if self.retrain_every == 0 {
-            return Err("retrain_every must be at least 1".into());
+            return fail("retrain_every must be at least 1".into());
         }
         if self.min_history < 2 || self.window < self.min_history {
-            return Err(format!("need 2 <= min_history ({}) <= window ({})", self.min_history, self.window));
+            return fail(format!("need 2 <= min_history ({}) <= window ({})", self.min_history, self.window));
         }
         if self.memory == 0 || self.spread_memory == 0 {
-            return Err("memory and spread_memory must be at least 1".into());
+            return fail("memory and spread_memory must be at least 1".into());
         }
-        Ok(())
+        Ok(CheckedSeriesParams(self))
     }
 }
 
 /// Scores every point of `values` in [0, 1], causally. Views are scored on
 /// separate threads; the result does not depend on it.
-pub fn score_series(values: &[f64], p: &SeriesParams) -> Vec<f64> {
+pub fn score_series(values: &[f64], p: &CheckedSeriesParams) -> Vec<f64> {
     let periods = periods(values, p);
     let per_view: Vec<Vec<f64>> = std::thread::scope(|s| {
         let handles: Vec<_> = p
@@ -283,7 +300,7 @@ mod tests {
     #[test]
     fn causal_prefix_gives_the_same_scores() {
         let v = series(1000);
-        let p = SeriesParams::default();
+        let p = SeriesParams::default().check().unwrap();
         let all = score_series(&v, &p);
         for k in [1, 7, 129, 500, 701] {
             assert_eq!(score_series(&v[..k], &p), all[..k].to_vec(), "prefix {k}");
@@ -293,7 +310,7 @@ mod tests {
     #[test]
     fn a_spike_scores_highest_and_scores_are_in_range() {
         let v = series(1000);
-        let s = score_series(&v, &SeriesParams::default());
+        let s = score_series(&v, &SeriesParams::default().check().unwrap());
         assert!(s.iter().all(|x| (0.0..=1.0).contains(x)));
         let top = s.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         assert!((700..708).contains(&top), "top at {top}");
@@ -317,7 +334,7 @@ mod tests {
                 (if peak { 50.0 } else { 10.0 }) + ((i * 7919) % 13) as f64 * 0.2
             })
             .collect();
-        let s = score_series(&v, &SeriesParams::default());
+        let s = score_series(&v, &SeriesParams::default().check().unwrap());
         let top = s.iter().enumerate().skip(day * 3).max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         assert!((day * 9 + 40..day * 9 + 60).contains(&top), "top at {top} (day {}, slot {})", top / day, top % day);
     }

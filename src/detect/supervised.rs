@@ -62,36 +62,50 @@ fn matrix(x: &Array2<f64>, rows: &[usize], cols: &[usize]) -> Result<DenseMatrix
     DenseMatrix::new(rows.len(), cols.len(), v, false).map_err(|e| SupervisedError::Tree(e.to_string()))
 }
 
+/// Rows with their labels: what the supervised forest learns from.
+#[derive(Debug, Clone, Copy)]
+pub struct LabeledRows<'a> {
+    pub x: &'a Array2<f64>,
+    pub y: &'a [bool],
+}
+
+/// [`RandomForestParams`] that passed [`RandomForestParams::check`].
+#[derive(Debug, Clone)]
+pub struct CheckedRandomForestParams(RandomForestParams);
+
 impl RandomForestParams {
     /// Validates the hyperparameters.
-    pub fn check(&self) -> Result<&Self, SupervisedError> {
+    pub fn check(self) -> Result<CheckedRandomForestParams, SupervisedError> {
         if self.n_trees == 0 {
             return Err(SupervisedError::Param("n_trees must be at least 1".into()));
         }
         if self.max_depth == 0 {
             return Err(SupervisedError::Param("max_depth must be at least 1".into()));
         }
-        Ok(self)
+        Ok(CheckedRandomForestParams(self))
     }
+}
 
-    /// Trains on rows of `x` with labels `y`.
-    pub fn fit(&self, x: &Array2<f64>, y: &[bool]) -> Result<RandomForest, SupervisedError> {
-        self.check()?;
+impl<'a> super::Fit<LabeledRows<'a>> for CheckedRandomForestParams {
+    type Model = RandomForest;
+    type Error = SupervisedError;
+
+    /// Trains on the rows with their labels.
+    fn fit(&self, data: &LabeledRows<'a>) -> Result<RandomForest, SupervisedError> {
+        let p = &self.0;
+        let LabeledRows { x, y } = *data;
         let pos: Vec<usize> = (0..y.len()).filter(|&i| y[i]).collect();
         let neg: Vec<usize> = (0..y.len()).filter(|&i| !y[i]).collect();
         if pos.is_empty() || neg.is_empty() {
             return Err(SupervisedError::OneClass { positives: pos.len(), rows: y.len() });
         }
         let d = x.ncols();
-        let m = if self.features_per_tree == 0 {
-            ((d as f64).sqrt().round() as usize).max(2)
-        } else {
-            self.features_per_tree
-        }
-        .min(d);
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let mut trees = Vec::with_capacity(self.n_trees);
-        for t in 0..self.n_trees {
+        let m =
+            if p.features_per_tree == 0 { ((d as f64).sqrt().round() as usize).max(2) } else { p.features_per_tree }
+                .min(d);
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+        let mut trees = Vec::with_capacity(p.n_trees);
+        for t in 0..p.n_trees {
             // Stratified bootstrap: both classes in every tree, in their proportions.
             let mut rows: Vec<usize> = (0..pos.len()).map(|_| pos[rng.random_range(0..pos.len())]).collect();
             rows.extend((0..neg.len()).map(|_| neg[rng.random_range(0..neg.len())]));
@@ -99,9 +113,9 @@ impl RandomForestParams {
             cols.sort_unstable();
             let labels: Vec<i32> = rows.iter().map(|&r| i32::from(y[r])).collect();
             let params = DecisionTreeClassifierParameters::default()
-                .with_max_depth(self.max_depth)
-                .with_min_samples_leaf(self.min_samples_leaf);
-            let params = DecisionTreeClassifierParameters { seed: Some(self.seed.wrapping_add(t as u64)), ..params };
+                .with_max_depth(p.max_depth)
+                .with_min_samples_leaf(p.min_samples_leaf);
+            let params = DecisionTreeClassifierParameters { seed: Some(p.seed.wrapping_add(t as u64)), ..params };
             let tree = Tree::fit(&matrix(x, &rows, &cols)?, &labels, params)
                 .map_err(|e| SupervisedError::Tree(e.to_string()))?;
             trees.push((cols, tree));
@@ -144,13 +158,14 @@ mod tests {
             y.push(a + 0.3 * b > 0.9 || i % 97 == 0);
         }
         let x = Array2::from_shape_vec((n, 3), v).unwrap();
-        let p = RandomForestParams { n_trees: 30, features_per_tree: 3, ..Default::default() };
-        let f = p.fit(&x, &y).unwrap();
+        use crate::detect::Fit;
+        let p = RandomForestParams { n_trees: 30, features_per_tree: 3, ..Default::default() }.check().unwrap();
+        let f = p.fit(&LabeledRows { x: &x, y: &y }).unwrap();
         let s = f.predict_proba(&x).unwrap();
         assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
         let auc = crate::detect::iforest::roc_auc(&s, &y);
         assert!(auc > 0.95, "auc {auc}");
-        assert_eq!(s, p.fit(&x, &y).unwrap().predict_proba(&x).unwrap());
-        assert!(matches!(p.fit(&x, &vec![false; n]), Err(SupervisedError::OneClass { .. })));
+        assert_eq!(s, p.fit(&LabeledRows { x: &x, y: &y }).unwrap().predict_proba(&x).unwrap());
+        assert!(matches!(p.fit(&LabeledRows { x: &x, y: &vec![false; n] }), Err(SupervisedError::OneClass { .. })));
     }
 }

@@ -8,7 +8,8 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::iforest::{roc_auc, ForestError, IsolationForestParams};
-use super::model::{trace_features, window_features, DetectorModel, Level, TRACE_FEATURES};
+use super::model::{trace_features, window_features, DetectorModel, DetectorParams, Level, TRACE_FEATURES};
+use super::Fit;
 use crate::domain::{Features, Incident};
 use crate::store::{RunRecord, Store, StoreError, TraceRow};
 use crate::trace::TraceColumns;
@@ -127,8 +128,15 @@ fn training_data(store: &dyn Store, job: &TrainJob) -> Result<Training, DetectEr
 pub fn train(store: &mut dyn Store, job: &TrainJob, now: &dyn Fn() -> f64) -> Result<TrainOutcome, DetectError> {
     let started = now();
     let t = training_data(store, job)?;
-    let mut model =
-        DetectorModel::train(&t.x, job.params.clone(), job.level, &job.service, t.window, t.names, t.range)?;
+    let params = DetectorParams {
+        forest: job.params.clone(),
+        level: job.level,
+        service: job.service.clone(),
+        window_seconds: t.window,
+        features: t.names,
+        range: t.range,
+    };
+    let mut model = params.check()?.fit(&t.x)?;
     let scores = model.score(&t.x);
     if t.labels.iter().any(|&l| l) && t.labels.iter().any(|&l| !l) {
         let items: Vec<(f64, bool)> = scores.iter().copied().zip(t.labels.iter().copied()).collect();

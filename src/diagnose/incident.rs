@@ -7,8 +7,9 @@
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::detect::model::{trace_features, DetectorModel, Level};
+use crate::detect::model::{trace_features, DetectorModel, DetectorParams};
 use crate::detect::patterns::{service_patterns, Pattern, PatternParams};
+use crate::detect::Fit;
 use crate::detect::IsolationForestParams;
 use crate::report::advisor::Advice;
 use crate::report::model::{build, Detail, ExceptionCount, Report, Summary};
@@ -418,8 +419,9 @@ fn anomalous_traces(
     seed: u64,
 ) -> Result<Vec<AnomalousTrace>, String> {
     let fp = IsolationForestParams { contamination: Some(0.01), seed, ..Default::default() };
-    let names = crate::detect::model::TRACE_FEATURES.iter().map(|s| s.to_string()).collect();
-    let m = DetectorModel::train(&trace_features(baseline), fp, Level::Trace, svc, None, names, (0.0, 0.0))
+    let m = DetectorParams::traces(fp, svc)
+        .check()
+        .and_then(|p| p.fit(&trace_features(baseline)))
         .map_err(|e| e.to_string())?;
     let sc = m.score(&trace_features(cols));
     let mut idx: Vec<usize> = (0..sc.len()).collect();

@@ -6,7 +6,9 @@ use std::fmt::Write;
 use plotters::prelude::*;
 
 use super::incident::{Diagnosis, Narrative, Side};
-use crate::report::html::{escape as h, CSS};
+use maud::html;
+
+use crate::report::html::{inline_svg, page};
 use crate::report::markdown::escape as md;
 use crate::timefmt::{format_duration, format_time};
 
@@ -294,158 +296,176 @@ pub fn timeline_svg(d: &Diagnosis) -> Option<String> {
     res.ok().map(|_| svg)
 }
 
-/// One self-contained HTML file.
+/// Self-contained HTML. Built with maud: every string is escaped unless
+/// marked as markup (only the SVG pss draws itself is).
 pub fn html(d: &Diagnosis) -> String {
-    let mut o = String::new();
     let title = headline(d);
     let s = &d.subject;
-    let _ = write!(
-        o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
-         <title>{}</title><style>{CSS} .shade{{background:#fdecea}} .timeline svg{{width:100%;height:auto}} pre{{background:#f8f9fa;padding:10px;overflow:auto;font-size:13px}}</style></head><body><main>",
-        h(&title)
-    );
-    let _ = write!(
-        o,
-        "<h1>{}</h1><p class=\"muted\">{}{} · {} → {} ({}) · baseline: {}</p>",
-        h(&title),
-        h(&s.title),
-        if s.severity.is_empty() { String::new() } else { format!(" ({})", h(&s.severity)) },
-        format_time(s.start),
-        format_time(s.end),
-        format_duration(s.end - s.start),
-        h(&d.baseline.as_ref().map_or("none available".to_string(), |b| b.description.clone()))
-    );
-    let _ = write!(o, "<div class=\"card\"><h2>Summary</h2><p>{}</p><ul>", h(&d.advice.summary));
-    for f in d.findings.iter().chain(d.regression.iter()) {
-        let _ = write!(o, "<li>{}</li>", h(f));
-    }
-    let _ = write!(o, "</ul></div>");
-    if let Some(svg) = timeline_svg(d) {
-        let small = d.timeline.iter().filter(|p| p.too_small).count();
-        let small = if small > 0 {
-            format!(" {small} of the {} windows had too few traces to alarm.", d.timeline.len())
-        } else {
-            String::new()
-        };
-        let _ = write!(o, "<div class=\"card timeline\"><h2>Timeline</h2>{svg}<p class=\"muted\">Shaded: the {}. Red dots: windows the detector flagged ({}).{small}</p></div>", s.kind, h(d.detector.as_deref().unwrap_or("no detector")));
-    }
-    for u in &d.unavailable {
-        let _ =
-            write!(o, "<div class=\"card\"><p class=\"muted\">{} unavailable: {}.</p></div>", h(&u.step), h(&u.reason));
-    }
-    let _ = write!(o, "<div class=\"card\"><h2>During vs baseline</h2><table><tr><th>metric</th><th>during</th><th>baseline</th></tr>");
-    for (n, a, b) in compare_rows(d) {
-        let _ = write!(o, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", h(&n), h(&a), h(&b));
-    }
-    let _ = write!(o, "</table></div>");
-    if !d.patterns.is_empty() {
-        let _ = write!(o, "<div class=\"card\"><h2>Patterns</h2><table><tr><th>pattern</th><th>windows</th><th>in incidents</th></tr>");
-        for p in &d.patterns {
-            let _ = write!(
-                o,
-                "<tr><td>{} {}</td><td>{}</td><td>{}</td></tr>",
-                if p.id == 0 { "Unclustered:".to_string() } else { format!("<b>{}</b>", p.id) },
-                h(&p.description),
-                p.windows.len(),
-                h(&format!("{} {}", p.in_incidents, p.incidents.join(", ")))
-            );
+    let css = ".shade{background:#fdecea} .timeline svg{width:100%;height:auto} \
+               pre{background:#f8f9fa;padding:10px;overflow:auto;font-size:13px}";
+    let small = d.timeline.iter().filter(|p| p.too_small).count();
+    let body = html! {
+        h1 { (title) }
+        p.muted {
+            (s.title) @if !s.severity.is_empty() { " (" (s.severity) ")" }
+            " · " (format_time(s.start)) " → " (format_time(s.end)) " (" (format_duration(s.end - s.start)) ")"
+            " · baseline: " (d.baseline.as_ref().map_or("none available", |b| b.description.as_str()))
         }
-        let _ = write!(o, "</table></div>");
-    }
-    let _ = write!(o, "<div class=\"card\"><h2>Modules, worst first</h2><table><tr><th>module</th><th>PSS</th><th>baseline</th><th>traces</th><th>errors</th><th>weakest</th></tr>");
-    for m in &d.modules {
-        let _ = write!(
-            o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {:.2}</td></tr>",
-            h(&m.module),
-            m.pss,
-            m.baseline_pss.map_or("-".into(), |v| v.to_string()),
-            m.traces,
-            m.errors,
-            h(&m.weakest.0),
-            m.weakest.1
-        );
-    }
-    let _ = write!(o, "</table></div>");
-    if !d.during.exceptions.is_empty() {
-        let _ =
-            write!(o, "<div class=\"card\"><h2>Exceptions</h2><table><tr><th>type / example</th><th>count</th></tr>");
-        for e in &d.during.exceptions {
-            let _ = write!(
-                o,
-                "<tr><td><b>{}</b><br><span class=\"muted\">{}</span></td><td>{}</td></tr>",
-                h(&e.exception_type),
-                h(&e.example_message),
-                e.count
-            );
+        div.card {
+            h2 { "Summary" }
+            p { (d.advice.summary) }
+            ul { @for f in d.findings.iter().chain(d.regression.iter()) { li { (f) } } }
         }
-        let _ = write!(o, "</table></div>");
-    }
-    if !d.anomalous_traces.is_empty() {
-        let _ = write!(o, "<div class=\"card\"><h2>Most anomalous traces</h2><table><tr><th>function</th><th>time</th><th>duration</th><th>wait</th><th>score</th></tr>");
-        for t in &d.anomalous_traces {
-            let _ = write!(
-                o,
-                "<tr><td>{}{}</td><td>{}</td><td>{:.4} s</td><td>{:.4} s</td><td>{:.3}</td></tr>",
-                h(&t.function),
-                if t.error { " (error)" } else { "" },
-                format_time(t.at),
-                t.duration,
-                t.wait_time,
-                t.score
-            );
-        }
-        let _ = write!(o, "</table></div>");
-    }
-    let _ = write!(o, "<div class=\"card\"><h2>Rule-based diagnosis</h2><p>{}</p><ul>", h(&d.advice.summary));
-    for x in &d.advice.diagnosis {
-        let _ = write!(o, "<li>{}</li>", h(x));
-    }
-    let _ = write!(o, "</ul>");
-    if !d.advice.advice.is_empty() {
-        let _ = write!(o, "<p>Recommendations:</p><ul>");
-        for x in &d.advice.advice {
-            let _ = write!(o, "<li>{}</li>", h(x));
-        }
-        let _ = write!(o, "</ul>");
-    }
-    let _ = write!(o, "</div>");
-    if let Some(src) = &d.source {
-        let _ = write!(
-            o,
-            "<div class=\"card\"><h2>Slowest function</h2><p><code>{}</code> ({:.4} s) at {}:{}</p>",
-            h(&src.function),
-            src.duration,
-            h(&src.filename),
-            src.lineno
-        );
-        match &src.code {
-            Some(c) => {
-                let _ = write!(o, "<pre>{}</pre>", h(c));
-            }
-            None => {
-                let _ = write!(o, "<p class=\"muted\">{}</p>", h(&src.note));
+        @if let Some(svg) = timeline_svg(d) {
+            div.card.timeline {
+                h2 { "Timeline" }
+                (inline_svg(&svg))
+                p.muted {
+                    "Shaded: the " (s.kind) ". Red dots: windows the detector flagged ("
+                    (d.detector.as_deref().unwrap_or("no detector")) ")."
+                    @if small > 0 { " " (small) " of the " (d.timeline.len()) " windows had too few traces to alarm." }
+                }
             }
         }
-        let _ = write!(o, "</div>");
-    }
-    match &d.narrative {
-        Some(Narrative::Written(r)) => {
-            let _ = write!(o, "<div class=\"card\"><h2>LLM narrative ({} via {:?})</h2><pre style=\"white-space:pre-wrap\">{}</pre></div>", h(&r.model), r.provider, h(&r.text));
+        @for u in &d.unavailable {
+            div.card { p.muted { (u.step) " unavailable: " (u.reason) "." } }
         }
-        Some(Narrative::Failed(why)) => {
-            let _ = write!(o, "<div class=\"card\"><h2>LLM narrative</h2><p>The LLM part failed: {}</p></div>", h(why));
+        div.card {
+            h2 { "During vs baseline" }
+            table {
+                tr { th { "metric" } th { "during" } th { "baseline" } }
+                @for (n, a, b) in compare_rows(d) { tr { td { (n) } td { (a) } td { (b) } } }
+            }
         }
-        None => {}
+        @if !d.patterns.is_empty() {
+            div.card {
+                h2 { "Patterns" }
+                table {
+                    tr { th { "pattern" } th { "windows" } th { "in incidents" } }
+                    @for p in &d.patterns {
+                        tr {
+                            td { @if p.id == 0 { "Unclustered:" } @else { b { (p.id) } } " " (p.description) }
+                            td { (p.windows.len()) }
+                            td { (p.in_incidents) " " (p.incidents.join(", ")) }
+                        }
+                    }
+                }
+            }
+        }
+        div.card {
+            h2 { "Modules, worst first" }
+            table {
+                tr { th { "module" } th { "PSS" } th { "baseline" } th { "traces" } th { "errors" } th { "weakest" } }
+                @for m in &d.modules {
+                    tr {
+                        td { (m.module) } td { (m.pss) }
+                        td { (m.baseline_pss.map_or("-".into(), |v| v.to_string())) }
+                        td { (m.traces) } td { (m.errors) } td { (m.weakest.0) " " (format!("{:.2}", m.weakest.1)) }
+                    }
+                }
+            }
+        }
+        @if !d.during.exceptions.is_empty() {
+            div.card {
+                h2 { "Exceptions" }
+                table {
+                    tr { th { "type / example" } th { "count" } }
+                    @for e in &d.during.exceptions {
+                        tr { td { b { (e.exception_type) } br; span.muted { (e.example_message) } } td { (e.count) } }
+                    }
+                }
+            }
+        }
+        @if !d.anomalous_traces.is_empty() {
+            div.card {
+                h2 { "Most anomalous traces" }
+                table {
+                    tr { th { "function" } th { "time" } th { "duration" } th { "wait" } th { "score" } }
+                    @for t in &d.anomalous_traces {
+                        tr {
+                            td { (t.function) @if t.error { " (error)" } }
+                            td { (format_time(t.at)) }
+                            td { (format!("{:.4} s", t.duration)) } td { (format!("{:.4} s", t.wait_time)) }
+                            td { (format!("{:.3}", t.score)) }
+                        }
+                    }
+                }
+            }
+        }
+        div.card {
+            h2 { "Rule-based diagnosis" }
+            p { (d.advice.summary) }
+            ul { @for x in &d.advice.diagnosis { li { (x) } } }
+            @if !d.advice.advice.is_empty() {
+                p { "Recommendations:" }
+                ul { @for x in &d.advice.advice { li { (x) } } }
+            }
+        }
+        @if let Some(src) = &d.source {
+            div.card {
+                h2 { "Slowest function" }
+                p { code { (src.function) } " (" (format!("{:.4}", src.duration)) " s) at " (src.filename) ":" (src.lineno) }
+                @match &src.code {
+                    Some(c) => pre { (c) },
+                    None => p.muted { (src.note) },
+                }
+            }
+        }
+        @match &d.narrative {
+            Some(Narrative::Written(r)) => div.card {
+                h2 { "LLM narrative (" (r.model) " via " (format!("{:?}", r.provider)) ")" }
+                pre style="white-space:pre-wrap" { (r.text) }
+            },
+            Some(Narrative::Failed(why)) => div.card { h2 { "LLM narrative" } p { "The LLM part failed: " (why) } },
+            None => {},
+        }
+        p.muted { "pss " (env!("CARGO_PKG_VERSION")) " · " (d.skipped_traces) " trace(s) skipped" }
+    };
+    page(&title, css, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::diagnose::incident::Unavailable;
+    use crate::diagnose::trace_file::diagnose_files;
+
+    /// A diagnosis of a trace file whose names are hostile, with a failed step.
+    fn hostile() -> (tempfile::TempDir, Diagnosis) {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.json");
+        let traces: Vec<String> = (0..40)
+            .map(|i| {
+                format!(
+                    r#"{{"name":"f<img src=x>","module":"m|<script>x</script>","duration":{},"memory":100,"timestamp":{},"filename":"app.py","lineno":1}}"#,
+                    0.01 + (i % 5) as f64 * 0.01,
+                    1000 + i
+                )
+            })
+            .collect();
+        std::fs::write(&f, format!("[{}]", traces.join(","))).unwrap();
+        let mut d = diagnose_files(&[f.display().to_string()], &Config::default()).unwrap();
+        d.unavailable.push(Unavailable { step: "Trace detector".into(), reason: "too <few> traces".into() });
+        (dir, d)
     }
-    let _ = writeln!(
-        o,
-        "<p class=\"muted\">pss {} · {} trace(s) skipped</p></main></body></html>",
-        env!("CARGO_PKG_VERSION"),
-        d.skipped_traces
-    );
-    o
+
+    #[test]
+    fn html_escapes_names_and_shows_a_failed_step() {
+        let (_d, d) = hostile();
+        let html = html(&d);
+        assert!(!html.contains("<script>x") && !html.contains("<img"), "unescaped trace strings");
+        assert!(html.contains("Trace detector unavailable: too &lt;few&gt; traces."), "the failed step is shown");
+        assert!(!html.contains("<script"), "no scripts");
+    }
+
+    #[test]
+    fn markdown_escapes_names_and_shows_a_failed_step() {
+        let (_d, d) = hostile();
+        let md = markdown(&d);
+        assert!(md.contains("m\\|\\<script\\>x\\</script\\>"), "{md}");
+        assert!(md.contains("Trace detector unavailable: too \\<few\\> traces."), "{md}");
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["unavailable"][0]["step"], "Trace detector");
+    }
 }

@@ -112,3 +112,81 @@ pub fn judge(ws: &[&LabeledWindow], score: &ScoreParams, alert: &AlertParams) ->
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Features, Window};
+
+    /// A whole-service window of `service` at `start` with this PSS.
+    fn lw(service: &str, start: f64, pss: f64, too_small: bool, incident: Option<&str>) -> LabeledWindow {
+        // Only the error rate moves the re-scored PSS (about 87 for a stored
+        // 30–40, 99 for 95): enough to put windows on both sides of a cut at 90.
+        let rate = ((100.0 - pss) / 100.0).clamp(0.0, 1.0);
+        let features = Features { rows: 100.0, error_rate: rate, be_raw: 1.0, ..Default::default() };
+        let window = Window {
+            service: service.into(),
+            module: String::new(),
+            start,
+            seconds: 60.0,
+            traces: 100,
+            errors: 0,
+            too_small,
+            pss,
+            ts: 1.0,
+            ms: 1.0,
+            ev: 1.0,
+            be: 1.0,
+            cc: 1.0,
+            features,
+        };
+        LabeledWindow { window, incident: incident.map(str::to_string) }
+    }
+
+    fn incident(id: &str, service: &str, start: f64, end: f64) -> Incident {
+        Incident { id: id.into(), service: service.into(), start, end, severity: String::new(), title: String::new() }
+    }
+
+    #[test]
+    fn the_split_holds_out_the_latest_share_by_time() {
+        let ws: Vec<_> = (0..10).rev().map(|k| lw("s", k as f64 * 60.0, 90.0, false, None)).collect();
+        let sp = time_split(&ws, 0.3).unwrap();
+        assert_eq!(sp.range, (0.0, 600.0));
+        assert_eq!(sp.split_at, 420.0);
+        assert_eq!(sp.train.len(), 7);
+        assert!(
+            sp.val.iter().all(|w| w.window.start >= 420.0)
+                && sp.train.windows(2).all(|p| p[0].window.start < p[1].window.start)
+        );
+        assert!(time_split(&[], 0.3).is_none());
+    }
+
+    #[test]
+    fn judging_applies_the_alarm_rule_and_ranks_by_the_raw_pss() {
+        let ws =
+            [lw("s", 0.0, 95.0, false, None), lw("s", 60.0, 40.0, false, Some("i")), lw("s", 120.0, 40.0, true, None)];
+        let refs: Vec<_> = ws.iter().collect();
+        let alert = AlertParams { pss: 90.0, ts: 0.0, ms: 0.0, ev: 0.0, be: 0.0, cc: 0.0 };
+        let j = judge(&refs, &ScoreParams::default(), &alert);
+        assert_eq!(j.iter().map(|x| x.alarm).collect::<Vec<_>>(), [false, true, false], "too small never alarms");
+        assert!(j[1].score > j[0].score, "worse windows rank higher");
+        assert!(j[2].skip && j[1].labeled);
+    }
+
+    #[test]
+    fn metrics_are_per_service_and_unscorable_incidents_are_named() {
+        // An alarm in `a` does not catch `b`'s incident at the same time.
+        let ws = [
+            lw("a", 0.0, 30.0, false, None),
+            lw("b", 0.0, 95.0, false, Some("b-1")),
+            lw("b", 600.0, 95.0, true, Some("b-2")),
+        ];
+        let refs: Vec<_> = ws.iter().collect();
+        let incidents = [incident("b-1", "b", 0.0, 60.0), incident("b-2", "b", 600.0, 660.0)];
+        let alert = AlertParams { pss: 90.0, ts: 0.0, ms: 0.0, ev: 0.0, be: 0.0, cc: 0.0 };
+        let m = evaluate_windows(&refs, &judge(&refs, &ScoreParams::default(), &alert), &incidents, 0.0);
+        assert_eq!((m.incidents, m.incidents_caught), (1, 0));
+        let un: Vec<_> = unscorable(&refs, &incidents, 0.0).into_iter().map(|i| i.id).collect();
+        assert_eq!(un, ["b-2"], "every window over it is too small");
+    }
+}

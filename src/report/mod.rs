@@ -40,3 +40,65 @@ pub fn render(r: &Report, f: OutputFormat) -> String {
         OutputFormat::Markdown => markdown::render(r),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::score::GroupBy;
+    use crate::trace::{read_bytes, ColumnOptions, TraceColumns};
+
+    /// A report of traces whose module and function names are hostile.
+    fn hostile_report(detail: Detail) -> Report {
+        let traces: Vec<String> = (0..60)
+            .map(|i| {
+                format!(
+                    r#"{{"name":"f<img src=x onerror=alert({i})>","module":"m|<script>x</script>","duration":{},"memory":{},"error":{},"exception_type":"E<b>","timestamp":{}}}"#,
+                    0.01 + (i % 7) as f64 * 0.01,
+                    1000 + i * 3,
+                    i % 9 == 0,
+                    1000.0 + i as f64
+                )
+            })
+            .collect();
+        let keep = ColumnOptions { timestamps: true, names: true, memory_diff: false };
+        let mut c = TraceColumns::with_options("unknown", keep);
+        read_bytes("t", format!("[{}]", traces.join(",")).as_bytes(), &mut c).unwrap();
+        build(&c, &[], &Config::default(), GroupBy::Module, detail)
+    }
+
+    #[test]
+    fn html_escapes_every_trace_string_and_fetches_nothing() {
+        let html = render(&hostile_report(OutputFormat::Html.detail()), OutputFormat::Html);
+        assert!(!html.contains("<script>x") && !html.contains("<img") && !html.contains("E<b>"), "unescaped");
+        assert!(html.contains("&lt;script&gt;"), "the module is shown, escaped");
+        // Nothing fetched: no src/href to a URL (the SVG's xmlns is a name, not a fetch).
+        for attr in ["src=\"http", "href=\"http", "url(http", "<script", "<link"] {
+            assert!(!html.contains(attr), "{attr}");
+        }
+    }
+
+    #[test]
+    fn markdown_escapes_table_cells() {
+        let md = render(&hostile_report(OutputFormat::Markdown.detail()), OutputFormat::Markdown);
+        assert!(md.contains("m\\|\\<script\\>x\\</script\\>"), "{md}");
+    }
+
+    #[test]
+    fn json_starts_with_pypss_keys() {
+        let json = render(&hostile_report(OutputFormat::Json.detail()), OutputFormat::Json);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys[..2], ["pss", "breakdown"]);
+        assert!(v["modules"].get("m|<script>x</script>").is_some(), "JSON keeps the raw string: {}", v["modules"]);
+    }
+
+    #[test]
+    fn the_advisor_follows_pypss_thresholds() {
+        let r = hostile_report(OutputFormat::Text.detail());
+        let a = advisor::advise(&r.score, &Config::default().advisor);
+        assert!(!a.summary.is_empty());
+        let text = render(&r, OutputFormat::Text);
+        assert!(text.contains(&a.summary), "the text report shows the advisor");
+    }
+}

@@ -9,14 +9,12 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use super::writer::{Input, Job, JobError, Queue};
+use super::writer::{InputKind, Job, JobError, Queue};
 use crate::store::{FollowOffset, SqliteStore, Store};
 
 /// The file input's configuration.
@@ -68,7 +66,8 @@ fn one_pass(
     let Some(end) = memchr::memrchr(b'\n', &buf) else { return Ok(false) }; // no complete line yet
     buf.truncate(end + 1);
     let (tx, rx) = oneshot::channel();
-    let job = Job { input: Input::Files, service: cfg.service.clone(), name: key.clone(), body: buf.clone(), ack: tx };
+    let job =
+        Job { input: InputKind::Files, service: cfg.service.clone(), name: key.clone(), body: buf.clone(), ack: tx };
     queue.put(job).map_err(|_| FollowError::Closed)?;
     match rx.blocking_recv() {
         Ok(Ok(_)) => {}
@@ -79,7 +78,7 @@ fn one_pass(
             for line in buf.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
                 let (tx, rx) = oneshot::channel();
                 let job = Job {
-                    input: Input::Files,
+                    input: InputKind::Files,
                     service: cfg.service.clone(),
                     name: key.clone(),
                     body: line.to_vec(),
@@ -88,7 +87,7 @@ fn one_pass(
                 queue.put(job).map_err(|_| FollowError::Closed)?;
                 match rx.blocking_recv() {
                     Ok(Ok(_)) => {}
-                    Ok(Err(JobError::Invalid(_))) => metrics.rejected(Input::Files, 1),
+                    Ok(Err(JobError::Invalid(_))) => metrics.rejected(InputKind::Files, 1),
                     Ok(Err(JobError::Store(_))) => return Ok(false), // position kept: retried whole
                     Err(_) => return Err(FollowError::Closed),
                 }
@@ -101,27 +100,61 @@ fn one_pass(
     Ok(true)
 }
 
-/// Runs until `stop` is set.
-pub fn run(
-    cfg: FollowConfig,
-    db: &Path,
-    queue: Queue,
-    metrics: Arc<Metrics>,
-    stop: Arc<AtomicBool>,
-) -> Result<(), FollowError> {
-    let mut offsets = SqliteStore::open(db)?;
+/// The directory a glob pattern's files are in: the part before the first
+/// wildcard, up to its last `/`.
+fn watch_dir(pattern: &str) -> std::path::PathBuf {
+    let fixed = &pattern[..pattern.find(['*', '?', '[']).unwrap_or(pattern.len())];
+    match fixed.rfind('/') {
+        Some(0) => "/".into(),
+        Some(i) => fixed[..i].into(),
+        None => ".".into(),
+    }
+}
+
+/// Runs until the server stops. Between passes it waits for a file-system event
+/// in the pattern's directory (inotify on Linux, through `notify`) instead of
+/// polling; without events (the directory is missing, or the file system
+/// sends none) a pass still runs every quarter second.
+pub fn run(cfg: FollowConfig, ctx: &super::input::InputContext) -> Result<(), FollowError> {
+    use notify::Watcher;
+    let (queue, metrics) = (&ctx.queue, &*ctx.metrics);
+    let mut offsets = SqliteStore::open(&ctx.history)?;
     glob::Pattern::new(&cfg.pattern).map_err(|e| FollowError::Pattern(cfg.pattern.clone(), e.to_string()))?;
-    while !stop.load(Ordering::Relaxed) {
+    let (tx, events) = std::sync::mpsc::channel();
+    let watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        if e.is_ok() {
+            let _ = tx.send(());
+        }
+    })
+    .and_then(|mut w| w.watch(&watch_dir(&cfg.pattern), notify::RecursiveMode::NonRecursive).map(|_| w));
+    // With a watcher, wake at least every second to see `stop`.
+    let wait = if watcher.is_ok() { Duration::from_secs(1) } else { Duration::from_millis(250) };
+    while !ctx.stopping() {
         let mut busy = false;
         let paths = glob::glob(&cfg.pattern).map_err(|e| FollowError::Pattern(cfg.pattern.clone(), e.to_string()))?;
         for p in paths.flatten() {
             if p.is_file() {
-                busy |= one_pass(&p, &cfg, &queue, &metrics, &mut offsets)?;
+                busy |= one_pass(&p, &cfg, queue, metrics, &mut offsets)?;
             }
         }
         if !busy {
-            std::thread::sleep(Duration::from_millis(200));
+            let _ = events.recv_timeout(wait);
+            while events.try_recv().is_ok() {}
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watch_dir;
+
+    #[test]
+    fn the_watched_directory_is_the_fixed_part_of_the_pattern() {
+        assert_eq!(watch_dir("/var/log/app/*.jsonl"), std::path::Path::new("/var/log/app"));
+        assert_eq!(watch_dir("/var/log/app/a.jsonl"), std::path::Path::new("/var/log/app"));
+        assert_eq!(watch_dir("/var/log/*/x.jsonl"), std::path::Path::new("/var/log"));
+        assert_eq!(watch_dir("*.jsonl"), std::path::Path::new("."));
+        assert_eq!(watch_dir("/x.jsonl"), std::path::Path::new("/"));
+    }
 }

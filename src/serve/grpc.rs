@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use super::metrics::Metrics;
-use super::writer::{Input, Job, JobError, Queue, Refused};
+use super::writer::{InputKind, Job, JobError, Queue, Refused};
 
 /// Generated from `proto/` by `build.rs`.
 pub mod pb {
@@ -61,7 +61,7 @@ impl Grpc {
     fn check<T>(&self, r: &Request<T>) -> Result<String, Status> {
         let auth = r.metadata().get("authorization").and_then(|v| v.to_str().ok());
         if !super::http::authorized(&self.token, auth) {
-            self.metrics.rejected(Input::Grpc, 1);
+            self.metrics.rejected(InputKind::Grpc, 1);
             return Err(Status::unauthenticated("missing or wrong bearer token"));
         }
         Ok(r.metadata()
@@ -83,11 +83,11 @@ impl Grpc {
 
     async fn store_now(&self, service: String, body: Vec<u8>, n: u64) -> Result<crate::store::IngestReport, Status> {
         let (tx, rx) = oneshot::channel();
-        let job = Job { input: Input::Grpc, service, name: "gRPC".into(), body, ack: tx };
+        let job = Job { input: InputKind::Grpc, service, name: "gRPC".into(), body, ack: tx };
         match self.queue.offer_within(job, self.patience).await {
             Ok(()) => {}
             Err(e @ Refused::Full(_)) => {
-                self.metrics.rejected(Input::Grpc, n);
+                self.metrics.rejected(InputKind::Grpc, n);
                 return Err(Status::resource_exhausted(e.to_string()));
             }
             Err(e) => return Err(Status::unavailable(e.to_string())),
@@ -146,18 +146,15 @@ pub struct GrpcConfig {
 }
 
 /// Builds the gRPC input; the future serves until `shutdown` resolves.
-pub async fn build(
+pub(super) async fn build(
     cfg: GrpcConfig,
-    queue: Queue,
-    metrics: Arc<Metrics>,
-    token: Option<Arc<String>>,
-    default_service: Arc<String>,
+    ctx: super::input::InputContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(std::net::SocketAddr, impl std::future::Future<Output = Result<(), tonic::transport::Error>>)> {
     let GrpcConfig { address, max_message_bytes, patience } = cfg;
     let listener = tokio::net::TcpListener::bind(address).await?;
     let addr = listener.local_addr()?;
-    let g = Grpc { queue, metrics, token, default_service, patience };
+    let g = Grpc { queue: ctx.queue, metrics: ctx.metrics, token: ctx.token, default_service: ctx.service, patience };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     // pypss's GRPCCollector drops each call's future at once, and grpcio
     // cancels a call when its future is garbage-collected: every trace

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use super::writer::{Input, Job, JobError, Queue, Refused};
+use super::writer::{InputKind, Job, JobError, Queue, Refused};
 
 /// The HTTP input's configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,7 +59,7 @@ async fn submit(
     body: Bytes,
 ) -> Response {
     if !authorized(&c.token, headers.get("authorization").and_then(|v| v.to_str().ok())) {
-        c.metrics.rejected(Input::Http, 1);
+        c.metrics.rejected(InputKind::Http, 1);
         return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
     }
     let service = headers
@@ -69,11 +69,11 @@ async fn submit(
         .or_else(|| q.get("service").cloned())
         .unwrap_or_else(|| c.default_service.to_string());
     let (tx, rx) = oneshot::channel();
-    let job = Job { input: Input::Http, service, name: "POST /v1/traces".into(), body: body.to_vec(), ack: tx };
+    let job = Job { input: InputKind::Http, service, name: "POST /v1/traces".into(), body: body.to_vec(), ack: tx };
     match c.queue.offer_within(job, c.patience).await {
         Ok(()) => {}
         Err(e @ Refused::Full(_)) => {
-            c.metrics.rejected(Input::Http, 1);
+            c.metrics.rejected(InputKind::Http, 1);
             return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], format!("{e}\n")).into_response();
         }
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
@@ -93,18 +93,21 @@ async fn submit(
 }
 
 /// Builds the HTTP input; the future serves until `shutdown` resolves.
-pub async fn build(
+pub(super) async fn build(
     cfg: HttpConfig,
-    queue: Queue,
-    metrics: Arc<Metrics>,
-    token: Option<Arc<String>>,
-    default_service: Arc<String>,
+    input: super::input::InputContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(cfg.address).await?;
     let addr = listener.local_addr()?;
-    let m = metrics.clone();
-    let ctx = Ctx { queue, metrics, token, default_service, patience: cfg.patience };
+    let m = input.metrics.clone();
+    let ctx = Ctx {
+        queue: input.queue,
+        metrics: input.metrics,
+        token: input.token,
+        default_service: input.service,
+        patience: cfg.patience,
+    };
     let app = Router::new()
         .route("/v1/traces", post(submit))
         .route("/healthz", get(|| async { "ok\n" }))

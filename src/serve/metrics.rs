@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::writer::Input;
-use crate::store::{IngestReport, SqliteStore, Store};
+use super::writer::InputKind;
+use crate::store::{IngestReport, Store};
 
-const INPUTS: [Input; 4] = [Input::Http, Input::Grpc, Input::Redis, Input::Files];
+const INPUTS: [InputKind; 4] = [InputKind::Http, InputKind::Grpc, InputKind::Redis, InputKind::Files];
 
-fn idx(i: Input) -> usize {
+fn idx(i: InputKind) -> usize {
     INPUTS.iter().position(|x| *x == i).unwrap_or(0)
 }
 
@@ -40,7 +40,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// A job stored.
-    pub fn accepted(&self, input: Input, r: &IngestReport) {
+    pub fn accepted(&self, input: InputKind, r: &IngestReport) {
         let k = idx(input);
         self.accepted[k].fetch_add(r.inserted, Ordering::Relaxed);
         self.duplicates[k].fetch_add(r.duplicates, Ordering::Relaxed);
@@ -48,12 +48,12 @@ impl Metrics {
     }
 
     /// Messages refused (malformed, unauthorized, back-pressure).
-    pub fn rejected(&self, input: Input, n: u64) {
+    pub fn rejected(&self, input: InputKind, n: u64) {
         self.rejected[idx(input)].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Traces stored so far by an input.
-    pub fn accepted_total(&self, input: Input) -> u64 {
+    pub fn accepted_total(&self, input: InputKind) -> u64 {
         self.accepted[idx(input)].load(Ordering::Relaxed)
     }
 
@@ -65,15 +65,19 @@ impl Metrics {
     }
 
     /// Reloads the live scores: each service's and module's latest window.
-    pub fn refresh_scores(&self, store: &SqliteStore, seconds: f64) {
-        if let Ok(rows) = store.latest_windows(seconds) {
-            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            for w in rows {
-                live.insert(
-                    (w.service.clone(), w.module.clone()),
-                    LiveScore { start: w.start, traces: w.traces, pss: w.pss, subs: [w.ts, w.ms, w.ev, w.be, w.cc] },
-                );
-            }
+    pub fn refresh_scores(&self, store: &dyn Store, seconds: f64) -> Result<(), crate::store::StoreError> {
+        self.set_live(&store.latest_windows(seconds)?);
+        Ok(())
+    }
+
+    /// Sets the live scores from each service's and module's latest window.
+    pub fn set_live(&self, windows: &[crate::domain::Window]) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        for w in windows {
+            live.insert(
+                (w.service.clone(), w.module.clone()),
+                LiveScore { start: w.start, traces: w.traces, pss: w.pss, subs: [w.ts, w.ms, w.ev, w.be, w.cc] },
+            );
         }
     }
 
@@ -147,5 +151,60 @@ impl Metrics {
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Features, Window};
+
+    fn window(service: &str, module: &str, pss: f64) -> Window {
+        Window {
+            service: service.into(),
+            module: module.into(),
+            start: 120.0,
+            seconds: 60.0,
+            traces: 7,
+            errors: 0,
+            too_small: false,
+            pss,
+            ts: 0.5,
+            ms: 1.0,
+            ev: 1.0,
+            be: 1.0,
+            cc: 1.0,
+            features: Features::default(),
+        }
+    }
+
+    #[test]
+    fn counters_and_live_scores_in_prometheus_text() {
+        let m = Metrics::default();
+        let r = IngestReport { inserted: 5, duplicates: 2, ..Default::default() };
+        m.accepted(InputKind::Http, &r);
+        m.accepted(InputKind::Http, &r);
+        m.rejected(InputKind::Grpc, 3);
+        m.observe_commit(Duration::from_millis(4));
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SqliteStore::open(&dir.path().join("h.db")).unwrap();
+        m.refresh_scores(&store, 60.0).unwrap(); // an empty store: no live scores yet
+        let t = m.render();
+        assert!(t.contains("pss_traces_accepted_total{input=\"http\"} 10\n"), "{t}");
+        assert!(t.contains("pss_traces_duplicate_total{input=\"http\"} 4\n"));
+        assert!(t.contains("pss_messages_rejected_total{input=\"grpc\"} 3\n"));
+        assert!(t.contains("pss_store_commit_seconds_count 1\n") && t.contains("pss_store_last_commit_seconds 0.004"));
+        assert!(!t.contains("pss_score{"), "no live score before a window exists");
+        m.set_live(&[window("shop", "", 81.0), window("sh\"op", "m\nx", 42.0)]);
+        let t = m.render();
+        assert!(t.contains("pss_score{service=\"shop\",module=\"\"} 81\n"), "{t}");
+        assert!(t.contains("pss_score{service=\"sh\\\"op\",module=\"m\\nx\"} 42\n"), "label values escaped: {t}");
+        assert!(t.contains("pss_timing_stability{service=\"shop\",module=\"\"} 0.5\n"));
+        // Every sample line belongs to a declared metric.
+        for line in t.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = name.trim_end_matches("_sum").trim_end_matches("_count");
+            assert!(t.contains(&format!("# TYPE {family} ")), "{name} has no TYPE line");
+        }
     }
 }

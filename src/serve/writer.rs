@@ -17,28 +17,28 @@ use crate::store::{IngestReport, SqliteStore};
 
 /// Which input a job came from (a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Input {
+pub enum InputKind {
     Http,
     Grpc,
     Redis,
     Files,
 }
 
-impl Input {
+impl InputKind {
     /// The label value.
     pub fn name(self) -> &'static str {
         match self {
-            Input::Http => "http",
-            Input::Grpc => "grpc",
-            Input::Redis => "redis",
-            Input::Files => "files",
+            InputKind::Http => "http",
+            InputKind::Grpc => "grpc",
+            InputKind::Redis => "redis",
+            InputKind::Files => "files",
         }
     }
 }
 
 /// A batch of traces (JSON array, `{"traces": …}` or JSON Lines) to store.
 pub struct Job {
-    pub input: Input,
+    pub input: InputKind,
     pub service: String,
     /// For error messages: where it came from.
     pub name: String,
@@ -153,7 +153,7 @@ pub fn start(
                         Err(e) => return Err(e.to_string()),
                     };
                 }
-                metrics.refresh_scores(store, cfg.ingest.window_seconds);
+                metrics.refresh_scores(&*store, cfg.ingest.window_seconds).map_err(|e| e.to_string())?;
                 Ok(())
             };
             loop {
@@ -250,7 +250,7 @@ mod tests {
         let (tx, rx) = mpsc::sync_channel::<Job>(1);
         let q = Queue { tx, capacity: 1, metrics: Arc::new(Metrics::default()) };
         let job = || Job {
-            input: Input::Http,
+            input: InputKind::Http,
             service: "s".into(),
             name: "t".into(),
             body: b"[]".to_vec(),

@@ -589,3 +589,136 @@ impl Store for SqliteStore {
         Ok(PruneReport { traces: traces as u64, windows: windows as u64, history: history as u64 })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ScoreParams;
+    use crate::store::ingest::{ingest_source, IngestOptions};
+    use crate::trace::Source;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("h.db")).unwrap();
+        (dir, s)
+    }
+
+    /// A small history: the shipped sample traces as service `shop`.
+    fn with_sample(store: &mut SqliteStore, seconds: f64) {
+        let opts = IngestOptions {
+            service: "shop".into(),
+            window_seconds: seconds,
+            min_window_traces: 5,
+            params: ScoreParams::default(),
+            unknown_module: "unknown".into(),
+        };
+        let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json");
+        ingest_source(store, &Source::Path(f), &opts, &|_| {}).unwrap();
+    }
+
+    fn incident(id: &str, service: &str, start: f64, end: f64) -> Incident {
+        Incident { id: id.into(), service: service.into(), start, end, severity: "sev2".into(), title: "t".into() }
+    }
+
+    #[test]
+    fn windows_lengths_traces_and_labels() {
+        let (_d, mut s) = store();
+        assert!(s.window_lengths(None).unwrap().is_empty());
+        with_sample(&mut s, 60.0);
+        assert_eq!(s.window_lengths(None).unwrap(), [60.0]);
+        assert_eq!(s.window_lengths(Some("other")).unwrap(), Vec::<f64>::new());
+        let ws = s.windows("shop", None, 60.0, None, None).unwrap();
+        assert!(ws.len() > 3 && ws.windows(2).all(|p| p[0].window.start < p[1].window.start), "time order");
+        let mid = ws[ws.len() / 2].window.start;
+        s.add_incidents(&[incident("i-1", "shop", mid + 1.0, mid + 2.0)]).unwrap();
+        let ws = s.windows("shop", None, 60.0, None, None).unwrap();
+        let labeled: Vec<_> = ws.iter().filter(|w| w.incident.is_some()).map(|w| w.window.start).collect();
+        assert_eq!(labeled, [mid], "exactly the overlapping window is labeled");
+        let rows = s.trace_rows("shop", None, None).unwrap();
+        assert!(rows.len() > 1000 && rows.windows(2).all(|p| p[0].timestamp <= p[1].timestamp));
+        let slice = s.trace_slice("shop", mid, mid + 60.0, "unknown").unwrap();
+        assert!(!slice.columns.is_empty());
+        assert!(slice.slowest.is_some_and(|t| t.duration > 0.0));
+        let latest = s.latest_windows(60.0).unwrap();
+        assert!(latest.iter().any(|w| w.module.is_empty() && w.start == ws.last().unwrap().window.start));
+        assert_eq!(s.services().unwrap(), ["shop"]);
+    }
+
+    #[test]
+    fn incidents_are_all_or_nothing_and_named_on_conflict() {
+        let (_d, mut s) = store();
+        s.add_incidents(&[incident("a", "x", 0.0, 10.0)]).unwrap();
+        let e = s.add_incidents(&[incident("b", "x", 20.0, 30.0), incident("a", "x", 40.0, 50.0)]).unwrap_err();
+        assert!(e.to_string().contains("'a' already exists"), "{e}");
+        assert_eq!(s.incidents(None).unwrap().len(), 1, "the batch was rolled back");
+        assert_eq!(s.services().unwrap(), ["x"], "a service with incidents only is listed");
+        assert!(s.remove_incident("a").unwrap());
+        assert!(!s.remove_incident("a").unwrap());
+    }
+
+    #[test]
+    fn models_runs_and_follow_offsets() {
+        let (_d, mut s) = store();
+        assert_eq!(s.next_model_version("shop", "k").unwrap(), 1);
+        let card = |promoted: bool| serde_json::json!({ "promoted": promoted });
+        assert_eq!(s.register_model("shop", "k", "/m/v1.json", &card(true), 10.0).unwrap(), 1);
+        assert_eq!(s.register_model("shop", "k", "/m/v2.json", &card(false), 20.0).unwrap(), 2);
+        let active = s.active_model("shop", "k").unwrap().unwrap();
+        assert_eq!((active.version, active.path.as_str()), (1, "/m/v1.json"), "the latest promoted one");
+        assert!(s.active_model("shop", "other").unwrap().is_none());
+        let run = RunRecord {
+            kind: "tune",
+            started: 1.0,
+            finished: 2.0,
+            params: &serde_json::json!({"a": 1}),
+            metrics: &serde_json::json!({}),
+        };
+        let (a, b) = (s.record_run(&run).unwrap(), s.record_run(&run).unwrap());
+        assert!(b > a);
+        assert_eq!(s.follow_offset("/f").unwrap(), None);
+        let at = FollowOffset { identity: "1:2".into(), offset: 99 };
+        s.set_follow_offset("/f", &at).unwrap();
+        s.set_follow_offset("/f", &FollowOffset { offset: 120, ..at }).unwrap();
+        assert_eq!(s.follow_offset("/f").unwrap().map(|o| o.offset), Some(120));
+    }
+
+    #[test]
+    fn history_since_and_pruning() {
+        let (_d, mut s) = store();
+        for (t, svc) in [(100.0, "a"), (200.0, "b"), (300.0, "a")] {
+            let row = HistoryRow {
+                id: 0,
+                timestamp: t,
+                pss: t / 10.0,
+                ts: 1.0,
+                ms: 1.0,
+                ev: 1.0,
+                be: 1.0,
+                cc: 1.0,
+                meta: serde_json::json!({ "service": svc }),
+            };
+            s.save_history(&row).unwrap();
+        }
+        let all = s.history(10, None, None).unwrap();
+        assert_eq!(all.iter().map(|h| h.timestamp).collect::<Vec<_>>(), [300.0, 200.0, 100.0], "latest first");
+        assert_eq!(s.history(10, Some(150.0), None).unwrap().len(), 2);
+        assert_eq!(s.history(10, None, Some("a")).unwrap().len(), 2);
+        assert_eq!(s.history(1, None, None).unwrap().len(), 1);
+        assert_eq!(s.prune_history(250.0).unwrap(), 2);
+        assert_eq!(s.prune(1e12).unwrap().history, 1);
+    }
+
+    #[test]
+    fn a_directory_is_not_a_database_and_newer_schemas_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SqliteStore::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        let p = dir.path().join("h.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let c = Connection::open(&p).unwrap();
+        c.execute("UPDATE _meta SET value = '99' WHERE key = 'pss_schema'", []).unwrap();
+        drop(c);
+        let e = SqliteStore::open(&p).err().unwrap().to_string();
+        assert!(e.contains("newer pss") && e.contains("99"), "{e}");
+    }
+}

@@ -2,121 +2,106 @@
 //! with expected improvement, after a random (Latin hypercube) initial design.
 //! Seeded: the same seed gives the same sequence of candidates.
 //!
-//! Written here rather than on `egobox-ego`: a candidate is evaluated in
-//! microseconds (re-scoring stored window features), there are at most a few
-//! hundred points, and the objective is a step function of the parameters
-//! (alarm metrics). A small exact GP with a fitted noise term, whose kernel
-//! hyperparameters are chosen by marginal likelihood on a grid, keeps every
-//! step visible and seeded, and adds no numerical stack to the build. The
-//! inner optimization (maximizing EI) is dense random sampling plus local
-//! perturbations of the best points, the usual practice for cheap surrogates.
+//! The GP is small and exact, on `ndarray` with `linfa-linalg`'s Cholesky
+//! and triangular solves (pure Rust, already in the build through linfa).
+//! `egobox-ego` was not taken: a candidate is evaluated in microseconds
+//! (re-scoring stored window features), there are at most a few hundred
+//! points, and the objective is a step function of the parameters, so its
+//! machinery (mixtures of experts, its own optimizers) buys nothing and a
+//! large build. Kernel hyperparameters are chosen by marginal likelihood on a
+//! grid (a step objective makes gradient fits of them brittle). The inner
+//! maximization of EI is dense sampling plus perturbations of the best points,
+//! then `argmin`'s Nelder–Mead polishing the best candidate (EI is smooth
+//! between samples; a derivative-free local search is the fitting tool).
 
+use argmin::core::{CostFunction, Executor};
+use argmin::solver::neldermead::NelderMead;
+use linfa_linalg::cholesky::Cholesky;
+use linfa_linalg::triangular::{SolveTriangular, UPLO};
+use ndarray::{Array1, Array2, ArrayView1, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
-/// A fitted GP over points of the unit cube.
+/// A fitted GP over points of the unit cube (targets standardized).
 struct Gp {
-    x: Vec<Vec<f64>>,
-    alpha: Vec<f64>,
-    chol: Vec<Vec<f64>>,
+    x: Array2<f64>,
+    /// `K⁻¹ z`.
+    alpha: Array1<f64>,
+    /// Lower Cholesky factor of `K + noise·I`.
+    chol: Array2<f64>,
     lengthscale: f64,
     mean: f64,
     std: f64,
 }
 
-fn matern52(a: &[f64], b: &[f64], l: f64) -> f64 {
+fn matern52(a: ArrayView1<'_, f64>, b: ArrayView1<'_, f64>, l: f64) -> f64 {
     let d2: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
     let r = (5.0 * d2).sqrt() / l;
     (1.0 + r + r * r / 3.0) * (-r).exp()
 }
 
-/// Lower Cholesky factor of a symmetric positive definite matrix.
-fn cholesky(k: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
-    let n = k.len();
-    let mut l = vec![vec![0.0; n]; n];
-    for i in 0..n {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|p| l[i][p] * l[j][p]).sum();
-            if i == j {
-                let d = k[i][i] - s;
-                if d <= 0.0 {
-                    return None;
-                }
-                l[i][j] = d.sqrt();
-            } else {
-                l[i][j] = (k[i][j] - s) / l[j][j];
-            }
-        }
-    }
-    Some(l)
-}
-
-fn solve_lower(l: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
-    let n = b.len();
-    let mut y = vec![0.0; n];
-    for i in 0..n {
-        y[i] = (b[i] - (0..i).map(|j| l[i][j] * y[j]).sum::<f64>()) / l[i][i];
-    }
-    y
-}
-
-fn solve_upper_t(l: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
-    let n = y.len();
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        x[i] = (y[i] - (i + 1..n).map(|j| l[j][i] * x[j]).sum::<f64>()) / l[i][i];
-    }
-    x
+/// The kernel between the rows of `a` and of `b`.
+fn kernel(a: &Array2<f64>, b: &Array2<f64>, l: f64) -> Array2<f64> {
+    Array2::from_shape_fn((a.nrows(), b.nrows()), |(i, j)| matern52(a.row(i), b.row(j), l))
 }
 
 impl Gp {
+    /// The GP with these hyperparameters on standardized targets `z`; `None`
+    /// when the kernel matrix is not positive definite.
+    fn with(x: &Array2<f64>, z: &Array1<f64>, lengthscale: f64, noise: f64) -> Option<(f64, Gp)> {
+        let n = x.nrows();
+        let k = kernel(x, x, lengthscale) + Array2::<f64>::eye(n) * (noise + 1e-9);
+        let chol = k.cholesky().ok()?;
+        let zc = z.view().insert_axis(Axis(1));
+        let y = chol.solve_triangular(&zc, UPLO::Lower).ok()?;
+        let alpha = chol.t().solve_triangular(&y, UPLO::Upper).ok()?.column(0).to_owned();
+        let logdet = chol.diag().iter().map(|d| d.ln()).sum::<f64>() * 2.0;
+        let lml = -0.5 * z.dot(&alpha) - 0.5 * logdet;
+        Some((lml, Gp { x: x.clone(), alpha, chol, lengthscale, mean: 0.0, std: 1.0 }))
+    }
+
     /// Fits the GP; lengthscale and noise by log marginal likelihood on a grid.
-    fn fit(x: &[Vec<f64>], y: &[f64]) -> Gp {
-        let n = y.len();
-        let mean = y.iter().sum::<f64>() / n as f64;
-        let var = y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+    fn fit(x: &Array2<f64>, y: &[f64]) -> Gp {
+        let n = y.len() as f64;
+        let mean = y.iter().sum::<f64>() / n;
+        let var = y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
         let std = if var > 1e-18 { var.sqrt() } else { 1.0 };
-        let z: Vec<f64> = y.iter().map(|v| (v - mean) / std).collect();
-        let d = x.first().map(|p| p.len()).unwrap_or(1) as f64;
+        let z: Array1<f64> = y.iter().map(|v| (v - mean) / std).collect();
+        let d = (x.ncols().max(1) as f64).sqrt(); // distances grow with the dimension
         let mut best: Option<(f64, Gp)> = None;
-        for &l in &[0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5] {
-            let l = l * d.sqrt(); // distances grow with the dimension
-            for &noise in &[1e-6, 1e-3, 1e-2, 1e-1] {
-                let k: Vec<Vec<f64>> = (0..n)
-                    .map(|i| {
-                        (0..n).map(|j| matern52(&x[i], &x[j], l) + if i == j { noise + 1e-9 } else { 0.0 }).collect()
-                    })
-                    .collect();
-                let Some(chol) = cholesky(&k) else { continue };
-                let a = solve_upper_t(&chol, &solve_lower(&chol, &z));
-                let fit: f64 = z.iter().zip(&a).map(|(p, q)| p * q).sum();
-                let logdet: f64 = chol.iter().enumerate().map(|(i, r)| r[i].ln()).sum::<f64>() * 2.0;
-                let lml = -0.5 * fit - 0.5 * logdet;
-                if best.as_ref().is_none_or(|b| lml > b.0) {
-                    best = Some((lml, Gp { x: x.to_vec(), alpha: a, chol, lengthscale: l, mean, std }));
+        for l in [0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5] {
+            for noise in [1e-6, 1e-3, 1e-2, 1e-1] {
+                if let Some((lml, gp)) = Gp::with(x, &z, l * d, noise) {
+                    if best.as_ref().is_none_or(|b| lml > b.0) {
+                        best = Some((lml, gp));
+                    }
                 }
             }
         }
-        best.map(|b| b.1).expect("a jittered kernel matrix is positive definite")
+        let mut gp = best.map(|b| b.1).expect("a jittered kernel matrix is positive definite");
+        gp.mean = mean;
+        gp.std = std;
+        gp
     }
 
-    /// Posterior mean and standard deviation at `p` (in objective units).
-    fn predict(&self, p: &[f64]) -> (f64, f64) {
-        let k: Vec<f64> = self.x.iter().map(|q| matern52(p, q, self.lengthscale)).collect();
-        let mu: f64 = k.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
-        let v = solve_lower(&self.chol, &k);
-        let var = (1.0 - v.iter().map(|t| t * t).sum::<f64>()).max(1e-12);
-        (self.mean + self.std * mu, self.std * var.sqrt())
+    /// Posterior mean and standard deviation at each row of `p` (in
+    /// objective units).
+    fn predict(&self, p: &Array2<f64>) -> Vec<(f64, f64)> {
+        let ks = kernel(&self.x, p, self.lengthscale); // n × m
+        let mu = ks.t().dot(&self.alpha);
+        let v = self.chol.solve_triangular(&ks, UPLO::Lower).expect("a Cholesky factor has a non-zero diagonal");
+        let explained = v.map(|t| t * t).sum_axis(Axis(0));
+        mu.iter()
+            .zip(&explained)
+            .map(|(m, e)| (self.mean + self.std * m, self.std * (1.0 - e).max(1e-12).sqrt()))
+            .collect()
     }
 }
 
-/// Standard normal CDF (Abramowitz–Stegun 7.1.26 erf, |error| < 1.5e-7).
+/// Standard normal CDF, through `libm`'s `erf`.
 fn norm_cdf(z: f64) -> f64 {
-    let x = z / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.3275911 * x.abs());
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    let erf = 1.0 - poly * (-x * x).exp();
-    0.5 * (1.0 + if x >= 0.0 { erf } else { -erf })
+    0.5 * (1.0 + libm::erf(z / std::f64::consts::SQRT_2))
 }
 
 fn norm_pdf(z: f64) -> f64 {
@@ -130,6 +115,48 @@ fn expected_improvement(mu: f64, sigma: f64, best: f64, xi: f64) -> f64 {
     }
     let z = (mu - best - xi) / sigma;
     (mu - best - xi) * norm_cdf(z) + sigma * norm_pdf(z)
+}
+
+/// Minus the expected improvement at a point (clamped into the cube), for
+/// argmin's minimizers.
+#[derive(Clone, Copy)]
+struct NegEi<'a> {
+    gp: &'a Gp,
+    best: f64,
+    xi: f64,
+}
+
+impl NegEi<'_> {
+    fn at(&self, p: &[f64]) -> f64 {
+        let row = Array2::from_shape_vec((1, p.len()), p.iter().map(|v| v.clamp(0.0, 1.0)).collect()).expect("one row");
+        let (mu, sigma) = self.gp.predict(&row)[0];
+        -expected_improvement(mu, sigma, self.best, self.xi)
+    }
+}
+
+impl CostFunction for NegEi<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, p: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        Ok(self.at(p))
+    }
+}
+
+/// Polishes `start` with Nelder–Mead on −EI (a simplex of side `step`);
+/// returns the better of the two and its EI.
+fn polish(neg: &NegEi<'_>, start: &[f64], start_ei: f64, step: f64) -> (Vec<f64>, f64) {
+    let mut simplex = vec![start.to_vec()];
+    for k in 0..start.len() {
+        let mut v = start.to_vec();
+        v[k] = if v[k] + step <= 1.0 { v[k] + step } else { v[k] - step };
+        simplex.push(v);
+    }
+    let solver = NelderMead::new(simplex);
+    let res = Executor::new(*neg, solver).configure(|s| s.max_iters(40)).run();
+    match res.ok().and_then(|r| r.state.best_param.clone().map(|p| (p, r.state.best_cost))) {
+        Some((p, cost)) if -cost > start_ei => (p.iter().map(|v| v.clamp(0.0, 1.0)).collect(), -cost),
+        _ => (start.to_vec(), start_ei),
+    }
 }
 
 /// One evaluated point.
@@ -178,7 +205,7 @@ pub fn maximize(
         trials.push(Trial { x, value });
     }
     while trials.len() < budget {
-        let xs: Vec<Vec<f64>> = trials.iter().map(|t| t.x.clone()).collect();
+        let xs = Array2::from_shape_fn((trials.len(), dim), |(i, j)| trials[i].x[j]);
         let ys: Vec<f64> = trials.iter().map(|t| t.value).collect();
         let gp = Gp::fit(&xs, &ys);
         let best = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -189,32 +216,23 @@ pub fn maximize(
         for &i in order.iter().take(5) {
             for scale in [0.02, 0.08, 0.2] {
                 for _ in 0..150 {
-                    let c = trials[i]
-                        .x
-                        .iter()
-                        .map(|&v| {
-                            // Box–Muller normal step.
-                            let u1: f64 = rng.random::<f64>().max(1e-300);
-                            let u2: f64 = rng.random();
-                            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-                            (v + scale * z).clamp(0.0, 1.0)
-                        })
-                        .collect();
+                    let step = |v: &f64| (v + scale * rng.sample::<f64, _>(StandardNormal)).clamp(0.0, 1.0);
+                    let c = trials[i].x.iter().map(step).collect();
                     cands.push(c);
                 }
             }
         }
-        let mut pick = &cands[0];
-        let mut pick_ei = f64::NEG_INFINITY;
-        for c in &cands {
-            let (mu, sigma) = gp.predict(c);
-            let ei = expected_improvement(mu, sigma, best, 0.01 * gp.std.max(1e-9));
+        let grid = Array2::from_shape_fn((cands.len(), dim), |(i, j)| cands[i][j]);
+        let xi = 0.01 * gp.std.max(1e-9);
+        let (mut pick, mut pick_ei) = (0, f64::NEG_INFINITY);
+        for (k, (mu, sigma)) in gp.predict(&grid).into_iter().enumerate() {
+            let ei = expected_improvement(mu, sigma, best, xi);
             if ei > pick_ei {
                 pick_ei = ei;
-                pick = c;
+                pick = k;
             }
         }
-        let x = pick.clone();
+        let (x, _) = polish(&NegEi { gp: &gp, best, xi }, &cands[pick], pick_ei, 0.02);
         let value = f(&x);
         on_trial(trials.len(), value);
         trials.push(Trial { x, value });
@@ -247,6 +265,8 @@ pub fn random_search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::assert_relative_eq;
+    use ndarray::array;
 
     #[test]
     fn finds_the_peak_of_a_smooth_function_better_than_random() {
@@ -270,8 +290,46 @@ mod tests {
 
     #[test]
     fn normal_cdf() {
-        assert!((norm_cdf(0.0) - 0.5).abs() < 1e-7);
-        assert!((norm_cdf(1.96) - 0.9750021).abs() < 1e-6);
-        assert!((norm_cdf(-1.0) - 0.1586553).abs() < 1e-6);
+        assert_relative_eq!(norm_cdf(0.0), 0.5);
+        assert_relative_eq!(norm_cdf(1.96), 0.9750021048517795, max_relative = 1e-12);
+        assert_relative_eq!(norm_cdf(-1.0), 0.15865525393145707, max_relative = 1e-12);
+    }
+
+    /// The posterior of two observations in one dimension, against the
+    /// closed form with the 2×2 inverse written out.
+    #[test]
+    fn posterior_matches_the_closed_form() {
+        let (l, noise) = (0.4, 0.01);
+        let x = array![[0.2], [0.7]];
+        let z = array![1.0, -0.5];
+        let (_, gp) = Gp::with(&x, &z, l, noise).unwrap();
+        let k = |a: f64, b: f64| {
+            let r = 5f64.sqrt() * (a - b).abs() / l;
+            (1.0 + r + r * r / 3.0) * (-r).exp()
+        };
+        let (a, c) = (1.0 + noise + 1e-9, k(0.2, 0.7));
+        let det = a * a - c * c;
+        let inv = [[a / det, -c / det], [-c / det, a / det]];
+        for p in [0.0, 0.2, 0.45, 0.9] {
+            let ks = [k(p, 0.2), k(p, 0.7)];
+            let w = [inv[0][0] * ks[0] + inv[0][1] * ks[1], inv[1][0] * ks[0] + inv[1][1] * ks[1]];
+            let mean = w[0] * z[0] + w[1] * z[1];
+            let var = 1.0 - (w[0] * ks[0] + w[1] * ks[1]);
+            let (mu, sd) = gp.predict(&array![[p]])[0];
+            assert_relative_eq!(mu, mean, epsilon = 1e-12);
+            assert_relative_eq!(sd, var.max(1e-12).sqrt(), epsilon = 1e-9);
+        }
+    }
+
+    #[test]
+    fn polishing_never_loses_expected_improvement() {
+        let x = array![[0.1, 0.1], [0.5, 0.5], [0.9, 0.2]];
+        let gp = Gp::fit(&x, &[0.0, 1.0, 0.3]);
+        let neg = NegEi { gp: &gp, best: 1.0, xi: 0.01 };
+        let start = [0.45, 0.55];
+        let ei = -neg.at(&start);
+        let (p, better) = polish(&neg, &start, ei, 0.02);
+        assert!(better >= ei && p.iter().all(|v| (0.0..=1.0).contains(v)), "{better} < {ei}");
+        assert_relative_eq!(-neg.at(&p), better, epsilon = 1e-12);
     }
 }

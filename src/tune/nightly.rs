@@ -249,3 +249,45 @@ pub fn run(
         verdict: verdict_text,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(history: PathBuf) -> NightlyJob {
+        NightlyJob {
+            history,
+            services: Vec::new(),
+            from: None,
+            to: None,
+            window_seconds: None,
+            params: TuneParams::default(),
+            output: None,
+            promote_if_better: false,
+            detectors_dir: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_database_is_an_input_error_and_a_held_lock_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let e = run(&job(dir.path().join("none.db")), &cfg, &mut |_, _| {}).unwrap_err();
+        assert!(matches!(e, NightlyError::Input(ref m) if m.contains("no such history database")), "{e}");
+        let db = dir.path().join("h.db");
+        drop(SqliteStore::open(&db).unwrap());
+        let held = lock(&db).unwrap();
+        let e = run(&job(db.clone()), &cfg, &mut |_, _| {}).unwrap_err();
+        assert!(matches!(e, NightlyError::Locked { .. }), "{e}");
+        assert!(e.to_string().contains("another pss-tune run holds the lock"));
+        drop(held);
+        let e = run(&job(db), &cfg, &mut |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("no 60s windows"), "an empty history, the configured length: {e}");
+    }
+
+    #[test]
+    fn siblings_share_the_stem() {
+        let p = Path::new("models/all/pss-tuned.toml");
+        assert_eq!(sibling(p, ".card.json"), Path::new("models/all/pss-tuned.card.json"));
+    }
+}

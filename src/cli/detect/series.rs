@@ -5,9 +5,10 @@ use std::io::Write;
 use super::{MlDetectArgs, SeriesArgs};
 use crate::cli::{print, CmdResult, Failure};
 use crate::detect::iforest::IsolationForestParams;
-use crate::detect::model::{trace_features, DetectorModel, Level, TRACE_FEATURES};
+use crate::detect::model::{trace_features, DetectorParams};
 use crate::detect::series::{parse_views, score_series, SeriesParams};
 use crate::detect::series_csv::read_series;
+use crate::detect::Fit;
 
 /// A CSV field, quoted when it must be.
 fn csv_field(t: &str) -> String {
@@ -22,8 +23,9 @@ pub(super) fn series(a: SeriesArgs) -> CmdResult {
     let name = a.file.display().to_string();
     let s = read_series(&a.file, &a.timestamp_col, &a.value_col).map_err(|e| Failure::input(e.to_string()))?;
     let views = parse_views(&a.views).map_err(|e| Failure::input(format!("--views: {e}")))?;
-    let p = SeriesParams { views, window: a.window, seed: a.seed, ..SeriesParams::default() };
-    p.check().map_err(Failure::input)?;
+    let p = SeriesParams { views, window: a.window, seed: a.seed, ..SeriesParams::default() }
+        .check()
+        .map_err(|e| Failure::input(e.to_string()))?;
     let scores = score_series(&s.values, &p);
     let err = |e: std::io::Error| Failure::output(format!("{}: {e}", a.output.display()));
     let mut w = std::io::BufWriter::new(std::fs::File::create(&a.output).map_err(err)?);
@@ -58,8 +60,9 @@ pub fn ml_detect(a: MlDetectArgs) -> CmdResult {
         seed: a.random_state,
         bounded: false,
     };
-    let names = TRACE_FEATURES.iter().map(|s| s.to_string()).collect();
-    let model = DetectorModel::train(&trace_features(&base), params, Level::Trace, "baseline", None, names, (0.0, 0.0))
+    let model = DetectorParams::traces(params, "baseline")
+        .check()
+        .and_then(|p| p.fit(&trace_features(&base)))
         .map_err(|e| Failure::check(format!("Error fitting ML model: {e}")))?;
     out += "   Model fitted successfully to baseline traces.\n";
     out += &format!("\n🔬 Loading target traces from {} for anomaly detection...\n", a.target_file);
