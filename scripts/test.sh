@@ -20,14 +20,18 @@ if ! command -v redis-server >/dev/null; then
 fi
 export PSS_PYTHON="$PWD/$VENV/bin/python"
 
-echo "==> cargo fmt --check"
+step() { echo "==> $1 (at ${SECONDS}s)"; }
+step "cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy -- -D warnings"
+step "cargo clippy -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
-echo "==> cargo test"
+step "cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --all-targets 2>&1 | tee "$log"
+# The library's unit tests, the binaries and the one integration-test binary
+# (tests/it). Examples are checked by clippy above, not built again here.
+cargo test --lib --bins --tests 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary, and
 # the last binaries have no tests of their own).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+echo "==> done in ${SECONDS}s"

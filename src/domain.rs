@@ -155,6 +155,28 @@ pub struct Window {
 }
 
 impl Window {
+    /// A whole-service window with these features and no scores yet (zero
+    /// counts and sub-scores): for windows built from statistics rather than
+    /// stored traces (pypss's tuning sets, synthetic histories, tests).
+    pub fn unscored(service: &str, start: f64, seconds: f64, features: Features) -> Window {
+        Window {
+            service: service.to_string(),
+            module: String::new(),
+            start,
+            seconds,
+            traces: 0,
+            errors: 0,
+            too_small: false,
+            pss: 0.0,
+            ts: 0.0,
+            ms: 0.0,
+            ev: 0.0,
+            be: 0.0,
+            cc: 0.0,
+            features,
+        }
+    }
+
     /// The stored columns of a window after its key, in order: its counts and
     /// scores, then [`Features::NAMES`].
     pub const SCORE_COLUMNS: [&'static str; 9] = ["traces", "errors", "too_small", "pss", "ts", "ms", "ev", "be", "cc"];

@@ -71,21 +71,17 @@ mod tests {
 
     #[test]
     fn one_column_per_feature_and_the_label() {
+        let features = Features { lat_p95: 0.25, ..Default::default() };
         let w = Window {
-            service: "s".into(),
-            module: String::new(),
-            start: 60.0,
-            seconds: 60.0,
             traces: 3,
             errors: 1,
-            too_small: false,
             pss: 80.0,
             ts: 0.5,
             ms: 1.0,
             ev: 0.9,
             be: 1.0,
             cc: 1.0,
-            features: Features { lat_p95: 0.25, ..Default::default() },
+            ..Window::unscored("s", 60.0, 60.0, features)
         };
         let rows = [
             LabeledWindow { window: w.clone(), incident: Some("i-1".into()) },

@@ -7,13 +7,13 @@
 //! be written (disk full, no permission: not the input's fault); 75 another
 //! run holds the lock.
 
-pub mod analyze;
-pub mod detect;
-pub mod diagnose;
-pub mod history;
-pub mod serve;
-pub mod simulate;
-pub mod tune;
+pub(crate) mod analyze;
+pub(crate) mod detect;
+pub(crate) mod diagnose;
+pub(crate) mod history;
+pub(crate) mod serve;
+pub(crate) mod simulate;
+pub(crate) mod tune;
 
 use std::io::{self, Write};
 

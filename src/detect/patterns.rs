@@ -432,20 +432,14 @@ mod tests {
     fn win(start: f64, f: Features, incident: Option<&str>) -> LabeledWindow {
         LabeledWindow {
             window: Window {
-                service: "s".into(),
-                module: String::new(),
-                start,
-                seconds: 60.0,
                 traces: 100,
-                errors: 0,
-                too_small: false,
                 pss: 90.0,
                 ts: 1.0,
                 ms: 1.0,
                 ev: 1.0,
                 be: 1.0,
                 cc: 1.0,
-                features: f,
+                ..Window::unscored("s", start, 60.0, f)
             },
             incident: incident.map(str::to_string),
         }

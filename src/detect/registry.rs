@@ -123,22 +123,7 @@ mod tests {
                     lat_mean: if bad { 1.0 } else { 0.05 + (k % 4) as f64 * 0.01 },
                     ..Default::default()
                 };
-                let window = Window {
-                    service: "s".into(),
-                    module: String::new(),
-                    start: k as f64 * 60.0,
-                    seconds: 60.0,
-                    traces: 100,
-                    errors: 0,
-                    too_small: false,
-                    pss: 90.0,
-                    ts: 1.0,
-                    ms: 1.0,
-                    ev: 1.0,
-                    be: 1.0,
-                    cc: 1.0,
-                    features: f,
-                };
+                let window = Window { traces: 100, pss: 90.0, ..Window::unscored("s", k as f64 * 60.0, 60.0, f) };
                 LabeledWindow { window, incident: bad.then(|| format!("i-{k}")) }
             })
             .collect()

@@ -124,22 +124,7 @@ mod tests {
         // 30–40, 99 for 95): enough to put windows on both sides of a cut at 90.
         let rate = ((100.0 - pss) / 100.0).clamp(0.0, 1.0);
         let features = Features { rows: 100.0, error_rate: rate, be_raw: 1.0, ..Default::default() };
-        let window = Window {
-            service: service.into(),
-            module: String::new(),
-            start,
-            seconds: 60.0,
-            traces: 100,
-            errors: 0,
-            too_small,
-            pss,
-            ts: 1.0,
-            ms: 1.0,
-            ev: 1.0,
-            be: 1.0,
-            cc: 1.0,
-            features,
-        };
+        let window = Window { traces: 100, too_small, pss, ..Window::unscored(service, start, 60.0, features) };
         LabeledWindow { window, incident: incident.map(str::to_string) }
     }
 

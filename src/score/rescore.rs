@@ -60,22 +60,7 @@ mod tests {
     use super::*;
     #[test]
     fn alarm_rule() {
-        let mut w = Window {
-            service: "s".into(),
-            module: String::new(),
-            start: 0.0,
-            seconds: 60.0,
-            traces: 100,
-            errors: 0,
-            too_small: false,
-            pss: 0.0,
-            ts: 0.0,
-            ms: 0.0,
-            ev: 0.0,
-            be: 0.0,
-            cc: 0.0,
-            features: Default::default(),
-        };
+        let mut w = Window { traces: 100, ..Window::unscored("s", 0.0, 60.0, Default::default()) };
         let r = Rescored { pss: 80.0, breakdown: [0.9, 0.9, 0.79, 0.9, 0.9], pss_raw: 0.8, raw: [0.9; 5] };
         let a = AlertParams::default();
         assert!(alarms(&w, &r, &a), "ev 0.79 < 0.80");

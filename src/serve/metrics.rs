@@ -161,20 +161,15 @@ mod tests {
 
     fn window(service: &str, module: &str, pss: f64) -> Window {
         Window {
-            service: service.into(),
             module: module.into(),
-            start: 120.0,
-            seconds: 60.0,
             traces: 7,
-            errors: 0,
-            too_small: false,
             pss,
             ts: 0.5,
             ms: 1.0,
             ev: 1.0,
             be: 1.0,
             cc: 1.0,
-            features: Features::default(),
+            ..Window::unscored(service, 120.0, 60.0, Features::default())
         }
     }
 

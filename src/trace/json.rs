@@ -94,6 +94,8 @@ pub enum MetaShape<'a> {
 
 /// Bit flags naming the trace fields, for [`Scanner::wanted`] and
 /// [`RawTrace::present`].
+// The complete bit layout: some bits are only ever used through `ALL`.
+#[allow(dead_code)]
 pub mod field {
     pub const TRACE_ID: u32 = 1 << 0;
     pub const NAME: u32 = 1 << 1;
@@ -154,9 +156,7 @@ pub struct RawTrace<'a> {
     pub yield_count: Option<Scalar<'a>>,
     pub system_metric: Option<Scalar<'a>>,
     pub metadata: Option<Metadata<'a>>,
-    /// Other members, as `(key, raw JSON text)`, when the caller asked for them.
-    pub extras: Vec<(Cow<'a, str>, &'a str)>,
-    /// Number of members seen (including extras not captured).
+    /// Number of members seen (pypss's fields and others).
     pub members: usize,
     /// Whether a `traces` member was seen (wrapper detection).
     pub has_traces_key: bool,
@@ -178,7 +178,6 @@ pub struct Scanner<'a> {
     pub pos: usize,
     /// True when `buf` holds the end of the input.
     eof: bool,
-    capture_extras: bool,
     /// Fields to parse ([`field`] bits); the others are only validated.
     wanted: u32,
 }
@@ -191,7 +190,7 @@ fn is_ws(b: u8) -> bool {
 impl<'a> Scanner<'a> {
     /// A scanner over `buf`; `eof` says whether input ends with it.
     pub fn new(buf: &'a [u8], eof: bool) -> Self {
-        Scanner { buf, pos: 0, eof, capture_extras: false, wanted: field::ALL }
+        Scanner { buf, pos: 0, eof, wanted: field::ALL }
     }
 
     /// Parse only these fields ([`field`] bits); skip the values of others.
@@ -203,12 +202,6 @@ impl<'a> Scanner<'a> {
     /// The bytes from `from` to the cursor.
     pub fn slice(&self, from: usize) -> &'a [u8] {
         &self.buf[from..self.pos]
-    }
-
-    /// Also keep members pss does not interpret, as raw JSON text.
-    pub fn with_extras(mut self, yes: bool) -> Self {
-        self.capture_extras = yes;
-        self
     }
 
     fn err<T>(&self, pos: usize, msg: impl Into<String>) -> Res<T> {
@@ -687,15 +680,7 @@ impl<'a> Scanner<'a> {
                 t.has_traces_key = true;
             }
             self.next_byte("where a value was expected")?;
-            let from = self.pos;
-            self.skip_value(1)?;
-            if self.capture_extras {
-                let raw = std::str::from_utf8(&self.buf[from..self.pos]).expect("validated json");
-                // A duplicate key replaces the earlier value, as in Python.
-                t.extras.retain(|(k, _)| k.as_ref() != key.as_ref());
-                t.extras.push((key, raw));
-            }
-            return Ok(());
+            return self.skip_value(1);
         };
         let bit = 1u32 << i;
         t.present |= bit;

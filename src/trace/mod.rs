@@ -2,9 +2,9 @@
 //! into columns ([`TraceColumns`]) that scoring consumes.
 
 pub mod columns;
-pub mod json;
-pub mod reader;
-pub mod tabular;
+pub(crate) mod json;
+pub(crate) mod reader;
+pub(crate) mod tabular;
 
 pub use columns::{ColumnOptions, Interner, Skipped, Stage, TraceColumns, NONE};
 pub use json::RawTrace;

@@ -28,37 +28,63 @@ struct Gp {
     x: Array2<f64>,
     /// `K⁻¹ z`.
     alpha: Array1<f64>,
-    /// Lower Cholesky factor of `K + noise·I`.
-    chol: Array2<f64>,
+    /// The inverse of the lower Cholesky factor of `K + noise·I`: the
+    /// posterior variance of many points is then one matrix product.
+    linv: Array2<f64>,
     lengthscale: f64,
     mean: f64,
     std: f64,
 }
 
-fn matern52(a: ArrayView1<'_, f64>, b: ArrayView1<'_, f64>, l: f64) -> f64 {
-    let d2: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+/// Matérn 5/2 of a squared distance.
+fn matern52(d2: f64, l: f64) -> f64 {
     let r = (5.0 * d2).sqrt() / l;
     (1.0 + r + r * r / 3.0) * (-r).exp()
 }
 
-/// The kernel between the rows of `a` and of `b`.
-fn kernel(a: &Array2<f64>, b: &Array2<f64>, l: f64) -> Array2<f64> {
-    Array2::from_shape_fn((a.nrows(), b.nrows()), |(i, j)| matern52(a.row(i), b.row(j), l))
+/// Squared distances between the rows of `x` (exact differences).
+fn sq_dists_exact(x: &Array2<f64>) -> Array2<f64> {
+    let d = |a: ArrayView1<'_, f64>, b: ArrayView1<'_, f64>| a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();
+    Array2::from_shape_fn((x.nrows(), x.nrows()), |(i, j)| d(x.row(i), x.row(j)))
+}
+
+/// Squared distances between the rows of `a` and of `b`, through one matrix
+/// product (`|a|² + |b|² − 2 a·b`, clamped at 0): for many candidates.
+fn sq_dists(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+    let an: Array1<f64> = a.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let bn: Array1<f64> = b.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let mut d = a.dot(&b.t());
+    for ((i, j), v) in d.indexed_iter_mut() {
+        *v = (an[i] + bn[j] - 2.0 * *v).max(0.0);
+    }
+    d
 }
 
 impl Gp {
-    /// The GP with these hyperparameters on standardized targets `z`; `None`
-    /// when the kernel matrix is not positive definite.
-    fn with(x: &Array2<f64>, z: &Array1<f64>, lengthscale: f64, noise: f64) -> Option<(f64, Gp)> {
-        let n = x.nrows();
-        let k = kernel(x, x, lengthscale) + Array2::<f64>::eye(n) * (noise + 1e-9);
+    /// The log marginal likelihood and `K⁻¹ z` of these hyperparameters
+    /// (squared distances `d2` between the points); `None` when the kernel
+    /// matrix is not positive definite.
+    fn likelihood(d2: &Array2<f64>, z: &Array1<f64>, l: f64, noise: f64) -> Option<(f64, Array2<f64>, Array1<f64>)> {
+        let n = z.len();
+        let k = d2.mapv(|v| matern52(v, l)) + Array2::<f64>::eye(n) * (noise + 1e-9);
         let chol = k.cholesky().ok()?;
         let zc = z.view().insert_axis(Axis(1));
         let y = chol.solve_triangular(&zc, UPLO::Lower).ok()?;
         let alpha = chol.t().solve_triangular(&y, UPLO::Upper).ok()?.column(0).to_owned();
         let logdet = chol.diag().iter().map(|d| d.ln()).sum::<f64>() * 2.0;
-        let lml = -0.5 * z.dot(&alpha) - 0.5 * logdet;
-        Some((lml, Gp { x: x.clone(), alpha, chol, lengthscale, mean: 0.0, std: 1.0 }))
+        Some((-0.5 * z.dot(&alpha) - 0.5 * logdet, chol, alpha))
+    }
+
+    /// The GP with these hyperparameters on standardized targets `z`.
+    #[cfg(test)]
+    fn with(x: &Array2<f64>, z: &Array1<f64>, lengthscale: f64, noise: f64) -> Option<(f64, Gp)> {
+        let (lml, chol, alpha) = Gp::likelihood(&sq_dists_exact(x), z, lengthscale, noise)?;
+        Some((lml, Gp::from_factor(x, chol, alpha, lengthscale)?))
+    }
+
+    fn from_factor(x: &Array2<f64>, chol: Array2<f64>, alpha: Array1<f64>, lengthscale: f64) -> Option<Gp> {
+        let linv = chol.solve_triangular(&Array2::<f64>::eye(x.nrows()), UPLO::Lower).ok()?;
+        Some(Gp { x: x.clone(), alpha, linv, lengthscale, mean: 0.0, std: 1.0 })
     }
 
     /// Fits the GP; lengthscale and noise by log marginal likelihood on a grid.
@@ -69,17 +95,19 @@ impl Gp {
         let std = if var > 1e-18 { var.sqrt() } else { 1.0 };
         let z: Array1<f64> = y.iter().map(|v| (v - mean) / std).collect();
         let d = (x.ncols().max(1) as f64).sqrt(); // distances grow with the dimension
-        let mut best: Option<(f64, Gp)> = None;
+        let d2 = sq_dists_exact(x);
+        let mut best: Option<(f64, f64, Array2<f64>, Array1<f64>)> = None;
         for l in [0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5] {
             for noise in [1e-6, 1e-3, 1e-2, 1e-1] {
-                if let Some((lml, gp)) = Gp::with(x, &z, l * d, noise) {
+                if let Some((lml, chol, alpha)) = Gp::likelihood(&d2, &z, l * d, noise) {
                     if best.as_ref().is_none_or(|b| lml > b.0) {
-                        best = Some((lml, gp));
+                        best = Some((lml, l * d, chol, alpha));
                     }
                 }
             }
         }
-        let mut gp = best.map(|b| b.1).expect("a jittered kernel matrix is positive definite");
+        let (_, l, chol, alpha) = best.expect("a jittered kernel matrix is positive definite");
+        let mut gp = Gp::from_factor(x, chol, alpha, l).expect("a Cholesky factor has a non-zero diagonal");
         gp.mean = mean;
         gp.std = std;
         gp
@@ -88,9 +116,9 @@ impl Gp {
     /// Posterior mean and standard deviation at each row of `p` (in
     /// objective units).
     fn predict(&self, p: &Array2<f64>) -> Vec<(f64, f64)> {
-        let ks = kernel(&self.x, p, self.lengthscale); // n × m
+        let ks = sq_dists(&self.x, p).mapv(|v| matern52(v, self.lengthscale)); // n × m
         let mu = ks.t().dot(&self.alpha);
-        let v = self.chol.solve_triangular(&ks, UPLO::Lower).expect("a Cholesky factor has a non-zero diagonal");
+        let v = self.linv.dot(&ks);
         let explained = v.map(|t| t * t).sum_axis(Axis(0));
         mu.iter()
             .zip(&explained)

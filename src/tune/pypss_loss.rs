@@ -59,22 +59,7 @@ fn as_window(name: &str, c: &TraceColumns) -> Window {
     let s = crate::score::score(c, crate::score::Selection::All, &ScoreParams::default());
     let mut f = features(c);
     f.be_raw = s.raw.branching_entropy;
-    Window {
-        service: name.to_string(),
-        module: String::new(),
-        start: 0.0,
-        seconds: 0.0,
-        traces: c.len() as u64,
-        errors: 0,
-        too_small: false,
-        pss: 0.0,
-        ts: 0.0,
-        ms: 0.0,
-        ev: 0.0,
-        be: 0.0,
-        cc: 0.0,
-        features: f,
-    }
+    Window { traces: c.len() as u64, ..Window::unscored(name, 0.0, 0.0, f) }
 }
 
 /// Injects pypss's faults into `base` (seeded) and computes every set's statistics.

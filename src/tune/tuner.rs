@@ -441,22 +441,7 @@ mod tests {
                     title: String::new(),
                 });
             }
-            let window = Window {
-                service: "s".into(),
-                module: String::new(),
-                start,
-                seconds: 60.0,
-                traces: 100,
-                errors: 0,
-                too_small: false,
-                pss: 0.0,
-                ts: 0.0,
-                ms: 0.0,
-                ev: 0.0,
-                be: 0.0,
-                cc: 0.0,
-                features: f,
-            };
+            let window = Window { traces: 100, ..Window::unscored("s", start, 60.0, f) };
             windows.push(LabeledWindow { window, incident: id });
         }
         TuneData { windows, incidents }
