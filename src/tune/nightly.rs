@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::output::{config_toml, convergence_svg, model_card, pr_svg, verdict};
 use super::space::{Candidate, Space};
-use super::tuner::{TuneData, TuneError, TuneParams, Tuned};
+use super::tuner::{CheckedTuneParams, TuneData, TuneError, TuneParams, Tuned};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::{retrain_window_detectors, DetectorOutcome, RegistryError};
 use crate::domain::Incident;
@@ -124,7 +124,121 @@ fn lock(history: &Path) -> Result<File, NightlyError> {
     Ok(lock)
 }
 
-/// Runs the nightly job. `on_trial(i, value)` is called after each evaluation.
+/// What the job learns from: the services, the window length, the windows
+/// and incidents.
+struct Loaded {
+    services: Vec<String>,
+    window: f64,
+    data: TuneData,
+}
+
+/// Step 1: the services, the window length (asked, else the one the history
+/// holds, else the configured one) and the labeled windows.
+fn load(store: &SqliteStore, job: &NightlyJob, cfg: &Config) -> Result<Loaded, NightlyError> {
+    let services = if job.services.is_empty() { store.services()? } else { job.services.clone() };
+    let window = match job.window_seconds {
+        Some(w) => w,
+        None => crate::store::stored_window_length(store, &services)?.unwrap_or(cfg.window_seconds),
+    };
+    let crate::store::LabeledHistory { windows, incidents } =
+        crate::store::labeled_history(store, &services, window, job.from, job.to)?;
+    if windows.is_empty() {
+        return Err(NightlyError::Input(format!(
+            "no {window}s windows for {} in {}: ingest with --window {} first, or pass the --window you ingested with",
+            services.join(", "),
+            job.history.display(),
+            crate::timefmt::format_duration(window)
+        )));
+    }
+    Ok(Loaded { services, window, data: TuneData { windows, incidents } })
+}
+
+/// The search hyperparameters with the configured bounds.
+fn params_with_bounds(job: &NightlyJob, cfg: &Config) -> Result<TuneParams, NightlyError> {
+    let mut params = job.params.clone();
+    let mut space = Space::default();
+    for (k, lo, hi) in &cfg.tune_bounds {
+        space.set_bounds(k, *lo, *hi).map_err(|e| NightlyError::Input(format!("{}: {e}", cfg.source)))?;
+    }
+    params.space = space;
+    Ok(params)
+}
+
+/// Step 3: promote only when better than the active config on the same
+/// validation windows (when asked to compare).
+fn decide(
+    job: &NightlyJob,
+    out: &Path,
+    checked: &CheckedTuneParams,
+    data: &TuneData,
+    tuned: &Tuned,
+) -> Result<Promotion, NightlyError> {
+    let new_val = tuned.metrics_tuned.validation_objective;
+    let active_val = if job.promote_if_better && out.is_file() {
+        let active = Config::from_file(out)?;
+        Some(checked.validation_objective(data, &Candidate { score: active.score, alert: active.alert }))
+    } else {
+        None
+    };
+    Ok(Promotion {
+        promote_if_better: job.promote_if_better,
+        active_validation_objective: active_val,
+        new_validation_objective: new_val,
+        promoted: active_val.is_none_or(|a| new_val > a),
+    })
+}
+
+impl Promotion {
+    /// The decision as the card and the run row record it.
+    fn to_json(&self) -> serde_json::Value {
+        let mut decision = serde_json::json!({ "promote_if_better": self.promote_if_better });
+        if let Some(a) = self.active_validation_objective {
+            decision["active_validation_objective"] = a.into();
+            decision["new_validation_objective"] = self.new_validation_objective.into();
+        }
+        decision["promoted"] = self.promoted.into();
+        decision
+    }
+}
+
+/// Step 4: the config (or candidate), its model card, the convergence plot
+/// and the PR curve.
+fn write_outputs(
+    out: &Path,
+    l: &Loaded,
+    params: &TuneParams,
+    tuned: &Tuned,
+    promotion: &Promotion,
+    verdict_text: &str,
+) -> Result<NightlyOutputs, NightlyError> {
+    let objective = params.objective.name();
+    let config = if promotion.promoted { out.to_path_buf() } else { sibling(out, ".candidate.toml") };
+    let header = format!(
+        "Tuned by pss-tune {} for {} on {} windows of {}s, objective {objective}, seed {}.\n{verdict_text}",
+        env!("CARGO_PKG_VERSION"),
+        l.services.join(", "),
+        tuned.train_windows + tuned.validation_windows,
+        l.window,
+        params.seed,
+    );
+    std::fs::write(&config, config_toml(&tuned.tuned, l.window, &header))
+        .map_err(|e| output_err(&config)(e.to_string()))?;
+    let card_path = sibling(&config, ".card.json");
+    let mut card = model_card(tuned, params, &l.services, l.window, verdict_text);
+    card["decision"] = promotion.to_json();
+    card["config"] = config.display().to_string().into();
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card).expect("a card serializes") + "\n")
+        .map_err(|e| output_err(&card_path)(e.to_string()))?;
+    let convergence = sibling(&config, ".convergence.svg");
+    let pr_curve = sibling(&config, ".pr.svg");
+    convergence_svg(tuned, objective, &convergence).map_err(|e| output_err(&convergence)(e.to_string()))?;
+    pr_svg(tuned, &pr_curve).map_err(|e| output_err(&pr_curve)(e.to_string()))?;
+    Ok(NightlyOutputs { config, card: card_path, convergence, pr_curve })
+}
+
+/// Runs the nightly job: lock, load, tune, decide, write, record the run,
+/// retrain the detectors. `on_trial(i, value)` is called after each
+/// evaluation.
 pub fn run(
     job: &NightlyJob,
     cfg: &Config,
@@ -139,110 +253,45 @@ pub fn run(
     }
     let _lock = lock(&job.history)?;
     let mut store = SqliteStore::open(&job.history)?;
-    let services = if job.services.is_empty() { store.services()? } else { job.services.clone() };
-    let window = match job.window_seconds {
-        Some(w) => w,
-        None => crate::store::stored_window_length(&store, &services)?.unwrap_or(cfg.window_seconds),
-    };
-    let crate::store::LabeledHistory { windows, incidents } =
-        crate::store::labeled_history(&store, &services, window, job.from, job.to)?;
-    if windows.is_empty() {
-        return Err(NightlyError::Input(format!(
-            "no {window}s windows for {} in {}: ingest with --window {} first, or pass the --window you ingested with",
-            services.join(", "),
-            job.history.display(),
-            crate::timefmt::format_duration(window)
-        )));
-    }
-    let mut params = job.params.clone();
-    let mut space = Space::default();
-    for (k, lo, hi) in &cfg.tune_bounds {
-        space.set_bounds(k, *lo, *hi).map_err(|e| NightlyError::Input(format!("{}: {e}", cfg.source)))?;
-    }
-    params.space = space;
+    let l = load(&store, job, cfg)?;
+    let params = params_with_bounds(job, cfg)?;
     let checked = params.clone().check()?;
-    let data = TuneData { windows, incidents };
-    let tuned = checked.fit(&data, on_trial)?;
-    let objective = params.objective;
-
-    // Outputs.
-    let label = if services.len() == 1 { services[0].clone() } else { "all".to_string() };
+    let tuned = checked.fit(&l.data, on_trial)?;
+    let label = if l.services.len() == 1 { l.services[0].clone() } else { "all".to_string() };
     let out = job.output.clone().unwrap_or_else(|| PathBuf::from("models").join(&label).join("pss-tuned.toml"));
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| output_err(dir)(e.to_string()))?;
     }
-    let new_val = tuned.metrics_tuned.validation_objective;
-    let active_val = if job.promote_if_better && out.is_file() {
-        let active = Config::from_file(&out)?;
-        Some(checked.validation_objective(&data, &Candidate { score: active.score, alert: active.alert }))
-    } else {
-        None
-    };
-    let promotion = Promotion {
-        promote_if_better: job.promote_if_better,
-        active_validation_objective: active_val,
-        new_validation_objective: new_val,
-        promoted: active_val.is_none_or(|a| new_val > a),
-    };
-    let config_path = if promotion.promoted { out.clone() } else { sibling(&out, ".candidate.toml") };
-    let verdict_text = verdict(&tuned, objective.name());
-    let header = format!(
-        "Tuned by pss-tune {} for {} on {} windows of {}s, objective {}, seed {}.\n{}",
-        env!("CARGO_PKG_VERSION"),
-        services.join(", "),
-        tuned.train_windows + tuned.validation_windows,
-        window,
-        objective.name(),
-        params.seed,
-        verdict_text
-    );
-    std::fs::write(&config_path, config_toml(&tuned.tuned, window, &header))
-        .map_err(|e| output_err(&config_path)(e.to_string()))?;
-    let mut decision = serde_json::json!({ "promote_if_better": job.promote_if_better });
-    if let Some(a) = active_val {
-        decision["active_validation_objective"] = a.into();
-        decision["new_validation_objective"] = new_val.into();
-    }
-    decision["promoted"] = promotion.promoted.into();
-    let card_path = sibling(&config_path, ".card.json");
-    let mut card = model_card(&tuned, &params, &services, window, &verdict_text);
-    card["decision"] = decision.clone();
-    card["config"] = config_path.display().to_string().into();
-    std::fs::write(&card_path, serde_json::to_string_pretty(&card).expect("a card serializes") + "\n")
-        .map_err(|e| output_err(&card_path)(e.to_string()))?;
-    let conv_path = sibling(&config_path, ".convergence.svg");
-    let pr_path = sibling(&config_path, ".pr.svg");
-    convergence_svg(&tuned, objective.name(), &conv_path).map_err(|e| output_err(&conv_path)(e.to_string()))?;
-    pr_svg(&tuned, &pr_path).map_err(|e| output_err(&pr_path)(e.to_string()))?;
+    let promotion = decide(job, &out, &checked, &l.data, &tuned)?;
+    let verdict_text = verdict(&tuned, params.objective.name());
+    let outputs = write_outputs(&out, &l, &params, &tuned, &promotion, &verdict_text)?;
     let finished = crate::timefmt::now();
     let run_id = store.record_run(&RunRecord {
         kind: "tune",
         started,
         finished,
-        params: &serde_json::json!({ "services": services, "objective": objective.name(),
-            "iterations": params.iterations, "seed": params.seed, "window_seconds": window,
+        params: &serde_json::json!({ "services": l.services, "objective": params.objective.name(),
+            "iterations": params.iterations, "seed": params.seed, "window_seconds": l.window,
             "validation": params.validation, "lead_seconds": params.lead_seconds }),
         metrics: &serde_json::json!({ "tuned": tuned.metrics_tuned, "default": tuned.metrics_default,
-            "random_search": tuned.metrics_random, "decision": decision,
-            "config": config_path.display().to_string() }),
+            "random_search": tuned.metrics_random, "decision": promotion.to_json(),
+            "config": outputs.config.display().to_string() }),
     })?;
-
-    let detectors = match (&job.detectors_dir, crate::eval::time_split(&data.windows, params.validation)) {
+    let detectors = match (&job.detectors_dir, crate::eval::time_split(&l.data.windows, params.validation)) {
         (Some(dir), Some(split)) => {
-            retrain_window_detectors(&mut store, &split, &services, params.seed, dir, &crate::timefmt::now)?
+            retrain_window_detectors(&mut store, &split, &l.services, params.seed, dir, &crate::timefmt::now)?
         }
         _ => Vec::new(),
     };
-    let all: Vec<_> = data.windows.iter().collect();
-    let unscorable = crate::eval::unscorable(&all, &data.incidents, params.lead_seconds);
+    let all: Vec<_> = l.data.windows.iter().collect();
     Ok(NightlyReport {
-        services,
-        window_seconds: window,
-        incidents: data.incidents.len(),
+        unscorable: crate::eval::unscorable(&all, &l.data.incidents, params.lead_seconds),
+        services: l.services,
+        window_seconds: l.window,
+        incidents: l.data.incidents.len(),
         tuned,
-        unscorable,
         promotion,
-        outputs: NightlyOutputs { config: config_path, card: card_path, convergence: conv_path, pr_curve: pr_path },
+        outputs,
         run_id,
         detectors,
         seconds: finished - started,
