@@ -181,8 +181,11 @@ impl Window {
     /// scores, then [`Features::NAMES`].
     pub const SCORE_COLUMNS: [&'static str; 9] = ["traces", "errors", "too_small", "pss", "ts", "ms", "ev", "be", "cc"];
 
-    /// Every stored column after the key, comma-separated (for SQL).
-    pub fn value_columns() -> String {
-        Window::SCORE_COLUMNS.iter().chain(Features::NAMES.iter()).copied().collect::<Vec<_>>().join(", ")
+    /// Every stored column after the key, comma-separated (for SQL); built once.
+    pub fn value_columns() -> &'static str {
+        static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            Window::SCORE_COLUMNS.iter().chain(Features::NAMES.iter()).copied().collect::<Vec<_>>().join(", ")
+        });
+        &COLUMNS
     }
 }

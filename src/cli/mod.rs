@@ -193,10 +193,7 @@ pub fn duration_arg(flag: &str, s: &str, positive: bool) -> Result<f64, Failure>
 /// `--window` for commands that write windows: the flag's value, else the
 /// configuration's `window` (default 60 s).
 pub fn window_arg(v: &Option<String>, cfg: &crate::config::Config) -> Result<f64, Failure> {
-    match v {
-        None => Ok(cfg.window_seconds),
-        Some(s) => duration_arg("window", s, true),
-    }
+    Ok(window_choice(v, cfg)?.unwrap_or(cfg.window_seconds))
 }
 
 /// `--window` for commands that read windows: the flag's value, else the
@@ -217,11 +214,7 @@ pub fn read_window(
     store: &dyn crate::store::Store,
     services: &[String],
 ) -> Result<f64, Failure> {
-    if let Some(w) = window_choice(v, cfg)? {
-        return Ok(w);
-    }
-    let stored = crate::store::stored_window_length(store, services).map_err(|e| Failure::input(e.to_string()))?;
-    Ok(stored.unwrap_or(cfg.window_seconds))
+    Ok(crate::store::window_length(store, window_choice(v, cfg)?, services, cfg.window_seconds)?)
 }
 
 /// `--from`/`--to` style times.

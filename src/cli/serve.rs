@@ -77,13 +77,10 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     }
     let cfg = Config::discover(a.config.as_deref())?;
     // The length the history holds (every service), unless asked or configured.
-    let window = match super::window_choice(&a.window, &cfg)? {
-        Some(w) => w,
-        None if a.history.is_file() => {
-            let store = crate::store::SqliteStore::open(&a.history)?;
-            crate::store::stored_window_length(&store, &[])?.unwrap_or(cfg.window_seconds)
-        }
-        None => cfg.window_seconds,
+    let window = if a.history.is_file() {
+        super::read_window(&a.window, &cfg, &crate::store::SqliteStore::open(&a.history)?, &[])?
+    } else {
+        super::window_arg(&a.window, &cfg)?
     };
     let token = match &a.token_file {
         Some(p) => {

@@ -91,21 +91,29 @@ pub trait Input: Send {
     fn build(self: Box<Self>, ctx: InputContext) -> BoxFuture<Result<Running, InputError>>;
 }
 
+/// A network server that bound `address` (or failed to), serving until the
+/// shutdown signal.
+fn listening<F>(
+    input: &'static str,
+    address: SocketAddr,
+    bound: std::io::Result<(SocketAddr, F)>,
+) -> Result<Running, InputError>
+where
+    F: Future<Output = Result<(), InputError>> + Send + 'static,
+{
+    let (addr, serve) = bound.map_err(|source| InputError::Bind { input, address: address.to_string(), source })?;
+    Ok(Running { address: Some(addr), task: Box::pin(serve), graceful: true })
+}
+
 impl Input for GrpcConfig {
     fn name(&self) -> &'static str {
         "grpc"
     }
     fn build(self: Box<Self>, ctx: InputContext) -> BoxFuture<Result<Running, InputError>> {
         Box::pin(async move {
-            let address = self.address.to_string();
-            let shutdown = ctx.shutdown();
-            let (addr, fut) = super::grpc::build(*self, ctx, shutdown).await.map_err(|source| InputError::Bind {
-                input: "grpc",
-                address,
-                source,
-            })?;
-            let task: BoxFuture<Result<(), InputError>> = Box::pin(async move { Ok(fut.await?) });
-            Ok(Running { address: Some(addr), task, graceful: true })
+            let (address, shutdown) = (self.address, ctx.shutdown());
+            let bound = super::grpc::build(*self, ctx, shutdown).await;
+            listening("grpc", address, bound.map(|(a, f)| (a, async move { Ok(f.await?) })))
         })
     }
 }
@@ -116,15 +124,9 @@ impl Input for HttpConfig {
     }
     fn build(self: Box<Self>, ctx: InputContext) -> BoxFuture<Result<Running, InputError>> {
         Box::pin(async move {
-            let address = self.address.to_string();
-            let shutdown = ctx.shutdown();
-            let (addr, fut) = super::http::build(*self, ctx, shutdown).await.map_err(|source| InputError::Bind {
-                input: "http",
-                address,
-                source,
-            })?;
-            let task: BoxFuture<Result<(), InputError>> = Box::pin(async move { fut.await.map_err(InputError::Http) });
-            Ok(Running { address: Some(addr), task, graceful: true })
+            let (address, shutdown) = (self.address, ctx.shutdown());
+            let bound = super::http::build(*self, ctx, shutdown).await;
+            listening("http", address, bound.map(|(a, f)| (a, async move { f.await.map_err(InputError::Http) })))
         })
     }
 }

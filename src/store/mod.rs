@@ -143,21 +143,25 @@ pub trait Store {
     fn set_follow_offset(&mut self, path: &str, at: &FollowOffset) -> Result<(), StoreError>;
 }
 
-/// The one window length the history holds for these services (every
-/// service when empty), or `None` when it holds none or several: the length
-/// is asked for once, at ingest, and commands that read windows use it.
-pub fn stored_window_length(store: &dyn Store, services: &[String]) -> Result<Option<f64>, StoreError> {
-    let mut lengths: Vec<f64> = Vec::new();
-    let all = [None];
-    let named: Vec<Option<&str>> = services.iter().map(|s| Some(s.as_str())).collect();
-    for s in if services.is_empty() { &all[..] } else { &named[..] } {
-        for l in store.window_lengths(*s)? {
-            if !lengths.contains(&l) {
-                lengths.push(l);
-            }
-        }
+/// The window length to use: `asked` when given; else the one length the
+/// history holds for these services (every service when empty) — it is asked
+/// for once, at ingest; else `fallback` (no windows, or several lengths).
+pub fn window_length(
+    store: &dyn Store,
+    asked: Option<f64>,
+    services: &[String],
+    fallback: f64,
+) -> Result<f64, StoreError> {
+    if let Some(w) = asked {
+        return Ok(w);
     }
-    Ok(if let [one] = lengths.as_slice() { Some(*one) } else { None })
+    let mut lengths = if services.is_empty() { store.window_lengths(None)? } else { Vec::new() };
+    for s in services {
+        lengths.extend(store.window_lengths(Some(s))?);
+    }
+    lengths.sort_by(f64::total_cmp);
+    lengths.dedup();
+    Ok(if let [one] = lengths.as_slice() { *one } else { fallback })
 }
 
 /// Windows of several services with their incidents: what tuning and

@@ -395,13 +395,13 @@ impl Store for SqliteStore {
 
     fn latest_windows(&self, seconds: f64) -> Result<Vec<Window>, StoreError> {
         let mut out = Vec::new();
+        let cols = Window::value_columns();
+        let sql = format!(
+            "SELECT w.module, w.seconds, w.start, {cols} FROM windows w JOIN services s ON s.id = w.service_id \
+             WHERE s.name = ?1 AND w.seconds = ?2 AND w.start = (SELECT MAX(x.start) FROM windows x \
+             WHERE x.service_id = w.service_id AND x.module = w.module AND x.seconds = w.seconds) ORDER BY w.module"
+        );
         for service in self.services()? {
-            let cols = Window::value_columns();
-            let sql = format!(
-                "SELECT w.module, w.seconds, w.start, {cols} FROM windows w JOIN services s ON s.id = w.service_id \
-                 WHERE s.name = ?1 AND w.seconds = ?2 AND w.start = (SELECT MAX(x.start) FROM windows x \
-                 WHERE x.service_id = w.service_id AND x.module = w.module AND x.seconds = w.seconds) ORDER BY w.module"
-            );
             let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
             let rows =
                 stmt.query_map(params![service, seconds], |r| window_from_row(&service, r)).map_err(|e| self.err(e))?;

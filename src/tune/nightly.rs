@@ -136,10 +136,7 @@ struct Loaded {
 /// holds, else the configured one) and the labeled windows.
 fn load(store: &SqliteStore, job: &NightlyJob, cfg: &Config) -> Result<Loaded, NightlyError> {
     let services = if job.services.is_empty() { store.services()? } else { job.services.clone() };
-    let window = match job.window_seconds {
-        Some(w) => w,
-        None => crate::store::stored_window_length(store, &services)?.unwrap_or(cfg.window_seconds),
-    };
+    let window = crate::store::window_length(store, job.window_seconds, &services, cfg.window_seconds)?;
     let crate::store::LabeledHistory { windows, incidents } =
         crate::store::labeled_history(store, &services, window, job.from, job.to)?;
     if windows.is_empty() {

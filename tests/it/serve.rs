@@ -129,26 +129,18 @@ fn count(dir: &Path, service: &str) -> i64 {
 
 /// Waits until a module has `n` traces (or 30 s), returns its count.
 fn count_module(dir: &Path, module: &str, n: i64) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let c = || {
         let db = rusqlite::Connection::open(dir.join("h.db")).unwrap();
-        let c: i64 = db.query_row("SELECT COUNT(*) FROM traces WHERE module = ?1", [module], |r| r.get(0)).unwrap_or(0);
-        if c >= n || Instant::now() > deadline {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        db.query_row("SELECT COUNT(*) FROM traces WHERE module = ?1", [module], |r| r.get(0)).unwrap_or(0)
+    };
+    wait_until(Duration::from_secs(30), || c() >= n);
+    c()
 }
 
+/// Waits until a service has `n` traces (or `secs`), returns its count.
 fn wait_for(dir: &Path, service: &str, n: i64, secs: u64) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let c = count(dir, service);
-        if c >= n || Instant::now() > deadline {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(secs), || count(dir, service) >= n);
+    count(dir, service)
 }
 
 fn trace(i: usize, t0: f64) -> serde_json::Value {

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use pss::config::{AlertParams, Config};
 use pss::eval::{evaluate_windows, judge, time_split};
-use pss::store::{SqliteStore, Store};
+use pss::store::SqliteStore;
 use pss::tune::space::Candidate;
 use serde_json::Value;
 
@@ -165,11 +165,9 @@ fn the_tuned_cut_is_no_worse_than_the_best_pss_threshold_alone() {
     let tuned_train = card["metrics"]["tuned"]["train_objective"].as_f64().unwrap();
     let cfg = Config::discover(Some(&d.join("models/pss-tuned.toml"))).unwrap();
     let store = SqliteStore::open(&d.join("h.db")).unwrap();
-    let (mut windows, mut incidents) = (Vec::new(), Vec::new());
-    for s in ["checkout", "payments", "search"] {
-        windows.extend(store.windows(s, None, 300.0, None, None).unwrap());
-        incidents.extend(store.incidents(Some(s)).unwrap());
-    }
+    let services = ["checkout", "payments", "search"].map(String::from);
+    let pss::store::LabeledHistory { windows, incidents } =
+        pss::store::labeled_history(&store, &services, 300.0, None, None).unwrap();
     let train = time_split(&windows, 0.3).unwrap().train;
     let metrics = |c: &Candidate| evaluate_windows(&train, &judge(&train, &c.score, &c.alert), &incidents, 600.0);
     let floor = metrics(&Candidate::default()).incident_recall;
