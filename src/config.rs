@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::domain::SubScores;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -173,6 +175,13 @@ pub struct ScoreParams {
     pub score_consecutive_error_decay_multiplier: f64,
 }
 
+impl ScoreParams {
+    /// The weights `w_ts` … `w_cc`, one per sub-score.
+    pub fn weights(&self) -> SubScores {
+        SubScores::from_array([self.w_ts, self.w_ms, self.w_ev, self.w_be, self.w_cc])
+    }
+}
+
 impl Default for ScoreParams {
     fn default() -> Self {
         ScoreParams {
@@ -227,20 +236,16 @@ impl Default for AdvisorParams {
 }
 
 /// Alarm thresholds: a window alarms when PSS < `pss` or a sub-score is
-/// below its threshold (0 disables that rule).
+/// below its threshold (`alert_threshold_ts` …; 0 disables that rule).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertParams {
     pub pss: f64,
-    pub ts: f64,
-    pub ms: f64,
-    pub ev: f64,
-    pub be: f64,
-    pub cc: f64,
+    pub sub: SubScores,
 }
 
 impl Default for AlertParams {
     fn default() -> Self {
-        AlertParams { pss: 60.0, ts: 0.70, ms: 0.70, ev: 0.80, be: 0.70, cc: 0.70 }
+        AlertParams { pss: 60.0, sub: SubScores::from_array([0.70, 0.70, 0.80, 0.70, 0.70]) }
     }
 }
 
@@ -520,11 +525,11 @@ impl Config {
             "advisor_error_critical" => a.error_critical = n,
             "advisor_error_warning" => a.error_warning = n,
             "advisor_entropy_threshold" => a.entropy_threshold = n,
-            "alert_threshold_ts" => self.alert.ts = n,
-            "alert_threshold_ms" => self.alert.ms = n,
-            "alert_threshold_ev" => self.alert.ev = n,
-            "alert_threshold_be" => self.alert.be = n,
-            "alert_threshold_cc" => self.alert.cc = n,
+            "alert_threshold_ts" => self.alert.sub.timing_stability = n,
+            "alert_threshold_ms" => self.alert.sub.memory_stability = n,
+            "alert_threshold_ev" => self.alert.sub.error_volatility = n,
+            "alert_threshold_be" => self.alert.sub.branching_entropy = n,
+            "alert_threshold_cc" => self.alert.sub.concurrency_chaos = n,
             "alert_threshold_pss" | "dashboard_critical_pss_threshold" => {
                 if key == "alert_threshold_pss" || !self.other.contains_key("alert_threshold_pss") {
                     self.alert.pss = n;
@@ -619,7 +624,7 @@ mod tests {
     fn reads_pypss_tables_and_flattens() {
         let c = Config::from_toml_str("[pypss]\nalpha = 3\n[pypss.alert]\nthreshold_ts = 0.5\n", "pypss.toml").unwrap();
         assert_eq!(c.score.alpha, 3.0);
-        assert_eq!(c.alert.ts, 0.5);
+        assert_eq!(c.alert.sub.timing_stability, 0.5);
         let c = Config::from_toml_str("[tool.pypss]\nw_ts = 0.5\nbogus = 1\n", "pyproject.toml").unwrap();
         assert_eq!(c.score.w_ts, 0.5);
         assert_eq!(c.unknown_keys, vec!["bogus".to_string()]);

@@ -5,6 +5,59 @@
 
 use serde::{Deserialize, Serialize};
 
+/// pypss's five sub-scores, 0–1, in pypss's order (timing, memory, errors,
+/// branching, concurrency) — or one value per sub-score, such as its alarm
+/// threshold. The one shape every score, window, history row and alarm
+/// rule uses; JSON keys are pypss's `breakdown` keys.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct SubScores {
+    pub timing_stability: f64,
+    pub memory_stability: f64,
+    pub error_volatility: f64,
+    pub branching_entropy: f64,
+    pub concurrency_chaos: f64,
+}
+
+impl SubScores {
+    /// pypss's keys and short codes (`ts`, `ms`, `ev`, `be`, `cc`: its history
+    /// columns and `w_*` / `alert_threshold_*` suffixes), in [`Self::to_array`] order.
+    pub const KEYS: [(&'static str, &'static str); 5] = [
+        ("timing_stability", "ts"),
+        ("memory_stability", "ms"),
+        ("error_volatility", "ev"),
+        ("branching_entropy", "be"),
+        ("concurrency_chaos", "cc"),
+    ];
+
+    /// From values in pypss's order.
+    pub const fn from_array(v: [f64; 5]) -> SubScores {
+        let [timing_stability, memory_stability, error_volatility, branching_entropy, concurrency_chaos] = v;
+        SubScores { timing_stability, memory_stability, error_volatility, branching_entropy, concurrency_chaos }
+    }
+
+    /// The values in pypss's order.
+    pub const fn to_array(&self) -> [f64; 5] {
+        [
+            self.timing_stability,
+            self.memory_stability,
+            self.error_volatility,
+            self.branching_entropy,
+            self.concurrency_chaos,
+        ]
+    }
+
+    /// Each value through `f`.
+    pub fn map(&self, f: impl FnMut(f64) -> f64) -> SubScores {
+        SubScores::from_array(self.to_array().map(f))
+    }
+
+    /// The values with pypss's keys and short codes, in pypss's order.
+    pub fn entries(&self) -> [(&'static str, &'static str, f64); 5] {
+        let v = self.to_array();
+        std::array::from_fn(|i| (Self::KEYS[i].0, Self::KEYS[i].1, v[i]))
+    }
+}
+
 /// Where the slowest regular trace of a set ran (diagnosis shows its source).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlowestTrace {
@@ -30,16 +83,41 @@ pub struct Incident {
 
 /// One row of pypss's `pss_history` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "HistoryRecord", from = "HistoryRecord")]
 pub struct HistoryRow {
     pub id: i64,
     pub timestamp: f64,
     pub pss: f64,
-    pub ts: f64,
-    pub ms: f64,
-    pub ev: f64,
-    pub be: f64,
-    pub cc: f64,
+    pub sub: SubScores,
     pub meta: serde_json::Value,
+}
+
+/// [`HistoryRow`] as pypss's table and exports spell it (flat `ts` … `cc`).
+#[derive(Serialize, Deserialize)]
+struct HistoryRecord {
+    id: i64,
+    timestamp: f64,
+    pss: f64,
+    ts: f64,
+    ms: f64,
+    ev: f64,
+    be: f64,
+    cc: f64,
+    meta: serde_json::Value,
+}
+
+impl From<HistoryRow> for HistoryRecord {
+    fn from(r: HistoryRow) -> Self {
+        let [ts, ms, ev, be, cc] = r.sub.to_array();
+        HistoryRecord { id: r.id, timestamp: r.timestamp, pss: r.pss, ts, ms, ev, be, cc, meta: r.meta }
+    }
+}
+
+impl From<HistoryRecord> for HistoryRow {
+    fn from(r: HistoryRecord) -> Self {
+        let sub = SubScores::from_array([r.ts, r.ms, r.ev, r.be, r.cc]);
+        HistoryRow { id: r.id, timestamp: r.timestamp, pss: r.pss, sub, meta: r.meta }
+    }
 }
 
 /// A window with its incident label.
@@ -146,11 +224,8 @@ pub struct Window {
     /// Fewer than `min_window_traces` traces: kept, never alarms.
     pub too_small: bool,
     pub pss: f64,
-    pub ts: f64,
-    pub ms: f64,
-    pub ev: f64,
-    pub be: f64,
-    pub cc: f64,
+    /// Rounded to two decimals, as pypss reports them.
+    pub sub: SubScores,
     pub features: Features,
 }
 
@@ -168,11 +243,7 @@ impl Window {
             errors: 0,
             too_small: false,
             pss: 0.0,
-            ts: 0.0,
-            ms: 0.0,
-            ev: 0.0,
-            be: 0.0,
-            cc: 0.0,
+            sub: SubScores::default(),
             features,
         }
     }

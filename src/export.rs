@@ -38,11 +38,11 @@ pub fn windows_frame(rows: &[LabeledWindow]) -> Result<DataFrame, ExportError> {
         Column::new("errors".into(), rows.iter().map(|r| r.window.errors).collect::<Vec<u64>>()),
         Column::new("too_small".into(), rows.iter().map(|r| r.window.too_small).collect::<Vec<bool>>()),
         f64s("pss", &|r| r.window.pss),
-        f64s("ts", &|r| r.window.ts),
-        f64s("ms", &|r| r.window.ms),
-        f64s("ev", &|r| r.window.ev),
-        f64s("be", &|r| r.window.be),
-        f64s("cc", &|r| r.window.cc),
+        f64s("ts", &|r| r.window.sub.timing_stability),
+        f64s("ms", &|r| r.window.sub.memory_stability),
+        f64s("ev", &|r| r.window.sub.error_volatility),
+        f64s("be", &|r| r.window.sub.branching_entropy),
+        f64s("cc", &|r| r.window.sub.concurrency_chaos),
     ];
     let values: Vec<[f64; Features::COUNT]> = rows.iter().map(|r| r.window.features.values()).collect();
     for (k, name) in Features::NAMES.iter().enumerate() {
@@ -76,11 +76,7 @@ mod tests {
             traces: 3,
             errors: 1,
             pss: 80.0,
-            ts: 0.5,
-            ms: 1.0,
-            ev: 0.9,
-            be: 1.0,
-            cc: 1.0,
+            sub: crate::domain::SubScores::from_array([0.5, 1.0, 0.9, 1.0, 1.0]),
             ..Window::unscored("s", 60.0, 60.0, features)
         };
         let rows = [

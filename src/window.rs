@@ -123,11 +123,7 @@ pub fn score_window(
         errors: c.error.iter().filter(|&&e| e).count() as u64,
         too_small: (c.len() as u64) < min_traces,
         pss: s.pss as f64,
-        ts: b.timing_stability,
-        ms: b.memory_stability,
-        ev: b.error_volatility,
-        be: b.branching_entropy,
-        cc: b.concurrency_chaos,
+        sub: b,
         features: Features { be_raw: s.raw.branching_entropy, ..features(c) },
     }
 }
@@ -202,9 +198,8 @@ mod tests {
         for (key, p) in variants {
             let from_traces = score_window("s", "", 1000.0, 60.0, &c, &p, 1);
             let r = score::rescore::rescore(&stored, &p);
-            let traced = [from_traces.ts, from_traces.ms, from_traces.ev, from_traces.be, from_traces.cc];
             assert_eq!(r.pss, from_traces.pss, "{key}: PSS");
-            assert_eq!(r.breakdown, traced, "{key}: sub-scores");
+            assert_eq!(r.breakdown, from_traces.sub, "{key}: sub-scores");
             assert!(r.pss_raw != base.pss_raw, "{key} changed nothing: the test data does not exercise it");
         }
     }

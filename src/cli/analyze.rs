@@ -151,11 +151,7 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
         id: 0,
         timestamp: crate::timefmt::now(),
         pss: rep.score.pss as f64,
-        ts: b.timing_stability,
-        ms: b.memory_stability,
-        ev: b.error_volatility,
-        be: b.branching_entropy,
-        cc: b.concurrency_chaos,
+        sub: *b,
         meta,
     })?;
     say(&format!("\n✅ PSS Score stored in history ({}).", path.display()))

@@ -434,11 +434,7 @@ mod tests {
             window: Window {
                 traces: 100,
                 pss: 90.0,
-                ts: 1.0,
-                ms: 1.0,
-                ev: 1.0,
-                be: 1.0,
-                cc: 1.0,
+                sub: crate::domain::SubScores::from_array([1.0; 5]),
                 ..Window::unscored("s", start, 60.0, f)
             },
             incident: incident.map(str::to_string),

@@ -11,6 +11,7 @@ use crate::detect::model::{trace_features, DetectorModel, DetectorParams};
 use crate::detect::patterns::{service_patterns, Pattern, PatternParams};
 use crate::detect::Fit;
 use crate::detect::IsolationForestParams;
+use crate::domain::SubScores;
 use crate::report::advisor::Advice;
 use crate::report::model::{build, Detail, ExceptionCount, Report, Summary};
 use crate::score::GroupBy;
@@ -65,8 +66,8 @@ pub struct Side {
     pub errors: usize,
     pub error_rate: f64,
     pub pss: i64,
-    /// TS, MS, EV, BE, CC (rounded, as pypss reports them).
-    pub sub_scores: [f64; 5],
+    /// Rounded, as pypss reports them.
+    pub sub_scores: SubScores,
     pub latency: Summary,
     pub wait_time: Summary,
     pub memory: Summary,
@@ -82,13 +83,7 @@ impl Side {
             errors: r.errors,
             error_rate: if r.traces > 0 { r.errors as f64 / r.traces as f64 } else { 0.0 },
             pss: r.score.pss,
-            sub_scores: [
-                b.timing_stability,
-                b.memory_stability,
-                b.error_volatility,
-                b.branching_entropy,
-                b.concurrency_chaos,
-            ],
+            sub_scores: *b,
             latency: r.latency.clone(),
             wait_time: r.wait_time.clone(),
             memory: r.memory.clone(),
@@ -123,8 +118,7 @@ pub struct ModuleRow {
 pub struct TimelinePoint {
     pub start: f64,
     pub pss: f64,
-    /// TS, MS, EV, BE, CC.
-    pub sub_scores: [f64; 5],
+    pub sub_scores: SubScores,
     pub traces: u64,
     pub in_subject: bool,
     /// Fewer than `min_window_traces` traces when ingested: scored here for
@@ -394,7 +388,7 @@ fn timeline(
             TimelinePoint {
                 start: x.start,
                 pss: x.pss,
-                sub_scores: [x.ts, x.ms, x.ev, x.be, x.cc],
+                sub_scores: x.sub,
                 traces: x.traces,
                 in_subject: x.start < e && x.start + w > s,
                 too_small: x.too_small,

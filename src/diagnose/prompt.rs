@@ -17,7 +17,7 @@ experiment); (3) one sentence on detection: how early the signals moved compared
 Be brief and precise; do not invent metrics that are not given.";
 
 fn side(name: &str, s: &super::incident::Side) -> String {
-    let [ts, ms, ev, be, cc] = s.sub_scores;
+    let [ts, ms, ev, be, cc] = s.sub_scores.to_array();
     format!(
         "- {name}: {} traces, PSS {}, timing {ts:.2}, memory {ms:.2}, errors {ev:.2}, branching {be:.2}, concurrency {cc:.2}; \
 latency p50 {:.4}s p95 {:.4}s p99 {:.4}s; error rate {:.2}%; wait mean {:.4}s p99 {:.4}s; memory median {:.1} MB max {:.1} MB\n",

@@ -32,12 +32,10 @@ fn compare_rows(d: &Diagnosis) -> Vec<(String, String, String)> {
             format!("{:.1} ms", s.wait_time.mean * 1e3),
             format!("{:.1} MB", s.memory.p50 / 1e6),
             format!("{:.1} MB", s.memory.max / 1e6),
-            format!("{:.2}", s.sub_scores[0]),
-            format!("{:.2}", s.sub_scores[1]),
-            format!("{:.2}", s.sub_scores[2]),
-            format!("{:.2}", s.sub_scores[3]),
-            format!("{:.2}", s.sub_scores[4]),
         ]
+        .into_iter()
+        .chain(s.sub_scores.to_array().map(|v| format!("{v:.2}")))
+        .collect::<Vec<_>>()
     };
     let names = [
         "PSS",
@@ -108,7 +106,7 @@ pub fn markdown(d: &Diagnosis) -> String {
     let _ = writeln!(o, "\n## Timeline ({} windows)\n", format_duration(d.window_seconds));
     let _ = writeln!(o, "| window | PSS | TS | MS | EV | BE | CC | traces | detector | |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for p in &d.timeline {
-        let [a, b, c, e, f] = p.sub_scores;
+        let [a, b, c, e, f] = p.sub_scores.to_array();
         let _ = writeln!(
             o,
             "| {} | {:.0} | {a:.2} | {b:.2} | {c:.2} | {e:.2} | {f:.2} | {} | {} | {}{} |",
@@ -266,7 +264,7 @@ pub fn timeline_svg(d: &Diagnosis) -> Option<String> {
         for k in 0..5 {
             chart
                 .draw_series(LineSeries::new(
-                    t.iter().map(|p| (hours(p.start), p.sub_scores[k] * 100.0)),
+                    t.iter().map(|p| (hours(p.start), p.sub_scores.to_array()[k] * 100.0)),
                     colors[k].mix(0.6).stroke_width(1),
                 ))?
                 .label(names[k])

@@ -151,7 +151,7 @@ mod tests {
         let ws =
             [lw("s", 0.0, 95.0, false, None), lw("s", 60.0, 40.0, false, Some("i")), lw("s", 120.0, 40.0, true, None)];
         let refs: Vec<_> = ws.iter().collect();
-        let alert = AlertParams { pss: 90.0, ts: 0.0, ms: 0.0, ev: 0.0, be: 0.0, cc: 0.0 };
+        let alert = AlertParams { pss: 90.0, sub: crate::domain::SubScores::default() };
         let j = judge(&refs, &ScoreParams::default(), &alert);
         assert_eq!(j.iter().map(|x| x.alarm).collect::<Vec<_>>(), [false, true, false], "too small never alarms");
         assert!(j[1].score > j[0].score, "worse windows rank higher");
@@ -168,7 +168,7 @@ mod tests {
         ];
         let refs: Vec<_> = ws.iter().collect();
         let incidents = [incident("b-1", "b", 0.0, 60.0), incident("b-2", "b", 600.0, 660.0)];
-        let alert = AlertParams { pss: 90.0, ts: 0.0, ms: 0.0, ev: 0.0, be: 0.0, cc: 0.0 };
+        let alert = AlertParams { pss: 90.0, sub: crate::domain::SubScores::default() };
         let m = evaluate_windows(&refs, &judge(&refs, &ScoreParams::default(), &alert), &incidents, 0.0);
         assert_eq!((m.incidents, m.incidents_caught), (1, 0));
         let un: Vec<_> = unscorable(&refs, &incidents, 0.0).into_iter().map(|i| i.id).collect();

@@ -5,6 +5,7 @@
 //! configuration key changes both the same way.
 
 use crate::config::ScoreParams;
+use crate::domain::SubScores;
 use crate::pystats::py_round;
 
 /// `exponential_decay_score(metric, alpha)`: `exp(-alpha * metric)`.
@@ -67,8 +68,9 @@ pub fn concurrency(wait: Option<(f64, f64)>, lag_mean: Option<f64>, p: &ScorePar
 
 /// The weighted PSS of the five sub-scores (ts, ms, ev, be, cc): the raw
 /// 0–1 value and the 0–100 integer pypss reports.
-pub fn pss(sub: [f64; 5], p: &ScoreParams) -> (f64, f64) {
-    let w = [p.w_ts, p.w_ms, p.w_ev, p.w_be, p.w_cc];
+pub fn pss(sub: &SubScores, p: &ScoreParams) -> (f64, f64) {
+    let w = p.weights().to_array();
+    let sub = sub.to_array();
     let mut raw = w[0] * sub[0] + w[1] * sub[1] + w[2] * sub[2] + w[3] * sub[3] + w[4] * sub[4];
     let total = w[0] + w[1] + w[2] + w[3] + w[4];
     if total > 0.0 {
@@ -88,7 +90,7 @@ mod tests {
         assert_eq!(timing(0.0, 1.0, &p), 1.0);
         assert_eq!(errors(0.0, 0.0, 0.0, &p), 1.0);
         assert_eq!(concurrency(None, None, &p), 1.0);
-        assert_eq!(pss([1.0; 5], &p), (1.0, 100.0));
+        assert_eq!(pss(&SubScores::from_array([1.0; 5]), &p), (1.0, 100.0));
     }
 
     #[test]
@@ -113,7 +115,7 @@ mod tests {
     #[test]
     fn weights_average_the_sub_scores() {
         let p = ScoreParams { w_ts: 1.0, w_ms: 1.0, w_ev: 0.0, w_be: 0.0, w_cc: 0.0, ..ScoreParams::default() };
-        let (raw, pss_) = pss([0.5, 1.0, 0.0, 0.0, 0.0], &p);
+        let (raw, pss_) = pss(&SubScores::from_array([0.5, 1.0, 0.0, 0.0, 0.0]), &p);
         assert_relative_eq!(raw, 0.75);
         assert_eq!(pss_, 75.0);
     }

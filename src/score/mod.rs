@@ -10,41 +10,9 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use crate::config::ScoreParams;
+use crate::domain::SubScores;
 use crate::pystats::{self, py_builtin_sum, py_div_count, py_round2, ExactSums, Num};
 use crate::trace::{Stage, TraceColumns, NONE};
-
-/// The five sub-scores.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
-pub struct Breakdown {
-    pub timing_stability: f64,
-    pub memory_stability: f64,
-    pub error_volatility: f64,
-    pub branching_entropy: f64,
-    pub concurrency_chaos: f64,
-}
-
-impl Breakdown {
-    /// The sub-scores with pypss's keys and short codes, in pypss's order.
-    pub fn entries(&self) -> [(&'static str, &'static str, f64); 5] {
-        [
-            ("timing_stability", "ts", self.timing_stability),
-            ("memory_stability", "ms", self.memory_stability),
-            ("error_volatility", "ev", self.error_volatility),
-            ("branching_entropy", "be", self.branching_entropy),
-            ("concurrency_chaos", "cc", self.concurrency_chaos),
-        ]
-    }
-
-    fn rounded(&self) -> Breakdown {
-        Breakdown {
-            timing_stability: py_round2(self.timing_stability),
-            memory_stability: py_round2(self.memory_stability),
-            error_volatility: py_round2(self.error_volatility),
-            branching_entropy: py_round2(self.branching_entropy),
-            concurrency_chaos: py_round2(self.concurrency_chaos),
-        }
-    }
-}
 
 /// A scored set of traces.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,9 +20,9 @@ pub struct Score {
     /// The PSS, 0–100, an integer as pypss reports it.
     pub pss: i64,
     /// Sub-scores rounded to two decimals (pypss's `breakdown`).
-    pub breakdown: Breakdown,
+    pub breakdown: SubScores,
     /// Sub-scores before rounding.
-    pub raw: Breakdown,
+    pub raw: SubScores,
     /// The weighted PSS before clamping and rounding (0–1 scale).
     pub pss_raw: f64,
     /// No traces: pypss returns PSS 0 and a breakdown of integer zeros.
@@ -67,8 +35,8 @@ impl Score {
     fn empty() -> Score {
         Score {
             pss: 0,
-            breakdown: Breakdown::default(),
-            raw: Breakdown::default(),
+            breakdown: SubScores::default(),
+            raw: SubScores::default(),
             pss_raw: 0.0,
             empty: true,
             count: 0,
@@ -273,15 +241,9 @@ pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
     let ev = error_volatility(&g.errors, p);
     let be = branching_entropy(&g.tags);
     let cc = concurrency_chaos(&g.waits, &g.lags, p);
-    let raw = Breakdown {
-        timing_stability: ts,
-        memory_stability: ms,
-        error_volatility: ev,
-        branching_entropy: be,
-        concurrency_chaos: cc,
-    };
-    let (pss_raw, pss) = formula::pss([ts, ms, ev, be, cc], p);
-    Score { pss: pss as i64, breakdown: raw.rounded(), raw, pss_raw, empty: false, count: g.count }
+    let raw = SubScores::from_array([ts, ms, ev, be, cc]);
+    let (pss_raw, pss) = formula::pss(&raw, p);
+    Score { pss: pss as i64, breakdown: raw.map(py_round2), raw, pss_raw, empty: false, count: g.count }
 }
 
 /// How to group traces for a breakdown.

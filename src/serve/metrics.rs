@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::writer::InputKind;
+use crate::domain::SubScores;
 use crate::store::{IngestReport, Store};
 
 const INPUTS: [InputKind; 4] = [InputKind::Http, InputKind::Grpc, InputKind::Redis, InputKind::Files];
@@ -20,7 +21,7 @@ pub struct LiveScore {
     pub start: f64,
     pub traces: u64,
     pub pss: f64,
-    pub subs: [f64; 5],
+    pub sub: SubScores,
 }
 
 /// Everything `/metrics` shows.
@@ -76,7 +77,7 @@ impl Metrics {
         for w in windows {
             live.insert(
                 (w.service.clone(), w.module.clone()),
-                LiveScore { start: w.start, traces: w.traces, pss: w.pss, subs: [w.ts, w.ms, w.ev, w.be, w.cc] },
+                LiveScore { start: w.start, traces: w.traces, pss: w.pss, sub: w.sub },
             );
         }
     }
@@ -143,7 +144,7 @@ impl Metrics {
             for ((service, module), s) in live.iter() {
                 let v = match k {
                     0 => s.pss,
-                    1..=5 => s.subs[k - 1],
+                    1..=5 => s.sub.to_array()[k - 1],
                     6 => s.traces as f64,
                     _ => s.start,
                 };
@@ -164,11 +165,7 @@ mod tests {
             module: module.into(),
             traces: 7,
             pss,
-            ts: 0.5,
-            ms: 1.0,
-            ev: 1.0,
-            be: 1.0,
-            cc: 1.0,
+            sub: crate::domain::SubScores::from_array([0.5, 1.0, 1.0, 1.0, 1.0]),
             ..Window::unscored(service, 120.0, 60.0, Features::default())
         }
     }

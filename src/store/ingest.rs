@@ -344,12 +344,8 @@ pub(crate) fn recompute_windows(
             (win.errors as i64).into(),
             (win.too_small as i64).into(),
             win.pss.into(),
-            win.ts.into(),
-            win.ms.into(),
-            win.ev.into(),
-            win.be.into(),
-            win.cc.into(),
         ];
+        vals.extend(win.sub.to_array().iter().map(|&x| rusqlite::types::Value::from(x)));
         vals.extend(f.iter().map(|&x| rusqlite::types::Value::from(x)));
         insert.execute(rusqlite::params_from_iter(vals))?;
         written += 1;
@@ -463,7 +459,7 @@ mod tests {
                 let w = &lw.window;
                 let r = rescore(w, &ScoreParams::default());
                 assert_eq!(r.pss, w.pss, "pss at {} {:?}", w.start, module);
-                assert_eq!(r.breakdown, [w.ts, w.ms, w.ev, w.be, w.cc], "breakdown at {} {:?}", w.start, module);
+                assert_eq!(r.breakdown, w.sub, "breakdown at {} {:?}", w.start, module);
                 checked += 1;
             }
         }

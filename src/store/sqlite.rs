@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{
     FollowOffset, PruneReport, RegisteredModel, RunRecord, SlowestTrace, Store, StoreError, TraceRow, TraceSlice,
 };
-use crate::domain::{Features, Window};
+use crate::domain::{Features, SubScores, Window};
 use crate::domain::{HistoryRow, Incident, LabeledWindow};
 
 /// The schema version this pss writes (`_meta` key `pss_schema`).
@@ -208,11 +208,7 @@ pub(crate) fn window_from_row(service: &str, r: &rusqlite::Row<'_>) -> rusqlite:
         errors: r.get::<_, i64>(4)? as u64,
         too_small: r.get::<_, i64>(5)? != 0,
         pss: r.get(6)?,
-        ts: r.get(7)?,
-        ms: r.get(8)?,
-        ev: r.get(9)?,
-        be: r.get(10)?,
-        cc: r.get(11)?,
+        sub: SubScores::from_array([r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?]),
         features: Features::from_values(&f),
     })
 }
@@ -542,7 +538,16 @@ impl Store for SqliteStore {
         self.conn
             .execute(
                 "INSERT INTO pss_history (timestamp, pss, ts, ms, ev, be, cc, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![row.timestamp, row.pss, row.ts, row.ms, row.ev, row.be, row.cc, row.meta.to_string()],
+                params![
+                    row.timestamp,
+                    row.pss,
+                    row.sub.timing_stability,
+                    row.sub.memory_stability,
+                    row.sub.error_volatility,
+                    row.sub.branching_entropy,
+                    row.sub.concurrency_chaos,
+                    row.meta.to_string()
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -565,11 +570,13 @@ impl Store for SqliteStore {
                     id: r.get(0)?,
                     timestamp: r.get::<_, Option<f64>>(1)?.unwrap_or(0.0),
                     pss: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
-                    ts: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
-                    ms: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
-                    ev: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
-                    be: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
-                    cc: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+                    sub: SubScores::from_array([
+                        r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                        r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                        r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                        r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
+                        r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+                    ]),
                     // pypss: unreadable meta becomes {}.
                     meta: meta.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_else(|| serde_json::json!({})),
                 })
@@ -690,11 +697,7 @@ mod tests {
                 id: 0,
                 timestamp: t,
                 pss: t / 10.0,
-                ts: 1.0,
-                ms: 1.0,
-                ev: 1.0,
-                be: 1.0,
-                cc: 1.0,
+                sub: crate::domain::SubScores::from_array([1.0; 5]),
                 meta: serde_json::json!({ "service": svc }),
             };
             s.save_history(&row).unwrap();

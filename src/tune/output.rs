@@ -36,11 +36,9 @@ pub fn config_toml(c: &Candidate, window_seconds: f64, header: &str) -> String {
     out += &f("concurrency_wait_threshold", s.concurrency_wait_threshold);
     out += &f("error_spike_threshold", s.error_spike_threshold);
     out += &format!("consecutive_error_threshold = {}\n", s.consecutive_error_threshold.round() as i64);
-    out += &f("alert_threshold_ts", a.ts);
-    out += &f("alert_threshold_ms", a.ms);
-    out += &f("alert_threshold_ev", a.ev);
-    out += &f("alert_threshold_be", a.be);
-    out += &f("alert_threshold_cc", a.cc);
+    for (_, code, v) in a.sub.entries() {
+        out += &f(&format!("alert_threshold_{code}"), v);
+    }
     out += &f("alert_threshold_pss", a.pss);
     out += &f("window_seconds", window_seconds);
     out

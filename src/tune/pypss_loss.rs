@@ -123,7 +123,7 @@ pub fn loss(sets: &FaultSets, p: &ScoreParams) -> f64 {
     for (_, metric, w) in &sets.faults {
         let r = rescore(w, p);
         loss += (r.pss_raw * 100.0 - 45.0).powi(2);
-        let m = r.raw[*metric];
+        let m = r.raw.to_array()[*metric];
         if m > 0.7 {
             loss += (m - 0.7).powi(2) * 100.0;
         }

@@ -19,7 +19,7 @@ pub enum Scale {
 /// error), each one's configuration key, and where it lives in a
 /// [`Candidate`].
 macro_rules! params {
-    ($( $variant:ident => $key:literal, $part:ident . $field:ident; )+) => {
+    ($( $variant:ident => $key:literal, $part:ident $( . $field:ident )+; )+) => {
         /// A tunable parameter.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
         pub enum Param {
@@ -48,12 +48,12 @@ macro_rules! params {
 
             /// Its value in a candidate.
             pub fn get(self, c: &Candidate) -> f64 {
-                match self { $( Param::$variant => c.$part.$field, )+ }
+                match self { $( Param::$variant => c.$part $( .$field )+, )+ }
             }
 
             /// Sets its value in a candidate.
             pub fn set(self, c: &mut Candidate, v: f64) {
-                match self { $( Param::$variant => c.$part.$field = v, )+ }
+                match self { $( Param::$variant => c.$part $( .$field )+ = v, )+ }
             }
         }
     };
@@ -73,11 +73,11 @@ params! {
     ConcurrencyWaitThreshold => "concurrency_wait_threshold", score.concurrency_wait_threshold;
     ErrorSpikeThreshold => "error_spike_threshold", score.error_spike_threshold;
     ConsecutiveErrorThreshold => "consecutive_error_threshold", score.consecutive_error_threshold;
-    AlertTs => "alert_threshold_ts", alert.ts;
-    AlertMs => "alert_threshold_ms", alert.ms;
-    AlertEv => "alert_threshold_ev", alert.ev;
-    AlertBe => "alert_threshold_be", alert.be;
-    AlertCc => "alert_threshold_cc", alert.cc;
+    AlertTs => "alert_threshold_ts", alert.sub.timing_stability;
+    AlertMs => "alert_threshold_ms", alert.sub.memory_stability;
+    AlertEv => "alert_threshold_ev", alert.sub.error_volatility;
+    AlertBe => "alert_threshold_be", alert.sub.branching_entropy;
+    AlertCc => "alert_threshold_cc", alert.sub.concurrency_chaos;
     AlertPss => "alert_threshold_pss", alert.pss;
 }
 
@@ -229,7 +229,7 @@ mod tests {
         let back = sp.decode(&sp.encode(&def));
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * (1.0 + b.abs());
         assert!(close(back.score.alpha, 2.0) && close(back.score.w_ts, 0.3) && close(back.score.w_cc, 0.15));
-        assert!(close(back.alert.pss, 60.0) && close(back.alert.ev, 0.8));
+        assert!(close(back.alert.pss, 60.0) && close(back.alert.sub.error_volatility, 0.8));
         assert_eq!(back.score.consecutive_error_threshold, 3.0);
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::bayes::{maximize, random_search};
 use super::space::{Candidate, Space};
 use crate::config::{AlertParams, ScoreParams};
-use crate::domain::{Incident, LabeledWindow};
+use crate::domain::{Incident, LabeledWindow, SubScores};
 use crate::eval::metrics::{Judged, Metrics};
 use crate::eval::{evaluate_windows, judge, time_split, unjudged, ByService, Split};
 use crate::score::rescore::{alarms, rescore, Rescored};
@@ -238,7 +238,7 @@ impl CheckedTuneParams {
             .map(|t| {
                 let c = Candidate {
                     score: ScoreParams::default(),
-                    alert: AlertParams { pss: t as f64, ts: 0.0, ms: 0.0, ev: 0.0, be: 0.0, cc: 0.0 },
+                    alert: AlertParams { pss: t as f64, sub: SubScores::default() },
                 };
                 pick(&p.space.encode(&c), &cut_dims)
             })

@@ -173,7 +173,7 @@ fn the_tuned_cut_is_no_worse_than_the_best_pss_threshold_alone() {
     let floor = metrics(&Candidate::default()).incident_recall;
     let mut feasible = 0;
     for t in 0..=101 {
-        let alert = AlertParams { pss: t as f64, ts: 0.0, ms: 0.0, ev: 0.0, be: 0.0, cc: 0.0 };
+        let alert = AlertParams { pss: t as f64, sub: pss::domain::SubScores::default() };
         let m = metrics(&Candidate { score: cfg.score.clone(), alert });
         if m.incident_recall >= floor {
             feasible += 1;

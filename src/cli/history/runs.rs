@@ -60,10 +60,8 @@ pub fn history(a: HistoryArgs) -> CmdResult {
             let mut out = String::from("id,timestamp,pss,ts,ms,ev,be,cc,meta\n");
             for r in &rows {
                 let meta = r.meta.to_string().replace('"', "\"\"");
-                out += &format!(
-                    "{},{},{},{},{},{},{},{},\"{}\"\n",
-                    r.id, r.timestamp, r.pss, r.ts, r.ms, r.ev, r.be, r.cc, meta
-                );
+                let [ts, ms, ev, be, cc] = r.sub.to_array();
+                out += &format!("{},{},{},{ts},{ms},{ev},{be},{cc},\"{meta}\"\n", r.id, r.timestamp, r.pss);
             }
             print(&out)
         }
@@ -80,15 +78,11 @@ pub fn history(a: HistoryArgs) -> CmdResult {
             out += &"-".repeat(60);
             out.push('\n');
             for r in &rows {
+                let [ts, ms, ev, be, cc] = r.sub.to_array();
                 out += &format!(
-                    "{:<20} | {:<5} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}\n",
+                    "{:<20} | {:<5} | {ts:.2} | {ms:.2} | {ev:.2} | {be:.2} | {cc:.2}\n",
                     format_time(r.timestamp).trim_end_matches('Z'),
                     r.pss as i64,
-                    r.ts,
-                    r.ms,
-                    r.ev,
-                    r.be,
-                    r.cc
                 );
             }
             out += &"=".repeat(60);

@@ -74,17 +74,13 @@ pub fn windows(a: WindowsArgs) -> CmdResult {
     );
     for r in &rows {
         let w = &r.window;
+        let [ts, ms, ev, be, cc] = w.sub.to_array();
         out += &format!(
-            "{:<21} {:>7} {:>6} {:>5} {:>5.2} {:>5.2} {:>5.2} {:>5.2} {:>5.2} {:>9.4}  {}{}\n",
+            "{:<21} {:>7} {:>6} {:>5} {ts:>5.2} {ms:>5.2} {ev:>5.2} {be:>5.2} {cc:>5.2} {:>9.4}  {}{}\n",
             format_time(w.start),
             w.traces,
             w.errors,
             w.pss,
-            w.ts,
-            w.ms,
-            w.ev,
-            w.be,
-            w.cc,
             w.features.lat_p95,
             r.incident.as_deref().unwrap_or(""),
             if w.too_small { " (too small)" } else { "" }
