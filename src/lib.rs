@@ -12,7 +12,8 @@
 //!   [`window`] computes a window's features and scores.
 //! - [`export`] writes the labeled window table (CSV, Parquet).
 //! - [`store`] keeps traces, windows, incidents, runs and models behind the
-//!   `Store` trait; [`eval`] splits, judges and measures alarms against
+//!   `Store` trait; [`ingest`] puts traces in a store and scores the windows
+//!   they touch; [`eval`] splits, judges and measures alarms against
 //!   incidents.
 //! - [`detect`] and [`tune`] learn from windows; [`simulate`] writes
 //!   labeled histories; [`report`] and [`diagnose`] render results;
@@ -27,6 +28,7 @@ pub mod diagnose;
 pub mod domain;
 pub mod eval;
 pub mod export;
+pub mod ingest;
 pub mod learn;
 pub mod pystats;
 pub mod report;

@@ -9,10 +9,10 @@ use clap::Args;
 
 use super::{CmdResult, Failure};
 use crate::config::Config;
+use crate::ingest::IngestOptions;
 use crate::serve::{
     follow::FollowConfig, grpc::GrpcConfig, http::HttpConfig, redis_input::RedisConfig, run, ServeConfig,
 };
-use crate::store::ingest::IngestOptions;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Each input is off unless its flag is given (at least one). Every accepted trace is \

@@ -100,7 +100,7 @@ pub fn run(
 ) -> Result<Arc<metrics::Metrics>, ServeError> {
     let store = SqliteStore::open(&cfg.history)?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let (queue, writer) = writer::start(store, cfg.writer.clone(), metrics.clone());
+    let (queue, writer) = writer::start(Box::new(store), cfg.writer.clone(), metrics.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

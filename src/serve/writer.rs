@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use crate::store::ingest::{insert_batches, recompute_range, IngestOptions};
-use crate::store::{IngestReport, SqliteStore};
+use crate::ingest::{insert_bodies, recompute_windows, IngestOptions, TraceBody};
+use crate::store::{merge_touched, IngestReport, Store, Touched};
 
 /// Which input a job came from (a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,7 +134,7 @@ pub struct WriterConfig {
 /// Starts the writer thread; it ends when every `Queue` is dropped and the
 /// queue is drained (then recomputes the last windows).
 pub fn start(
-    mut store: SqliteStore,
+    mut store: Box<dyn Store + Send>,
     cfg: WriterConfig,
     metrics: Arc<Metrics>,
 ) -> (Queue, std::thread::JoinHandle<Result<(), String>>) {
@@ -143,12 +143,12 @@ pub fn start(
     let handle = std::thread::Builder::new()
         .name("pss-writer".into())
         .spawn(move || {
-            let mut dirty: Vec<(String, f64, f64)> = Vec::new();
+            let mut dirty: Vec<Touched> = Vec::new();
             let mut last_recompute = Instant::now();
-            let flush_windows = |dirty: &mut Vec<(String, f64, f64)>, store: &mut SqliteStore| {
-                for (service, lo, hi) in dirty.drain(..) {
-                    let opts = IngestOptions { service: service.clone(), ..cfg.ingest.clone() };
-                    match recompute_range(store, lo, hi, &opts) {
+            let flush_windows = |dirty: &mut Vec<Touched>, store: &mut dyn Store| {
+                for t in dirty.drain(..) {
+                    let opts = IngestOptions { service: t.service, ..cfg.ingest.clone() };
+                    match recompute_windows(store, t.range, &opts) {
                         Ok(n) => metrics.windows_recomputed.fetch_add(n, std::sync::atomic::Ordering::Relaxed),
                         Err(e) => return Err(e.to_string()),
                     };
@@ -161,7 +161,7 @@ pub fn start(
                     Ok(j) => j,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         if !dirty.is_empty() {
-                            flush_windows(&mut dirty, &mut store)?;
+                            flush_windows(&mut dirty, &mut *store)?;
                             last_recompute = Instant::now();
                         }
                         continue;
@@ -176,46 +176,33 @@ pub fn start(
                     }
                 }
                 metrics.queue_depth.fetch_sub(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                commit(&mut store, jobs, &cfg, &metrics, &mut dirty);
+                commit(&mut *store, jobs, &cfg, &metrics, &mut dirty);
                 if last_recompute.elapsed() >= cfg.recompute_every && !dirty.is_empty() {
-                    flush_windows(&mut dirty, &mut store)?;
+                    flush_windows(&mut dirty, &mut *store)?;
                     last_recompute = Instant::now();
                 }
             }
-            flush_windows(&mut dirty, &mut store)
+            flush_windows(&mut dirty, &mut *store)
         })
         .expect("spawn writer thread");
     (queue, handle)
 }
 
-fn merge(dirty: &mut Vec<(String, f64, f64)>, ranges: Vec<(String, f64, f64)>) {
-    for (s, lo, hi) in ranges {
-        match dirty.iter_mut().find(|d| d.0 == s) {
-            Some(d) => {
-                d.1 = d.1.min(lo);
-                d.2 = d.2.max(hi);
-            }
-            None => dirty.push((s, lo, hi)),
-        }
-    }
-}
-
 /// Commits jobs together; when that fails (one bad batch), each alone, so a
 /// bad batch is refused without taking the others with it.
-fn commit(
-    store: &mut SqliteStore,
-    jobs: Vec<Job>,
-    cfg: &WriterConfig,
-    metrics: &Metrics,
-    dirty: &mut Vec<(String, f64, f64)>,
-) {
+fn commit(store: &mut dyn Store, jobs: Vec<Job>, cfg: &WriterConfig, metrics: &Metrics, dirty: &mut Vec<Touched>) {
     let t0 = Instant::now();
-    let batches: Vec<(&str, &str, &[u8])> =
-        jobs.iter().map(|j| (j.service.as_str(), j.name.as_str(), j.body.as_slice())).collect();
-    match insert_batches(store, &batches, &cfg.ingest.unknown_module) {
-        Ok((reports, ranges)) => {
+    let bodies: Vec<TraceBody<'_>> = jobs
+        .iter()
+        .map(|j| TraceBody { service: j.service.as_str(), name: j.name.as_str(), bytes: j.body.as_slice() })
+        .collect();
+    match insert_bodies(store, &bodies, &cfg.ingest.unknown_module) {
+        Ok(done) => {
             metrics.observe_commit(t0.elapsed());
-            merge(dirty, ranges);
+            for t in done.touched {
+                merge_touched(dirty, &t.service, t.range);
+            }
+            let reports = done.reports;
             for (job, report) in jobs.into_iter().zip(reports) {
                 metrics.accepted(job.input, &report);
                 let _ = job.ack.send(Ok(report));

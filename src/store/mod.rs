@@ -4,13 +4,13 @@
 //! default. A server database can implement the same trait later.
 
 pub mod incidents;
-pub mod ingest;
 pub mod sqlite;
+mod traces;
 
 use serde::Serialize;
 
-pub use ingest::{ingest_source, IngestReport};
 pub use sqlite::SqliteStore;
+pub use traces::IngestReport;
 
 use crate::domain::Window;
 pub use crate::domain::{check_regression, HistoryRow, Incident, LabeledWindow, SlowestTrace};
@@ -30,6 +30,74 @@ pub enum StoreError {
     Invalid(String),
     #[error(transparent)]
     Read(#[from] crate::trace::ReadError),
+}
+
+/// A time range `[from, to]` in epoch seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeRange {
+    pub from: f64,
+    pub to: f64,
+}
+
+impl TimeRange {
+    /// The smallest range holding this one and `t`.
+    pub fn including(self, t: f64) -> TimeRange {
+        TimeRange { from: self.from.min(t), to: self.to.max(t) }
+    }
+
+    /// The smallest range holding both.
+    pub fn union(self, o: TimeRange) -> TimeRange {
+        TimeRange { from: self.from.min(o.from), to: self.to.max(o.to) }
+    }
+}
+
+/// Reads traces into a sink: a file, a request body, a Redis item.
+pub type ReadTraces<'a> = Box<dyn FnMut(&mut dyn crate::trace::TraceSink) -> Result<(), crate::trace::ReadError> + 'a>;
+
+/// One source of traces of one service, for [`Store::insert_traces`].
+pub struct TraceBatch<'a> {
+    pub service: &'a str,
+    /// Its name in reports and errors (a path, `http`, …).
+    pub source: String,
+    pub read: ReadTraces<'a>,
+}
+
+/// What [`Store::insert_traces`] did: a report per batch, and per service
+/// the time range of the traces read (whose windows are now out of date).
+#[derive(Debug, Clone, Default)]
+pub struct InsertedTraces {
+    pub reports: Vec<IngestReport>,
+    pub touched: Vec<Touched>,
+}
+
+/// A service's time range whose windows new traces changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Touched {
+    pub service: String,
+    pub range: TimeRange,
+}
+
+impl InsertedTraces {
+    /// Adds `range` to what `service` touched.
+    pub fn touch(&mut self, service: &str, range: TimeRange) {
+        merge_touched(&mut self.touched, service, range);
+    }
+}
+
+/// Adds `range` of `service` to `touched` (one entry per service).
+pub fn merge_touched(touched: &mut Vec<Touched>, service: &str, range: TimeRange) {
+    match touched.iter_mut().find(|t| t.service == service) {
+        Some(t) => t.range = t.range.union(range),
+        None => touched.push(Touched { service: service.to_string(), range }),
+    }
+}
+
+/// A stored trace as window scoring reads it back.
+pub enum StoredTrace<'a> {
+    /// A regular trace (its exception message is not kept for windows).
+    Regular { module: &'a str, row: crate::trace::columns::Row<'a> },
+    /// A system metric (event-loop lag).
+    System { module: &'a str, timestamp: f64, lag: Option<f64> },
 }
 
 /// A regular trace's values for trace-level detectors.
@@ -92,6 +160,33 @@ pub trait Store {
         from: Option<f64>,
         to: Option<f64>,
     ) -> Result<Vec<LabeledWindow>, StoreError>;
+    /// Inserts batches of traces in one transaction: all of them or, on the
+    /// first bad one, none (its error names it). Duplicates are counted and
+    /// ignored. Windows are not recomputed here; the caller scores the
+    /// touched ranges (the `ingest` module).
+    fn insert_traces(
+        &mut self,
+        batches: Vec<TraceBatch<'_>>,
+        unknown_module: &str,
+        progress: &dyn Fn(u64),
+    ) -> Result<InsertedTraces, StoreError>;
+    /// Visits a service's stored traces with timestamps in `[from, to)`, in
+    /// time order (then insertion order).
+    fn scan_traces(
+        &self,
+        service: &str,
+        range: TimeRange,
+        visit: &mut dyn FnMut(StoredTrace<'_>),
+    ) -> Result<(), StoreError>;
+    /// Replaces a service's windows of length `seconds` starting in
+    /// `[from, to)` by `windows`, in one transaction; returns how many were written.
+    fn replace_windows(
+        &mut self,
+        service: &str,
+        seconds: f64,
+        range: TimeRange,
+        windows: &[Window],
+    ) -> Result<u64, StoreError>;
     /// Modules of a service with windows of this length (not `""`), by name.
     fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError>;
     /// The window lengths stored (of one service, or any), shortest first.

@@ -11,7 +11,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    FollowOffset, PruneReport, RegisteredModel, RunRecord, SlowestTrace, Store, StoreError, TraceRow, TraceSlice,
+    FollowOffset, InsertedTraces, PruneReport, RegisteredModel, RunRecord, SlowestTrace, Store, StoreError,
+    StoredTrace, TimeRange, TraceBatch, TraceRow, TraceSlice,
 };
 use crate::domain::{Features, SubScores, Window};
 use crate::domain::{HistoryRow, Incident, LabeledWindow};
@@ -248,6 +249,34 @@ impl Store for SqliteStore {
                 LabeledWindow { window: w, incident }
             })
             .collect())
+    }
+
+    fn insert_traces(
+        &mut self,
+        batches: Vec<TraceBatch<'_>>,
+        unknown_module: &str,
+        progress: &dyn Fn(u64),
+    ) -> Result<InsertedTraces, StoreError> {
+        self.insert_trace_batches(batches, unknown_module, progress)
+    }
+
+    fn scan_traces(
+        &self,
+        service: &str,
+        range: TimeRange,
+        visit: &mut dyn FnMut(StoredTrace<'_>),
+    ) -> Result<(), StoreError> {
+        self.scan_stored_traces(service, range, visit)
+    }
+
+    fn replace_windows(
+        &mut self,
+        service: &str,
+        seconds: f64,
+        range: TimeRange,
+        windows: &[Window],
+    ) -> Result<u64, StoreError> {
+        self.replace_window_range(service, seconds, range, windows)
     }
 
     fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError> {
@@ -601,7 +630,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::config::ScoreParams;
-    use crate::store::ingest::{ingest_source, IngestOptions};
+    use crate::ingest::{ingest_source, IngestOptions};
     use crate::trace::Source;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {

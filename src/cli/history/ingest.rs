@@ -8,8 +8,8 @@ use clap::Args;
 use super::open;
 use crate::cli::{print, read_window, CmdResult, Failure};
 use crate::config::Config;
-use crate::store::ingest::IngestOptions;
-use crate::store::{ingest_source, Store};
+use crate::ingest::{ingest_source, IngestOptions};
+use crate::store::Store;
 use crate::timefmt::format_duration;
 use crate::trace::Source;
 
