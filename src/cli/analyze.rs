@@ -119,9 +119,8 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
 /// pypss's `--store-history`: regression check against recent runs, then save.
 fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[String]) -> CmdResult {
     use crate::domain::{check_regression, HistoryRow};
-    use crate::store::{SqliteStore, Store};
     let path = super::history::history_path(&a.history, cfg);
-    let mut store = SqliteStore::open(&path)?;
+    let mut store = crate::store::open(&path)?;
     let limit = cfg.other.get("regression_history_limit").and_then(|v| v.as_integer()).unwrap_or(5).max(1) as usize;
     let drop = cfg
         .other

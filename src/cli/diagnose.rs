@@ -11,7 +11,7 @@ use crate::diagnose::incident::{diagnose, narrate, DiagnoseParams, Diagnosis, Su
 use crate::diagnose::llm::{LlmParams, Provider};
 use crate::diagnose::render;
 use crate::diagnose::trace_file::diagnose_files;
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DocFormat {
@@ -126,7 +126,7 @@ pub fn run(a: DiagnoseArgs) -> CmdResult {
     let cfg = Config::discover(a.doc.config.as_deref())?;
     let d = match (&a.history, &a.incident) {
         (Some(db), Some(id)) => {
-            let store = SqliteStore::open(db)?;
+            let store = crate::store::open(db)?;
             let inc = store.incidents(None)?.into_iter().find(|i| &i.id == id).ok_or_else(|| {
                 Failure::input(format!(
                     "{}: no incident '{id}' (see pss incidents list --history {})",
@@ -134,7 +134,7 @@ pub fn run(a: DiagnoseArgs) -> CmdResult {
                     db.display()
                 ))
             })?;
-            history_diagnosis(&store, Subject::incident(&inc), &cfg, &a.evidence)?
+            history_diagnosis(&*store, Subject::incident(&inc), &cfg, &a.evidence)?
         }
         _ => diagnose_files(&a.trace_file, &cfg)?,
     };
@@ -149,13 +149,13 @@ pub fn report(a: ReportArgs) -> CmdResult {
     if to <= from {
         return Err(Failure::input(format!("--to {} must be after --from {}", a.to, a.from)));
     }
-    let store = SqliteStore::open(&a.history)?;
-    let d = history_diagnosis(&store, Subject::period(&a.service, from, to), &cfg, &a.evidence)?;
+    let store = crate::store::open(&a.history)?;
+    let d = history_diagnosis(&*store, Subject::period(&a.service, from, to), &cfg, &a.evidence)?;
     finish(d, &a.doc, &cfg)
 }
 
 fn history_diagnosis(
-    store: &SqliteStore,
+    store: &dyn Store,
     subject: Subject,
     cfg: &Config,
     e: &EvidenceArgs,

@@ -78,7 +78,7 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     let cfg = Config::discover(a.config.as_deref())?;
     // The length the history holds (every service), unless asked or configured.
     let window = if a.history.is_file() {
-        super::read_window(&a.window, &cfg, &crate::store::SqliteStore::open(&a.history)?, &[])?
+        super::read_window(&a.window, &cfg, &*crate::store::open(&a.history)?, &[])?
     } else {
         super::window_arg(&a.window, &cfg)?
     };

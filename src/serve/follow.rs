@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
 use super::writer::{InputKind, Job, JobError, Queue};
-use crate::store::{FollowOffset, SqliteStore, Store};
+use crate::store::{FollowOffset, Store};
 
 /// The file input's configuration.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -42,7 +42,7 @@ fn one_pass(
     cfg: &FollowConfig,
     queue: &Queue,
     metrics: &Metrics,
-    offsets: &mut SqliteStore,
+    offsets: &mut dyn Store,
 ) -> Result<bool, FollowError> {
     let Ok(mut f) = std::fs::File::open(path) else { return Ok(false) };
     let Ok(meta) = f.metadata() else { return Ok(false) };
@@ -118,7 +118,7 @@ fn watch_dir(pattern: &str) -> std::path::PathBuf {
 pub fn run(cfg: FollowConfig, ctx: &super::input::InputContext) -> Result<(), FollowError> {
     use notify::Watcher;
     let (queue, metrics) = (&ctx.queue, &*ctx.metrics);
-    let mut offsets = SqliteStore::open(&ctx.history)?;
+    let mut offsets = crate::store::open(&ctx.history)?;
     glob::Pattern::new(&cfg.pattern).map_err(|e| FollowError::Pattern(cfg.pattern.clone(), e.to_string()))?;
     let (tx, events) = std::sync::mpsc::channel();
     let watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
@@ -134,7 +134,7 @@ pub fn run(cfg: FollowConfig, ctx: &super::input::InputContext) -> Result<(), Fo
         let paths = glob::glob(&cfg.pattern).map_err(|e| FollowError::Pattern(cfg.pattern.clone(), e.to_string()))?;
         for p in paths.flatten() {
             if p.is_file() {
-                busy |= one_pass(&p, &cfg, queue, metrics, &mut offsets)?;
+                busy |= one_pass(&p, &cfg, queue, metrics, &mut *offsets)?;
             }
         }
         if !busy {

@@ -19,8 +19,6 @@ use std::time::Duration;
 
 use input::{Input, InputContext, InputError};
 
-use crate::store::SqliteStore;
-
 /// Everything `pss serve` runs with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -98,9 +96,9 @@ pub fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<Arc<metrics::Metrics>, ServeError> {
-    let store = SqliteStore::open(&cfg.history)?;
+    let store = crate::store::open(&cfg.history)?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let (queue, writer) = writer::start(Box::new(store), cfg.writer.clone(), metrics.clone());
+    let (queue, writer) = writer::start(store, cfg.writer.clone(), metrics.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

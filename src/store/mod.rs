@@ -238,6 +238,12 @@ pub trait Store {
     fn set_follow_offset(&mut self, path: &str, at: &FollowOffset) -> Result<(), StoreError>;
 }
 
+/// Opens the history at `path` (created when missing): the one place that
+/// picks the store's implementation, so callers name only [`Store`].
+pub fn open(path: &std::path::Path) -> Result<Box<dyn Store + Send>, StoreError> {
+    Ok(Box::new(SqliteStore::open(path)?))
+}
+
 /// The window length to use: `asked` when given; else the one length the
 /// history holds for these services (every service when empty) — it is asked
 /// for once, at ingest; else `fallback` (no windows, or several lengths).

@@ -14,7 +14,7 @@ use super::tuner::{CheckedTuneParams, TuneData, TuneError, TuneParams, Tuned};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::{retrain_window_detectors, DetectorOutcome, RegistryError};
 use crate::domain::Incident;
-use crate::store::{RunRecord, SqliteStore, Store, StoreError};
+use crate::store::{RunRecord, Store, StoreError};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ struct Loaded {
 
 /// Step 1: the services, the window length (asked, else the one the history
 /// holds, else the configured one) and the labeled windows.
-fn load(store: &SqliteStore, job: &NightlyJob, cfg: &Config) -> Result<Loaded, NightlyError> {
+fn load(store: &dyn Store, job: &NightlyJob, cfg: &Config) -> Result<Loaded, NightlyError> {
     let services = if job.services.is_empty() { store.services()? } else { job.services.clone() };
     let window = crate::store::window_length(store, job.window_seconds, &services, cfg.window_seconds)?;
     let crate::store::LabeledHistory { windows, incidents } =
@@ -249,8 +249,8 @@ pub fn run(
         )));
     }
     let _lock = lock(&job.history)?;
-    let mut store = SqliteStore::open(&job.history)?;
-    let l = load(&store, job, cfg)?;
+    let mut store = crate::store::open(&job.history)?;
+    let l = load(&*store, job, cfg)?;
     let params = params_with_bounds(job, cfg)?;
     let checked = params.clone().check()?;
     let tuned = checked.fit(&l.data, on_trial)?;
@@ -276,7 +276,7 @@ pub fn run(
     })?;
     let detectors = match (&job.detectors_dir, crate::eval::time_split(&l.data.windows, params.validation)) {
         (Some(dir), Some(split)) => {
-            retrain_window_detectors(&mut store, &split, &l.services, params.seed, dir, &crate::timefmt::now)?
+            retrain_window_detectors(&mut *store, &split, &l.services, params.seed, dir, &crate::timefmt::now)?
         }
         _ => Vec::new(),
     };
@@ -321,7 +321,7 @@ mod tests {
         let e = run(&job(dir.path().join("none.db")), &cfg, &mut |_, _| {}).unwrap_err();
         assert!(matches!(e, NightlyError::Input(ref m) if m.contains("no such history database")), "{e}");
         let db = dir.path().join("h.db");
-        drop(SqliteStore::open(&db).unwrap());
+        drop(crate::store::open(&db).unwrap());
         let held = lock(&db).unwrap();
         let e = run(&job(db.clone()), &cfg, &mut |_, _| {}).unwrap_err();
         assert!(matches!(e, NightlyError::Locked { .. }), "{e}");

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::detect::evaluate::{evaluate_detectors, EvalParams, EvalReport};
 use crate::detect::nab::PROFILES;
 use crate::detect::nab_corpus::{evaluate_dir, NabEvaluation};
-use crate::store::{labeled_history, SqliteStore, Store};
+use crate::store::labeled_history;
 use crate::timefmt::{format_duration, format_time};
 
 pub(super) fn eval(a: EvalArgs) -> CmdResult {
@@ -24,8 +24,8 @@ pub(super) fn eval(a: EvalArgs) -> CmdResult {
 }
 
 fn eval_history(db: &std::path::Path, a: &EvalArgs) -> CmdResult {
-    let store = SqliteStore::open(db)?;
-    let w = crate::cli::read_window(&a.window, &Config::default(), &store, a.service.as_slice())?;
+    let store = crate::store::open(db)?;
+    let w = crate::cli::read_window(&a.window, &Config::default(), &*store, a.service.as_slice())?;
     let lead = crate::cli::duration_arg("lead", &a.lead, false)?;
     if !(a.validation > 0.0 && a.validation < 1.0) {
         return Err(Failure::input(format!("--validation {} must be between 0 and 1", a.validation)));
@@ -34,7 +34,7 @@ fn eval_history(db: &std::path::Path, a: &EvalArgs) -> CmdResult {
         Some(s) => vec![s.clone()],
         None => store.services()?,
     };
-    let h = labeled_history(&store, &services, w, None, None)?;
+    let h = labeled_history(&*store, &services, w, None, None)?;
     if h.windows.is_empty() {
         return Err(Failure::input(format!(
             "no {} windows{} in {}: ingest with --window {} first, or pass the --window you ingested with",

@@ -7,16 +7,15 @@ use crate::detect::iforest::IsolationForestParams;
 use crate::detect::model::Level;
 use crate::detect::patterns::{service_patterns, PatternParams};
 use crate::detect::train::{level_name, score as score_with, train as train_detector, ScoreInput, Scored, TrainJob};
-use crate::store::SqliteStore;
 use crate::timefmt::{format_duration, format_time};
 
 pub(super) fn train(a: TrainArgs) -> CmdResult {
     let src = &a.source;
-    let mut store = SqliteStore::open(&src.history)?;
+    let mut store = crate::store::open(&src.history)?;
     let job = TrainJob {
         service: src.service.clone(),
         level: a.level,
-        window_seconds: read_window(&src.window, &Config::default(), &store, std::slice::from_ref(&src.service))?,
+        window_seconds: read_window(&src.window, &Config::default(), &*store, std::slice::from_ref(&src.service))?,
         from: history_time_arg("from", &src.from)?,
         to: history_time_arg("to", &src.to)?,
         params: IsolationForestParams {
@@ -29,7 +28,7 @@ pub(super) fn train(a: TrainArgs) -> CmdResult {
         },
         output: a.output.clone(),
     };
-    let r = train_detector(&mut store, &job, &crate::timefmt::now)?;
+    let r = train_detector(&mut *store, &job, &crate::timefmt::now)?;
     let m = &r.model;
     print(&format!(
         "trained {} ({} level) on {} rows of '{}': {} flagged at contamination {}{}\nmodel: {} (version {})\n",
@@ -59,8 +58,8 @@ pub(super) fn score(a: ScoreArgs) -> CmdResult {
             score_with(&model, ScoreInput::Traces(&cols))?
         }
         (_, _, Some(h)) => {
-            let store = SqliteStore::open(h)?;
-            score_with(&model, ScoreInput::History { store: &store, from, to })?
+            let store = crate::store::open(h)?;
+            score_with(&model, ScoreInput::History { store: &*store, from, to })?
         }
         (Level::Window, _, None) => {
             return Err(Failure::input("a window-level model scores --history DB (windows are in the history)"))
@@ -114,8 +113,8 @@ fn scores_table(items: &[Scored], top: usize) -> String {
 
 pub(super) fn patterns(a: PatternsArgs) -> CmdResult {
     let src = &a.source;
-    let store = SqliteStore::open(&src.history)?;
-    let w = read_window(&src.window, &Config::default(), &store, std::slice::from_ref(&src.service))?;
+    let store = crate::store::open(&src.history)?;
+    let w = read_window(&src.window, &Config::default(), &*store, std::slice::from_ref(&src.service))?;
     let from = history_time_arg("from", &src.from)?;
     let to = history_time_arg("to", &src.to)?;
     let model = a.model.as_deref().map(load_model).transpose()?;
@@ -126,7 +125,7 @@ pub(super) fn patterns(a: PatternsArgs) -> CmdResult {
         )));
     }
     let forest = IsolationForestParams { contamination: Some(a.contamination), seed: a.seed, ..Default::default() };
-    let sp = service_patterns(&store, &src.service, w, from, to, model.as_ref(), &forest, &PatternParams::default())
+    let sp = service_patterns(&*store, &src.service, w, from, to, model.as_ref(), &forest, &PatternParams::default())
         .map_err(|e| Failure::input(format!("{}: {e}", src.history.display())))?;
     if a.format == EvalFormat::Json {
         return print(&(serde_json::to_string_pretty(&sp).expect("patterns serialize") + "\n"));

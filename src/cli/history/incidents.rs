@@ -8,7 +8,6 @@ use super::open;
 use crate::cli::{history_time_arg, print, CmdResult, Failure};
 use crate::domain::Incident;
 use crate::store::incidents::{read_incidents, validate};
-use crate::store::Store;
 use crate::timefmt::format_time;
 
 #[derive(Args, Debug)]

@@ -9,7 +9,6 @@ use super::open;
 use crate::cli::{print, read_window, CmdResult, Failure};
 use crate::config::Config;
 use crate::ingest::{ingest_source, IngestOptions};
-use crate::store::Store;
 use crate::timefmt::format_duration;
 use crate::trace::Source;
 
@@ -39,7 +38,7 @@ pub fn ingest(a: IngestArgs) -> CmdResult {
     let cfg = Config::discover(a.config.as_deref())?;
     let mut store = open(&a.history)?;
     // Asked for once: a history that holds one window length keeps it.
-    let window = read_window(&a.window, &cfg, &store, std::slice::from_ref(&a.service))?;
+    let window = read_window(&a.window, &cfg, &*store, std::slice::from_ref(&a.service))?;
     let opts = IngestOptions {
         service: a.service.clone(),
         window_seconds: window,
@@ -60,7 +59,7 @@ pub fn ingest(a: IngestArgs) -> CmdResult {
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let res = ingest_source(&mut store, &Source::from_arg(f), &opts, &|n| bar.set_position(n));
+        let res = ingest_source(&mut *store, &Source::from_arg(f), &opts, &|n| bar.set_position(n));
         bar.finish_and_clear();
         match res {
             Ok(r) => {

@@ -14,7 +14,7 @@ pub use runs::{history, history_path, HistoryArgs};
 pub use windows::{prune, windows, PruneArgs, WindowsArgs};
 
 use super::Failure;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{Store, StoreError};
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
@@ -22,6 +22,6 @@ impl From<StoreError> for Failure {
     }
 }
 
-fn open(path: &Path) -> Result<SqliteStore, Failure> {
-    Ok(SqliteStore::open(path)?)
+fn open(path: &Path) -> Result<Box<dyn Store + Send>, Failure> {
+    Ok(crate::store::open(path)?)
 }

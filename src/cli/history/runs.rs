@@ -7,7 +7,6 @@ use clap::{Args, ValueEnum};
 use super::open;
 use crate::cli::{print, CmdResult, Failure};
 use crate::config::Config;
-use crate::store::Store;
 use crate::timefmt::format_time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

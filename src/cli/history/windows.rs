@@ -8,7 +8,6 @@ use super::open;
 use crate::cli::{duration_arg, history_time_arg, print, read_window, warn, CmdResult, Failure};
 use crate::config::Config;
 use crate::export::{windows_frame, write_frame, FrameFormat};
-use crate::store::Store;
 use crate::timefmt::format_time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -48,7 +47,7 @@ pub struct WindowsArgs {
 pub fn windows(a: WindowsArgs) -> CmdResult {
     let cfg = Config::discover(a.config.as_deref())?;
     let store = open(&a.history)?;
-    let w = read_window(&a.window, &cfg, &store, std::slice::from_ref(&a.service))?;
+    let w = read_window(&a.window, &cfg, &*store, std::slice::from_ref(&a.service))?;
     let rows = store.windows(
         &a.service,
         a.module.as_deref(),
