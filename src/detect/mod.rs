@@ -1,15 +1,15 @@
 //! Anomaly detectors. So far: the isolation forest (standard and extended)
 //! and a causal streaming detector for metric series.
 
-pub mod evaluate;
+pub(crate) mod evaluate;
 pub mod iforest;
 pub mod model;
 pub mod nab;
-pub mod nab_corpus;
+pub(crate) mod nab_corpus;
 pub mod patterns;
 pub mod registry;
 pub mod series;
-pub mod series_csv;
+pub(crate) mod series_csv;
 pub mod supervised;
 pub mod train;
 

@@ -4,6 +4,6 @@
 
 pub mod incident;
 pub mod llm;
-pub mod prompt;
+pub(crate) mod prompt;
 pub mod render;
 pub mod trace_file;

@@ -2,7 +2,7 @@
 //! pypss's advisor, which every report shows.
 
 pub mod advisor;
-pub mod charts;
+pub(crate) mod charts;
 pub mod html;
 pub mod json;
 pub mod markdown;

@@ -2,7 +2,7 @@
 //! 1.3.1's `compute_pss_from_traces` does, and per-module / per-name
 //! breakdowns (pypss's `get_module_score_breakdown`).
 
-pub mod formula;
+pub(crate) mod formula;
 pub mod rescore;
 
 use std::borrow::Cow;

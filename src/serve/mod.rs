@@ -4,13 +4,13 @@
 //! bounded queue to one writer that commits to the history store before
 //! anything is acknowledged.
 
-pub mod follow;
+pub(crate) mod follow;
 pub mod grpc;
-pub mod http;
-pub mod input;
-pub mod metrics;
-pub mod redis_input;
-pub mod writer;
+pub(crate) mod http;
+pub(crate) mod input;
+pub(crate) mod metrics;
+pub(crate) mod redis_input;
+pub(crate) mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

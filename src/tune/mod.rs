@@ -4,11 +4,11 @@
 //! [`crate::eval`].
 
 pub mod baseline;
-pub mod bayes;
+pub(crate) mod bayes;
 pub mod nightly;
-pub mod output;
-pub mod pypss_loss;
+pub(crate) mod output;
+pub(crate) mod pypss_loss;
 pub mod space;
-pub mod tuner;
+pub(crate) mod tuner;
 
 pub use tuner::{Objective, TuneData, TuneError, TuneParams, Tuned};
