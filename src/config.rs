@@ -2,11 +2,18 @@
 //! pypss's own files unchanged: `pypss.toml` (`[pypss]`), `pyproject.toml`
 //! (`[tool.pypss]`), and pss's `pss.toml` (`[pss]`). Nested tables are
 //! flattened as pypss does (`[pypss.alert] threshold_ts` is `alert_threshold_ts`).
+//!
+//! Each group of keys is a struct deriving `Deserialize` from the flattened
+//! table ([`ScoreParams`], [`AdvisorParams`], [`PssKeys`], [`PypssKeys`]):
+//! its fields are the keys and their types, written once; an error names
+//! the key (through `serde_path_to_error`) and the file; a key no group
+//! reads is kept in `unknown_keys` for a warning.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::SubScores;
 
@@ -27,132 +34,106 @@ pub enum ConfigError {
     Invalid { path: String, key: String, msg: String },
 }
 
-/// The type pypss gives a key.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    Float,
-    Int,
-    /// An int or a float (pypss only compares or adds it).
-    Number,
-    Str,
-    Bool,
-    List,
-    Dict,
+/// pss's own keys, and the pypss keys pss acts on outside the score (all
+/// optional: unset means pypss's or pss's default, applied where read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PssKeys {
+    /// Window length, a duration (`60s`, `5m`).
+    pub window: Option<String>,
+    /// Window length in seconds (an alternative to `window`).
+    pub window_seconds: Option<f64>,
+    pub min_window_traces: Option<i64>,
+    /// Automatic prune on ingest (`90d`, or `none`).
+    pub retention: Option<String>,
+    pub alert_threshold_pss: Option<f64>,
+    pub dashboard_critical_pss_threshold: Option<f64>,
+    pub alert_threshold_ts: Option<f64>,
+    pub alert_threshold_ms: Option<f64>,
+    pub alert_threshold_ev: Option<f64>,
+    pub alert_threshold_be: Option<f64>,
+    pub alert_threshold_cc: Option<f64>,
+    pub discovery_unknown_module_name: Option<String>,
+    pub plugins: Option<Vec<toml::Value>>,
+    pub storage_uri: Option<String>,
+    pub regression_threshold_drop: Option<f64>,
+    pub regression_history_limit: Option<i64>,
+    pub llm_openai_model: Option<String>,
+    pub llm_ollama_url: Option<String>,
+    pub llm_ollama_model: Option<String>,
+    pub llm_max_tokens: Option<i64>,
+    pub llm_base_url: Option<String>,
+    pub llm_timeout_seconds: Option<f64>,
+    pub llm_prompt_budget_chars: Option<i64>,
 }
 
-/// Every key of pypss 1.3.1's `PSSConfig`, plus pss's own, with its type.
-const KEYS: &[(&str, Kind)] = &[
-    ("sample_rate", Kind::Float),
-    ("max_traces", Kind::Int),
-    ("w_ts", Kind::Float),
-    ("w_ms", Kind::Float),
-    ("w_ev", Kind::Float),
-    ("w_be", Kind::Float),
-    ("w_cc", Kind::Float),
-    ("custom_metric_weights", Kind::Dict),
-    ("alpha", Kind::Float),
-    ("beta", Kind::Float),
-    ("gamma", Kind::Float),
-    ("mem_spike_threshold_ratio", Kind::Float),
-    ("delta", Kind::Float),
-    ("error_spike_threshold", Kind::Float),
-    ("consecutive_error_threshold", Kind::Number),
-    ("concurrency_wait_threshold", Kind::Float),
-    ("discovery_ignore_dirs", Kind::List),
-    ("ui_theme_primary", Kind::Str),
-    ("ui_theme_secondary", Kind::Str),
-    ("ui_theme_accent", Kind::Str),
-    ("ui_theme_positive", Kind::Str),
-    ("ui_theme_negative", Kind::Str),
-    ("ui_theme_info", Kind::Str),
-    ("ui_theme_warning", Kind::Str),
-    ("ui_port", Kind::Int),
-    ("ui_title", Kind::Str),
-    ("dashboard_critical_pss_threshold", Kind::Float),
-    ("dashboard_warning_error_rate", Kind::Float),
-    ("background_dump_interval", Kind::Int),
-    ("background_archive_dir", Kind::Str),
-    ("default_trace_file", Kind::Str),
-    ("default_html_report_title", Kind::Str),
-    ("score_latency_tail_percentile", Kind::Int),
-    ("score_memory_epsilon", Kind::Float),
-    ("score_error_vmr_multiplier", Kind::Float),
-    ("score_error_spike_impact_multiplier", Kind::Float),
-    ("score_consecutive_error_decay_multiplier", Kind::Float),
-    ("collector_max_traces_sharding_threshold", Kind::Int),
-    ("collector_shard_count", Kind::Int),
-    ("adaptive_sampler_min_interval", Kind::Float),
-    ("adaptive_sampler_lag_threshold", Kind::Float),
-    ("adaptive_sampler_churn_threshold", Kind::Float),
-    ("adaptive_sampler_error_threshold", Kind::Float),
-    ("adaptive_sampler_increase_step", Kind::Float),
-    ("adaptive_sampler_decrease_step", Kind::Float),
-    ("adaptive_sampler_max_rate", Kind::Float),
-    ("adaptive_sampler_min_rate", Kind::Float),
-    ("adaptive_sampler_mode", Kind::Str),
-    ("adaptive_sampler_high_qps_threshold", Kind::Float),
-    ("adaptive_sampler_low_noise_sample_rate", Kind::Float),
-    ("thread_starvation_sensitivity", Kind::Float),
-    ("plugins", Kind::List),
-    ("error_sample_rate", Kind::Float),
-    ("context_sampling_rules", Kind::List),
-    ("advisor_threshold_excellent", Kind::Number),
-    ("advisor_threshold_good", Kind::Number),
-    ("advisor_threshold_warning", Kind::Number),
-    ("advisor_metric_score_critical", Kind::Float),
-    ("advisor_metric_score_warning", Kind::Float),
-    ("advisor_error_critical", Kind::Float),
-    ("advisor_error_warning", Kind::Float),
-    ("advisor_entropy_threshold", Kind::Float),
-    ("header_pss_latency", Kind::Str),
-    ("header_pss_wait", Kind::Str),
-    ("integration_celery_trace_prefix", Kind::Str),
-    ("integration_flask_trace_prefix", Kind::Str),
-    ("integration_flask_header_latency", Kind::Str),
-    ("integration_flask_header_wait", Kind::Str),
-    ("integration_rq_trace_prefix", Kind::Str),
-    ("integration_pytest_trace_prefix", Kind::Str),
-    ("integration_otel_metric_prefix", Kind::Str),
-    ("integration_otel_meter_name", Kind::Str),
-    ("integration_otel_meter_version", Kind::Str),
-    ("discovery_file_extension", Kind::Str),
-    ("discovery_ignore_modules", Kind::List),
-    ("discovery_ignore_funcs_prefix", Kind::Str),
-    ("discovery_unknown_module_name", Kind::Str),
-    ("llm_openai_model", Kind::Str),
-    ("llm_ollama_url", Kind::Str),
-    ("llm_ollama_model", Kind::Str),
-    ("llm_max_tokens", Kind::Int),
-    ("alerts_enabled", Kind::Bool),
-    ("alerts_slack_webhook", Kind::Str),
-    ("alerts_teams_webhook", Kind::Str),
-    ("alerts_generic_webhook", Kind::Str),
-    ("alerts_alertmanager_url", Kind::Str),
-    ("alerts_cooldown_seconds", Kind::Int),
-    ("custom_alert_rules", Kind::List),
-    ("alert_threshold_ts", Kind::Float),
-    ("alert_threshold_ms", Kind::Float),
-    ("alert_threshold_ev", Kind::Float),
-    ("alert_threshold_be", Kind::Float),
-    ("alert_threshold_cc", Kind::Float),
-    ("dashboard_layout", Kind::List),
-    ("storage_backend", Kind::Str),
-    ("storage_uri", Kind::Str),
-    ("regression_threshold_drop", Kind::Float),
-    ("regression_history_limit", Kind::Int),
-    // pss's own keys.
-    ("alert_threshold_pss", Kind::Float),
-    ("window", Kind::Str),
-    ("min_window_traces", Kind::Int),
-    ("retention", Kind::Str),
-    ("window_seconds", Kind::Number),
-    ("llm_base_url", Kind::Str),
-    ("llm_timeout_seconds", Kind::Number),
-    ("llm_prompt_budget_chars", Kind::Int),
-];
+/// The rest of pypss 1.3.1's `PSSConfig` keys: accepted, type-checked and
+/// kept as read; pss does not act on them (yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PypssKeys {
+    pub sample_rate: Option<f64>,
+    pub max_traces: Option<i64>,
+    pub custom_metric_weights: Option<toml::Table>,
+    pub discovery_ignore_dirs: Option<Vec<toml::Value>>,
+    pub ui_theme_primary: Option<String>,
+    pub ui_theme_secondary: Option<String>,
+    pub ui_theme_accent: Option<String>,
+    pub ui_theme_positive: Option<String>,
+    pub ui_theme_negative: Option<String>,
+    pub ui_theme_info: Option<String>,
+    pub ui_theme_warning: Option<String>,
+    pub ui_port: Option<i64>,
+    pub ui_title: Option<String>,
+    pub dashboard_warning_error_rate: Option<f64>,
+    pub background_dump_interval: Option<i64>,
+    pub background_archive_dir: Option<String>,
+    pub default_trace_file: Option<String>,
+    pub default_html_report_title: Option<String>,
+    pub collector_max_traces_sharding_threshold: Option<i64>,
+    pub collector_shard_count: Option<i64>,
+    pub adaptive_sampler_min_interval: Option<f64>,
+    pub adaptive_sampler_lag_threshold: Option<f64>,
+    pub adaptive_sampler_churn_threshold: Option<f64>,
+    pub adaptive_sampler_error_threshold: Option<f64>,
+    pub adaptive_sampler_increase_step: Option<f64>,
+    pub adaptive_sampler_decrease_step: Option<f64>,
+    pub adaptive_sampler_max_rate: Option<f64>,
+    pub adaptive_sampler_min_rate: Option<f64>,
+    pub adaptive_sampler_mode: Option<String>,
+    pub adaptive_sampler_high_qps_threshold: Option<f64>,
+    pub adaptive_sampler_low_noise_sample_rate: Option<f64>,
+    pub thread_starvation_sensitivity: Option<f64>,
+    pub error_sample_rate: Option<f64>,
+    pub context_sampling_rules: Option<Vec<toml::Value>>,
+    pub header_pss_latency: Option<String>,
+    pub header_pss_wait: Option<String>,
+    pub integration_celery_trace_prefix: Option<String>,
+    pub integration_flask_trace_prefix: Option<String>,
+    pub integration_flask_header_latency: Option<String>,
+    pub integration_flask_header_wait: Option<String>,
+    pub integration_rq_trace_prefix: Option<String>,
+    pub integration_pytest_trace_prefix: Option<String>,
+    pub integration_otel_metric_prefix: Option<String>,
+    pub integration_otel_meter_name: Option<String>,
+    pub integration_otel_meter_version: Option<String>,
+    pub discovery_file_extension: Option<String>,
+    pub discovery_ignore_modules: Option<Vec<toml::Value>>,
+    pub discovery_ignore_funcs_prefix: Option<String>,
+    pub alerts_enabled: Option<bool>,
+    pub alerts_slack_webhook: Option<String>,
+    pub alerts_teams_webhook: Option<String>,
+    pub alerts_generic_webhook: Option<String>,
+    pub alerts_alertmanager_url: Option<String>,
+    pub alerts_cooldown_seconds: Option<i64>,
+    pub custom_alert_rules: Option<Vec<toml::Value>>,
+    pub dashboard_layout: Option<Vec<toml::Value>>,
+    pub storage_backend: Option<String>,
+}
 
 /// The parameters of the five sub-scores and the PSS (pypss's names).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ScoreParams {
     pub w_ts: f64,
     pub w_ms: f64,
@@ -207,16 +188,25 @@ impl Default for ScoreParams {
     }
 }
 
-/// Thresholds of pypss's `StabilityAdvisor`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Thresholds of pypss's `StabilityAdvisor` (keys `advisor_*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AdvisorParams {
+    #[serde(rename = "advisor_threshold_excellent")]
     pub threshold_excellent: f64,
+    #[serde(rename = "advisor_threshold_good")]
     pub threshold_good: f64,
+    #[serde(rename = "advisor_threshold_warning")]
     pub threshold_warning: f64,
+    #[serde(rename = "advisor_metric_score_critical")]
     pub metric_score_critical: f64,
+    #[serde(rename = "advisor_metric_score_warning")]
     pub metric_score_warning: f64,
+    #[serde(rename = "advisor_error_critical")]
     pub error_critical: f64,
+    #[serde(rename = "advisor_error_warning")]
     pub error_warning: f64,
+    #[serde(rename = "advisor_entropy_threshold")]
     pub entropy_threshold: f64,
 }
 
@@ -272,9 +262,11 @@ pub struct Config {
     pub plugins: Vec<String>,
     /// Bounds for `pss-tune`, from `[pss.tune_bounds]` (`alpha = [0.01, 5.0]`).
     pub tune_bounds: Vec<(String, f64, f64)>,
-    /// Every other pypss key that was set, kept as read.
+    /// pss's keys and the pypss keys read outside the score, as set.
+    pub keys: PssKeys,
+    /// pypss keys pss accepts and does not act on, as set.
     #[serde(skip)]
-    pub other: BTreeMap<String, toml::Value>,
+    pub pypss: PypssKeys,
     /// Where the configuration came from (`defaults` or a path).
     pub source: String,
     /// Keys that were not recognised (warned about, not fatal).
@@ -295,7 +287,8 @@ impl Default for Config {
             retention_seconds: None,
             tune_bounds: Vec::new(),
             plugins: Vec::new(),
-            other: BTreeMap::new(),
+            keys: PssKeys::default(),
+            pypss: PypssKeys::default(),
             source: "defaults".into(),
             unknown_keys: Vec::new(),
         }
@@ -303,52 +296,54 @@ impl Default for Config {
 }
 
 impl Config {
-    fn other_str(&self, key: &str, default: &str) -> String {
-        self.other.get(key).and_then(|v| v.as_str()).unwrap_or(default).to_string()
+    /// pypss's `storage_uri` (default `pypss_history.db`).
+    pub fn storage_uri(&self) -> String {
+        self.keys.storage_uri.clone().unwrap_or_else(|| "pypss_history.db".into())
     }
 
-    fn other_f64(&self, key: &str, default: f64) -> f64 {
-        self.other.get(key).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).unwrap_or(default)
+    /// pypss's `regression_history_limit` (default 5, at least 1).
+    pub fn regression_history_limit(&self) -> usize {
+        self.keys.regression_history_limit.unwrap_or(5).max(1) as usize
     }
 
     /// pypss's `regression_threshold_drop` (default 10 points).
     pub fn regression_threshold_drop(&self) -> f64 {
-        self.other_f64("regression_threshold_drop", 10.0)
+        self.keys.regression_threshold_drop.unwrap_or(10.0)
     }
 
     /// pypss's `llm_openai_model` (default `gpt-4o`).
     pub fn llm_openai_model(&self) -> String {
-        self.other_str("llm_openai_model", "gpt-4o")
+        self.keys.llm_openai_model.clone().unwrap_or_else(|| "gpt-4o".into())
     }
 
     /// pypss's `llm_ollama_url` (default `http://localhost:11434/api/generate`).
     pub fn llm_ollama_url(&self) -> String {
-        self.other_str("llm_ollama_url", "http://localhost:11434/api/generate")
+        self.keys.llm_ollama_url.clone().unwrap_or_else(|| "http://localhost:11434/api/generate".into())
     }
 
     /// pypss's `llm_ollama_model` (default `llama3`).
     pub fn llm_ollama_model(&self) -> String {
-        self.other_str("llm_ollama_model", "llama3")
+        self.keys.llm_ollama_model.clone().unwrap_or_else(|| "llama3".into())
     }
 
     /// pypss's `llm_max_tokens` (default 1000).
     pub fn llm_max_tokens(&self) -> u32 {
-        self.other_f64("llm_max_tokens", 1000.0).clamp(1.0, 1e6) as u32
+        self.keys.llm_max_tokens.unwrap_or(1000).clamp(1, 1_000_000) as u32
     }
 
     /// pss's `llm_base_url` for OpenAI-compatible APIs (default `https://api.openai.com/v1`).
     pub fn llm_base_url(&self) -> String {
-        self.other_str("llm_base_url", "https://api.openai.com/v1")
+        self.keys.llm_base_url.clone().unwrap_or_else(|| "https://api.openai.com/v1".into())
     }
 
     /// pss's `llm_timeout_seconds` (default 60).
     pub fn llm_timeout_seconds(&self) -> f64 {
-        self.other_f64("llm_timeout_seconds", 60.0).max(0.1)
+        self.keys.llm_timeout_seconds.unwrap_or(60.0).max(0.1)
     }
 
     /// pss's `llm_prompt_budget_chars` (default 12,000).
     pub fn llm_prompt_budget_chars(&self) -> usize {
-        self.other_f64("llm_prompt_budget_chars", 12000.0).max(500.0) as usize
+        self.keys.llm_prompt_budget_chars.unwrap_or(12000).max(500) as usize
     }
 }
 
@@ -439,148 +434,112 @@ impl Config {
             };
             flatten(t, "", &mut flat);
         }
-        let mut cfg = Config { source: name.to_string(), ..Config::default() };
-        for (k, v) in flat {
-            cfg.set(&k, v, name)?;
-        }
+        let cfg = Config::from_flat(flat, name)?;
         cfg.validate(name)?;
         Ok(cfg)
     }
 
-    fn set(&mut self, key: &str, v: toml::Value, file: &str) -> Result<(), ConfigError> {
-        if let Some(param) = key.strip_prefix("tune_bounds_") {
-            let pair = v.as_array().and_then(|a| {
-                let n = |x: &toml::Value| x.as_float().or_else(|| x.as_integer().map(|i| i as f64));
-                match a.as_slice() {
-                    [lo, hi] => Some((n(lo)?, n(hi)?)),
-                    _ => None,
-                }
+    /// Builds a configuration from the flattened keys of `file`.
+    fn from_flat(mut flat: BTreeMap<String, toml::Value>, file: &str) -> Result<Config, ConfigError> {
+        let bad = |key: &str, msg: String| ConfigError::Invalid { path: file.into(), key: key.into(), msg };
+        let mut tune_bounds = Vec::new();
+        for key in flat.keys().filter(|k| k.starts_with("tune_bounds_")).cloned().collect::<Vec<_>>() {
+            let v = flat.remove(&key).unwrap_or(toml::Value::Boolean(false));
+            let n = |x: &toml::Value| x.as_float().or_else(|| x.as_integer().map(|i| i as f64));
+            let pair = v.as_array().and_then(|a| match a.as_slice() {
+                [lo, hi] => Some((n(lo)?, n(hi)?)),
+                _ => None,
             });
-            let (lo, hi) = pair.ok_or_else(|| ConfigError::Invalid {
-                path: file.into(),
-                key: key.into(),
-                msg: "expected [low, high]".into(),
+            let (lo, hi) = pair.ok_or_else(|| bad(&key, "expected [low, high]".into()))?;
+            tune_bounds.push((key["tune_bounds_".len()..].to_string(), lo, hi));
+        }
+        for (k, v) in &flat {
+            if let Some(f) = v.as_float().filter(|f| !f.is_finite()) {
+                return Err(bad(k, format!("must be a finite number, found {f}")));
+            }
+        }
+        let table: toml::Table = flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let score: ScoreParams = group(&table, file)?;
+        let advisor: AdvisorParams = group(&table, file)?;
+        let keys: PssKeys = group(&table, file)?;
+        let pypss: PypssKeys = group(&table, file)?;
+        let known: Vec<&str> = [
+            field_names::<ScoreParams>(),
+            field_names::<AdvisorParams>(),
+            field_names::<PssKeys>(),
+            field_names::<PypssKeys>(),
+        ]
+        .concat();
+        let unknown_keys = flat.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
+        if !(0..=98).contains(&score.score_latency_tail_percentile) {
+            return Err(bad(
+                "score_latency_tail_percentile",
+                format!(
+                    "must be an index into the 99 percentiles, 0 to 98 (94 is the 95th percentile), found {}",
+                    score.score_latency_tail_percentile
+                ),
+            ));
+        }
+        let d = AlertParams::default();
+        let k = &keys;
+        let alert = AlertParams {
+            // pss's own key wins over pypss's dashboard threshold.
+            pss: k.alert_threshold_pss.or(k.dashboard_critical_pss_threshold).unwrap_or(d.pss),
+            sub: SubScores::from_array([
+                k.alert_threshold_ts.unwrap_or(d.sub.timing_stability),
+                k.alert_threshold_ms.unwrap_or(d.sub.memory_stability),
+                k.alert_threshold_ev.unwrap_or(d.sub.error_volatility),
+                k.alert_threshold_be.unwrap_or(d.sub.branching_entropy),
+                k.alert_threshold_cc.unwrap_or(d.sub.concurrency_chaos),
+            ]),
+        };
+        let mut window_seconds = Config::default().window_seconds;
+        if let Some(text) = &k.window {
+            window_seconds = parse_duration(text).filter(|w| *w > 0.0).ok_or_else(|| {
+                bad("window", format!("expected a duration like '60s', '5m', '1.5h', found '{text}'"))
             })?;
-            self.tune_bounds.push((param.to_string(), lo, hi));
-            return Ok(());
         }
-        let Some(&(_, kind)) = KEYS.iter().find(|(k, _)| *k == key) else {
-            self.unknown_keys.push(key.to_string());
-            return Ok(());
+        if let Some(n) = k.window_seconds {
+            // Both set: `window_seconds` wins, as it always has.
+            if n <= 0.0 {
+                return Err(bad("window_seconds", format!("must be positive, found {n}")));
+            }
+            window_seconds = n;
+        }
+        let retention_seconds =
+            match k.retention.as_deref().map(str::trim) {
+                None | Some("" | "none" | "off") => None,
+                Some(t) => Some(parse_duration(t).filter(|w| *w > 0.0).ok_or_else(|| {
+                    bad("retention", format!("expected a duration like '90d' or 'none', found '{t}'"))
+                })?),
+            };
+        let min_window_traces = match k.min_window_traces {
+            Some(n) if n < 0 => return Err(bad("min_window_traces", "must not be negative".into())),
+            Some(n) => n as u64,
+            None => Config::default().min_window_traces,
         };
-        let bad = |msg: String| ConfigError::Invalid { path: file.into(), key: key.into(), msg };
-        let type_name = v.type_str();
-        let num = match (&v, kind) {
-            (toml::Value::Float(f), Kind::Float | Kind::Number) => Some(*f),
-            (toml::Value::Integer(i), Kind::Float | Kind::Number | Kind::Int) => Some(*i as f64),
-            (_, Kind::Float | Kind::Number) => return Err(bad(format!("expected a number, found {type_name}"))),
-            (_, Kind::Int) => return Err(bad(format!("expected an integer, found {type_name}"))),
-            (toml::Value::String(_), Kind::Str)
-            | (toml::Value::Boolean(_), Kind::Bool)
-            | (toml::Value::Array(_), Kind::List) => None,
-            (_, Kind::Str) => return Err(bad(format!("expected a string, found {type_name}"))),
-            (_, Kind::Bool) => return Err(bad(format!("expected true or false, found {type_name}"))),
-            (_, Kind::List) => return Err(bad(format!("expected a list, found {type_name}"))),
-            (_, Kind::Dict) => None,
-        };
-        if let Some(n) = num {
-            if !n.is_finite() {
-                return Err(bad(format!("must be a finite number, found {n}")));
-            }
-        }
-        let s = &mut self.score;
-        let a = &mut self.advisor;
-        let n = num.unwrap_or(0.0);
-        match key {
-            "w_ts" => s.w_ts = n,
-            "w_ms" => s.w_ms = n,
-            "w_ev" => s.w_ev = n,
-            "w_be" => s.w_be = n,
-            "w_cc" => s.w_cc = n,
-            "alpha" => s.alpha = n,
-            "beta" => s.beta = n,
-            "gamma" => s.gamma = n,
-            "mem_spike_threshold_ratio" => s.mem_spike_threshold_ratio = n,
-            "delta" => s.delta = n,
-            "error_spike_threshold" => s.error_spike_threshold = n,
-            "consecutive_error_threshold" => s.consecutive_error_threshold = n,
-            "concurrency_wait_threshold" => s.concurrency_wait_threshold = n,
-            "score_latency_tail_percentile" => {
-                if !(0.0..=98.0).contains(&n) {
-                    return Err(bad(format!(
-                        "must be an index into the 99 percentiles, 0 to 98 (94 is the 95th percentile), found {n}"
-                    )));
-                }
-                s.score_latency_tail_percentile = n as usize
-            }
-            "score_memory_epsilon" => s.score_memory_epsilon = n,
-            "score_error_vmr_multiplier" => s.score_error_vmr_multiplier = n,
-            "score_error_spike_impact_multiplier" => s.score_error_spike_impact_multiplier = n,
-            "score_consecutive_error_decay_multiplier" => s.score_consecutive_error_decay_multiplier = n,
-            "advisor_threshold_excellent" => a.threshold_excellent = n,
-            "advisor_threshold_good" => a.threshold_good = n,
-            "advisor_threshold_warning" => a.threshold_warning = n,
-            "advisor_metric_score_critical" => a.metric_score_critical = n,
-            "advisor_metric_score_warning" => a.metric_score_warning = n,
-            "advisor_error_critical" => a.error_critical = n,
-            "advisor_error_warning" => a.error_warning = n,
-            "advisor_entropy_threshold" => a.entropy_threshold = n,
-            "alert_threshold_ts" => self.alert.sub.timing_stability = n,
-            "alert_threshold_ms" => self.alert.sub.memory_stability = n,
-            "alert_threshold_ev" => self.alert.sub.error_volatility = n,
-            "alert_threshold_be" => self.alert.sub.branching_entropy = n,
-            "alert_threshold_cc" => self.alert.sub.concurrency_chaos = n,
-            "alert_threshold_pss" | "dashboard_critical_pss_threshold" => {
-                if key == "alert_threshold_pss" || !self.other.contains_key("alert_threshold_pss") {
-                    self.alert.pss = n;
-                }
-                self.other.insert(key.to_string(), v);
-            }
-            "discovery_unknown_module_name" => self.unknown_module = v.as_str().unwrap_or_default().to_string(),
-            "window" => {
-                let text = v.as_str().unwrap_or_default();
-                self.window_seconds = parse_duration(text)
-                    .filter(|w| *w > 0.0)
-                    .ok_or_else(|| bad(format!("expected a duration like '60s', '5m', '1.5h', found '{text}'")))?;
-                self.window_configured = true;
-            }
-            "retention" => {
-                let text = v.as_str().unwrap_or_default();
-                self.retention_seconds = match text.trim() {
-                    "" | "none" | "off" => None,
-                    t => Some(
-                        parse_duration(t)
-                            .filter(|w| *w > 0.0)
-                            .ok_or_else(|| bad(format!("expected a duration like '90d' or 'none', found '{text}'")))?,
-                    ),
-                };
-            }
-            "window_seconds" => {
-                if n <= 0.0 {
-                    return Err(bad(format!("must be positive, found {n}")));
-                }
-                self.window_seconds = n;
-                self.window_configured = true;
-            }
-            "min_window_traces" => {
-                if n < 0.0 {
-                    return Err(bad("must not be negative".into()));
-                }
-                self.min_window_traces = n as u64
-            }
-            "plugins" => {
-                self.plugins = v
-                    .as_array()
-                    .map(|a| {
-                        a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect()
-                    })
-                    .unwrap_or_default()
-            }
-            _ => {
-                self.other.insert(key.to_string(), v);
-            }
-        }
-        Ok(())
+        let plugins = k
+            .plugins
+            .iter()
+            .flatten()
+            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+            .collect();
+        Ok(Config {
+            score,
+            advisor,
+            alert,
+            unknown_module: k.discovery_unknown_module_name.clone().unwrap_or_else(|| Config::default().unknown_module),
+            window_seconds,
+            window_configured: k.window.is_some() || k.window_seconds.is_some(),
+            min_window_traces,
+            retention_seconds,
+            plugins,
+            tune_bounds,
+            keys,
+            pypss,
+            source: file.to_string(),
+            unknown_keys,
+        })
     }
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
@@ -616,6 +575,53 @@ fn flatten(t: &toml::Table, prefix: &str, out: &mut BTreeMap<String, toml::Value
     }
 }
 
+/// One group of keys from the flattened table; an error names the key.
+fn group<T: DeserializeOwned>(table: &toml::Table, file: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let key = e.path().to_string();
+        let msg = e.inner().to_string();
+        // serde speaks Rust types; say what the file should hold.
+        let msg = msg
+            .replace("expected f64", "expected a number")
+            .replace("expected i64", "expected an integer")
+            .replace("expected usize", "expected an integer of at least 0")
+            .replace("expected a boolean", "expected true or false")
+            .replace("expected a sequence", "expected a list");
+        ConfigError::Invalid { path: file.into(), key, msg }
+    })
+}
+
+/// The keys a struct deriving `Deserialize` reads: serde hands them to
+/// `deserialize_struct`, so a deserializer that only records them and stops
+/// finds them. serde has no public accessor; this is the known trick
+/// (`serde_aux` has it too, with chrono and more attached), 20 lines here.
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -644,6 +650,56 @@ mod tests {
         }
         assert!(matches!(Config::from_toml_str("[other]\n", "x.toml"), Err(ConfigError::NoTable { .. })));
         assert!(matches!(Config::from_toml_str("[pss\n", "x.toml"), Err(ConfigError::Toml { .. })));
+    }
+
+    #[test]
+    fn every_pypss_key_is_read_by_one_group() {
+        let groups = [
+            field_names::<ScoreParams>(),
+            field_names::<AdvisorParams>(),
+            field_names::<PssKeys>(),
+            field_names::<PypssKeys>(),
+        ];
+        let all: Vec<&str> = groups.concat();
+        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 8 of its own.
+        assert_eq!(all.len(), 106, "{all:?}");
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), all.len(), "a key read by two groups");
+        assert!(all.contains(&"advisor_entropy_threshold") && all.contains(&"ui_port") && all.contains(&"w_ts"));
+    }
+
+    #[test]
+    fn typed_errors_name_the_key_in_words_a_user_reads() {
+        for (text, key, says) in [
+            ("[pss]\nui_port = 8080.5\n", "ui_port", "expected an integer"),
+            ("[pss]\nalerts_enabled = \"yes\"\n", "alerts_enabled", "expected true or false"),
+            ("[pss]\nplugins = \"x\"\n", "plugins", "expected a list"),
+            ("[pss]\nbeta = nan\n", "beta", "finite"),
+            ("[pss]\nadvisor_error_warning = \"high\"\n", "advisor_error_warning", "expected a number"),
+        ] {
+            let e = Config::from_toml_str(text, "x.toml").unwrap_err().to_string();
+            assert!(e.contains(&format!("key `{key}`")) && e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn precedence_and_pss_keys() {
+        let c = Config::from_toml_str("[pss]\ndashboard_critical_pss_threshold = 50\n", "x.toml").unwrap();
+        assert_eq!(c.alert.pss, 50.0);
+        let c =
+            Config::from_toml_str("[pss]\ndashboard_critical_pss_threshold = 50\nalert_threshold_pss = 70\n", "x.toml")
+                .unwrap();
+        assert_eq!(c.alert.pss, 70.0, "pss's own key wins");
+        let c = Config::from_toml_str("[pss]\nwindow = \"5m\"\nretention = \"none\"\n", "x.toml").unwrap();
+        assert!(c.window_configured && c.window_seconds == 300.0 && c.retention_seconds.is_none());
+        let c = Config::from_toml_str("[pss]\nllm_max_tokens = 50\n[pss.tune_bounds]\nalpha = [0.5, 3]\n", "x.toml")
+            .unwrap();
+        assert_eq!(c.llm_max_tokens(), 50);
+        assert_eq!(c.tune_bounds, vec![("alpha".to_string(), 0.5, 3.0)]);
+        assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+        assert_eq!(Config::default().llm_max_tokens(), 1000);
     }
 
     #[test]

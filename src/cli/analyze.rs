@@ -121,12 +121,8 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
     use crate::domain::{check_regression, HistoryRow};
     let path = super::history::history_path(&a.history, cfg);
     let mut store = crate::store::open(&path)?;
-    let limit = cfg.other.get("regression_history_limit").and_then(|v| v.as_integer()).unwrap_or(5).max(1) as usize;
-    let drop = cfg
-        .other
-        .get("regression_threshold_drop")
-        .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-        .unwrap_or(10.0);
+    let limit = cfg.regression_history_limit();
+    let drop = cfg.regression_threshold_drop();
     // pypss's SQLiteStorage prunes run history older than 90 days on save.
     store.prune_history(crate::timefmt::now() - 90.0 * 86400.0)?;
     let recent = store.history(limit, None, a.service.as_deref())?;

@@ -449,7 +449,7 @@ fn regression(
         (drop as f64 > cfg.regression_threshold_drop())
             .then(|| format!("PSS {} during vs {} in the baseline: a drop of {drop} points.", during.pss, b.pss))
     });
-    let limit = cfg.other.get("regression_history_limit").and_then(|v| v.as_integer()).unwrap_or(5).max(1) as usize;
+    let limit = cfg.regression_history_limit();
     let runs: Vec<_> = store
         .history(limit, None, Some(&subject.service))?
         .into_iter()

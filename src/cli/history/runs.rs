@@ -38,9 +38,7 @@ pub struct HistoryArgs {
 
 /// The history database from `--history` or the config's `storage_uri`.
 pub fn history_path(arg: &Option<PathBuf>, cfg: &Config) -> PathBuf {
-    arg.clone().unwrap_or_else(|| {
-        PathBuf::from(cfg.other.get("storage_uri").and_then(|v| v.as_str()).unwrap_or("pypss_history.db"))
-    })
+    arg.clone().unwrap_or_else(|| PathBuf::from(cfg.storage_uri()))
 }
 
 /// Runs `pss history`: pypss's table and exports.
