@@ -65,6 +65,14 @@ pub struct PssKeys {
     pub llm_base_url: Option<String>,
     pub llm_timeout_seconds: Option<f64>,
     pub llm_prompt_budget_chars: Option<i64>,
+    /// Over all attempts of the LLM call, in seconds (default 90).
+    pub llm_deadline_seconds: Option<f64>,
+    /// Diagnosis reads source files only under this directory.
+    pub source_root: Option<String>,
+    /// Source extensions diagnosis reads, without the dot (default `["py"]`).
+    pub source_extensions: Option<Vec<String>>,
+    /// Larger source files are not read (default 1 MiB).
+    pub source_max_bytes: Option<i64>,
 }
 
 /// The rest of pypss 1.3.1's `PSSConfig` keys: accepted, type-checked and
@@ -339,6 +347,11 @@ impl Config {
     /// pss's `llm_timeout_seconds` (default 60).
     pub fn llm_timeout_seconds(&self) -> f64 {
         self.keys.llm_timeout_seconds.unwrap_or(60.0).max(0.1)
+    }
+
+    /// pss's `llm_deadline_seconds`: no LLM attempt starts after it (default 90).
+    pub fn llm_deadline_seconds(&self) -> f64 {
+        self.keys.llm_deadline_seconds.unwrap_or(90.0).max(0.1)
     }
 
     /// pss's `llm_prompt_budget_chars` (default 12,000).
@@ -661,8 +674,8 @@ mod tests {
             field_names::<PypssKeys>(),
         ];
         let all: Vec<&str> = groups.concat();
-        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 8 of its own.
-        assert_eq!(all.len(), 106, "{all:?}");
+        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 12 of its own.
+        assert_eq!(all.len(), 110, "{all:?}");
         let mut unique = all.clone();
         unique.sort();
         unique.dedup();

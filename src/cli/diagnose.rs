@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::diagnose::incident::{diagnose, narrate, DiagnoseParams, Diagnosis, Subject};
 use crate::diagnose::llm::{LlmParams, Provider};
 use crate::diagnose::render;
+use crate::diagnose::source::SourcePolicy;
 use crate::diagnose::trace_file::diagnose_files;
 use crate::store::Store;
 
@@ -46,6 +47,11 @@ pub struct DocArgs {
     /// Configuration file (default: pypss.toml or pyproject.toml here).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Read the slowest function's source only under this directory (default:
+    /// config source_root; else the current directory for --trace-file, and
+    /// nothing for a history, whose traces may have come over the network).
+    #[arg(long, value_name = "DIR")]
+    pub source_root: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -134,9 +140,13 @@ pub fn run(a: DiagnoseArgs) -> CmdResult {
                     db.display()
                 ))
             })?;
-            history_diagnosis(&*store, Subject::incident(&inc), &cfg, &a.evidence)?
+            let source = SourcePolicy::from_config(&cfg, a.doc.source_root.clone(), None);
+            history_diagnosis(&*store, Subject::incident(&inc), &cfg, &a.evidence, source)?
         }
-        _ => diagnose_files(&a.trace_file, &cfg)?,
+        _ => {
+            let here = std::env::current_dir().ok();
+            diagnose_files(&a.trace_file, &cfg, &SourcePolicy::from_config(&cfg, a.doc.source_root.clone(), here))?
+        }
     };
     finish(d, &a.doc, &cfg)
 }
@@ -150,7 +160,8 @@ pub fn report(a: ReportArgs) -> CmdResult {
         return Err(Failure::input(format!("--to {} must be after --from {}", a.to, a.from)));
     }
     let store = crate::store::open(&a.history)?;
-    let d = history_diagnosis(&*store, Subject::period(&a.service, from, to), &cfg, &a.evidence)?;
+    let source = SourcePolicy::from_config(&cfg, a.doc.source_root.clone(), None);
+    let d = history_diagnosis(&*store, Subject::period(&a.service, from, to), &cfg, &a.evidence, source)?;
     finish(d, &a.doc, &cfg)
 }
 
@@ -159,10 +170,11 @@ fn history_diagnosis(
     subject: Subject,
     cfg: &Config,
     e: &EvidenceArgs,
+    source: SourcePolicy,
 ) -> Result<Diagnosis, Failure> {
     let w = super::read_window(&e.window, cfg, store, std::slice::from_ref(&subject.service))?;
     let model = detector_for(&subject.service, &e.detector)?;
-    let p = DiagnoseParams { window_seconds: w, detector: model, seed: e.seed, baseline_days: 7 };
+    let p = DiagnoseParams { window_seconds: w, detector: model, seed: e.seed, baseline_days: 7, source };
     diagnose(store, subject, cfg, &p).map_err(|e| Failure::input(e.to_string()))
 }
 

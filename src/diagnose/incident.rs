@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::source::SourcePolicy;
 use crate::config::Config;
 use crate::detect::model::{trace_features, DetectorModel, DetectorParams};
 use crate::detect::patterns::{service_patterns, Pattern, PatternParams};
@@ -243,6 +244,8 @@ pub struct DiagnoseParams {
     pub seed: u64,
     /// Earlier days to look at for a same-hours baseline.
     pub baseline_days: u32,
+    /// Where the slowest function's source may be read from.
+    pub source: SourcePolicy,
 }
 
 /// Why a diagnosis could not be built.
@@ -583,7 +586,8 @@ pub fn diagnose(
         regression,
         advice: during.advice.clone(),
         findings: Vec::new(),
-        source: slowest.map(|t| snippet(&t.filename, t.lineno, t.duration, &format!("{}:{}", t.module, t.name))),
+        source: slowest
+            .map(|t| snippet(&p.source, &t.filename, t.lineno, t.duration, &format!("{}:{}", t.module, t.name))),
         narrative: None,
         skipped_traces: cols.skipped.total(),
         unavailable,
@@ -652,7 +656,7 @@ fn onset(t: &[TimelinePoint], base: &[f64], s: f64, e: f64) -> Option<Onset> {
 
 /// pypss's `extract_function_code`: the function starting at `lineno`, up
 /// to the first line indented no deeper (at most 40 lines here).
-pub fn snippet(filename: &str, lineno: i64, duration: f64, function: &str) -> SourceSnippet {
+pub fn snippet(policy: &SourcePolicy, filename: &str, lineno: i64, duration: f64, function: &str) -> SourceSnippet {
     let mut s = SourceSnippet {
         function: function.into(),
         filename: filename.into(),
@@ -665,10 +669,10 @@ pub fn snippet(filename: &str, lineno: i64, duration: f64, function: &str) -> So
         s.note = "the trace names no source file".into();
         return s;
     }
-    let text = match std::fs::read_to_string(filename) {
+    let text = match policy.read(filename) {
         Ok(t) => t,
-        Err(e) => {
-            s.note = format!("source not readable here ({e})");
+        Err(why) => {
+            s.note = format!("source not read: {why}");
             return s;
         }
     };

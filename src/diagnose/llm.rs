@@ -31,7 +31,10 @@ pub struct LlmParams {
     /// (`http://localhost:11434`) or a full `/api/chat` or `/api/generate` URL.
     pub base_url: String,
     pub api_key: Option<String>,
+    /// Per attempt.
     pub timeout: Duration,
+    /// Over all attempts: no attempt starts after it, none runs past it.
+    pub deadline: Duration,
     pub max_tokens: u32,
     /// Retries after the first attempt (429, 5xx, timeouts, refused connections).
     pub retries: u32,
@@ -56,6 +59,7 @@ impl LlmParams {
             base_url: base_url.unwrap_or_else(|| if ollama { cfg.llm_ollama_url() } else { cfg.llm_base_url() }),
             api_key,
             timeout: Duration::from_secs_f64(cfg.llm_timeout_seconds()),
+            deadline: Duration::from_secs_f64(cfg.llm_deadline_seconds()),
             max_tokens: cfg.llm_max_tokens(),
             retries: 3,
             backoff: Duration::from_millis(500),
@@ -71,6 +75,7 @@ impl std::fmt::Debug for LlmParams {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -86,7 +91,7 @@ pub enum LlmError {
     Status { url: String, status: u16, attempts: u32, body: String },
     #[error("{url}: the answer is not the JSON this API returns: {detail}")]
     BadJson { url: String, detail: String },
-    #[error("{url}: {detail} after {attempts} attempt(s)")]
+    #[error("{detail} ({attempts} attempt(s) to {url})")]
     Transport { url: String, detail: String, attempts: u32 },
     #[error("no API key: set OPENAI_API_KEY or pass --api-key (or use --provider ollama / none)")]
     NoKey,
@@ -99,6 +104,16 @@ pub struct LlmReply {
     pub model: String,
     pub text: String,
     pub attempts: u32,
+}
+
+/// Seconds as a person writes them: `90`, `1.5`.
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
+    }
 }
 
 fn redact(s: &str, key: Option<&str>) -> String {
@@ -142,23 +157,42 @@ pub fn complete(p: &LlmParams, system: &str, prompt: &str) -> Result<LlmReply, L
         }
     };
     let client = reqwest::blocking::Client::builder()
-        .timeout(p.timeout)
         .user_agent(concat!("pss/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| LlmError::Transport { url: url.clone(), detail: e.to_string(), attempts: 0 })?;
     let mut attempt = 0u32;
     let mut wait = p.backoff;
+    let started = std::time::Instant::now();
+    let left = || p.deadline.saturating_sub(started.elapsed());
     loop {
         attempt += 1;
-        let mut req = client.post(&url).json(&body);
+        // The deadline clips the last attempt's timeout.
+        let (timeout, clipped) = if left() < p.timeout { (left(), true) } else { (p.timeout, false) };
+        let mut req = client.post(&url).json(&body).timeout(timeout);
         if let (Provider::Openai, Some(k)) = (p.provider, key) {
             req = req.bearer_auth(k);
         }
-        let retry_or = |err: LlmError, attempt: u32| if attempt <= p.retries { None } else { Some(err) };
+        // No retry when none is left, or when it could not start before the deadline.
+        let retry_or = |err: LlmError, attempt: u32| {
+            let in_time = left() > wait;
+            match (attempt <= p.retries, in_time, err) {
+                (true, true, _) => None,
+                (true, false, LlmError::Transport { url, attempts, detail }) if detail.contains("no answer") => {
+                    Some(LlmError::Transport {
+                        url,
+                        attempts,
+                        detail: format!("no answer within {} s (llm_deadline_seconds)", secs(p.deadline)),
+                    })
+                }
+                (_, _, err) => Some(err),
+            }
+        };
         match req.send() {
             Err(e) => {
-                let detail = if e.is_timeout() {
-                    format!("no answer within {:.0} s (llm_timeout_seconds)", p.timeout.as_secs_f64())
+                let detail = if e.is_timeout() && clipped {
+                    format!("no answer within {} s (llm_deadline_seconds)", secs(p.deadline))
+                } else if e.is_timeout() {
+                    format!("no answer within {} s (llm_timeout_seconds)", secs(p.timeout))
                 } else if e.is_connect() {
                     "connection refused or unreachable".to_string()
                 } else {
@@ -219,4 +253,39 @@ fn parse(p: &LlmParams, url: &str, text: &str, attempts: u32) -> Result<LlmReply
     }
     let model = v.get("model").and_then(Value::as_str).unwrap_or(&p.model).to_string();
     Ok(LlmReply { provider: p.provider, model, text: content.trim().to_string(), attempts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endpoint that accepts connections and never answers: the deadline
+    /// ends the call, however many retries are left.
+    #[test]
+    fn a_stalled_endpoint_ends_at_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for c in listener.incoming().flatten() {
+                held.push(c); // read nothing, answer nothing
+            }
+        });
+        let p = LlmParams {
+            provider: Provider::Openai,
+            model: "m".into(),
+            base_url: format!("http://{addr}/v1"),
+            api_key: Some("k".into()),
+            timeout: Duration::from_millis(700),
+            deadline: Duration::from_millis(1500),
+            max_tokens: 10,
+            retries: 10,
+            backoff: Duration::from_millis(50),
+        };
+        let t0 = std::time::Instant::now();
+        let e = complete(&p, "s", "p").unwrap_err().to_string();
+        let took = t0.elapsed();
+        assert!(e.starts_with("no answer within 1.5 s (llm_deadline_seconds)"), "{e}");
+        assert!(took < Duration::from_secs(5), "the deadline did not end it: {took:?}");
+    }
 }

@@ -6,4 +6,5 @@ pub mod incident;
 pub mod llm;
 pub(crate) mod prompt;
 pub mod render;
+pub mod source;
 pub mod trace_file;

@@ -443,7 +443,8 @@ mod tests {
             })
             .collect();
         std::fs::write(&f, format!("[{}]", traces.join(","))).unwrap();
-        let mut d = diagnose_files(&[f.display().to_string()], &Config::default()).unwrap();
+        let source = crate::diagnose::source::SourcePolicy::under(Some(dir.path().to_path_buf()));
+        let mut d = diagnose_files(&[f.display().to_string()], &Config::default(), &source).unwrap();
         d.unavailable.push(Unavailable { step: "Trace detector".into(), reason: "too <few> traces".into() });
         (dir, d)
     }

@@ -3,6 +3,7 @@
 //! show.
 
 use super::incident::{module_rows, snippet, Diagnosis, Side, Subject};
+use super::source::SourcePolicy;
 use crate::config::Config;
 use crate::domain::SlowestTrace;
 use crate::trace::json::Scalar;
@@ -45,7 +46,7 @@ impl TraceSink for Slowest<'_> {
 }
 
 /// Diagnoses trace files (as `pypss diagnose --trace-file` does).
-pub fn diagnose_files(files: &[String], cfg: &Config) -> Result<Diagnosis, ReadError> {
+pub fn diagnose_files(files: &[String], cfg: &Config, source: &SourcePolicy) -> Result<Diagnosis, ReadError> {
     let keep = ColumnOptions { timestamps: true, names: true, memory_diff: true };
     let mut cols = TraceColumns::with_options(&cfg.unknown_module, keep);
     let mut best: Option<SlowestTrace> = None;
@@ -85,7 +86,7 @@ pub fn diagnose_files(files: &[String], cfg: &Config) -> Result<Diagnosis, ReadE
         regression: None,
         advice: r.advice.clone(),
         findings: Vec::new(),
-        source: best.map(|b| snippet(&b.filename, b.lineno, b.duration, &format!("{}:{}", b.module, b.name))),
+        source: best.map(|b| snippet(source, &b.filename, b.lineno, b.duration, &format!("{}:{}", b.module, b.name))),
         narrative: None,
         skipped_traces: r.skipped.total(),
         unavailable: Vec::new(),

@@ -276,3 +276,76 @@ fn trace_file_diagnosis_shows_the_slowest_functions_source() {
     assert!(md.contains("def slow(x):\n    time.sleep(x)\n    return x"), "{md}");
     assert!(!md.contains("def other"), "only the slowest function");
 }
+
+/// A trace may name any file; what diagnosis reads is bounded by the source
+/// root. A secret outside it — by absolute path, `../`, or a symlink — never
+/// appears in a document (any format) or in a request to the LLM server; a
+/// file inside the root does.
+#[test]
+fn source_outside_the_root_never_reaches_a_document_or_the_llm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    let proj = d.join("proj");
+    std::fs::create_dir(&proj).unwrap();
+    std::fs::write(proj.join("app.py"), "def slow():\n    return 'INSIDE-OK'\n").unwrap();
+    let secret = d.join("secret.py");
+    std::fs::write(&secret, "API_TOKEN = 'TOP-SECRET-42'\n").unwrap();
+    std::os::unix::fs::symlink(&secret, proj.join("link.py")).unwrap();
+    let (base, log) = server();
+    let url = format!("{base}/ok/v1");
+    let app = proj.join("app.py").display().to_string();
+    let abs_secret = secret.display().to_string();
+    for (filename, inside) in
+        [(app.as_str(), true), (abs_secret.as_str(), false), ("../secret.py", false), ("link.py", false)]
+    {
+        let traces: Vec<Value> = (0..30)
+            .map(|i| {
+                serde_json::json!({"name": if i == 7 { "slow" } else { "f" }, "module": "app", "filename": filename,
+                    "lineno": 1, "duration": if i == 7 { 2.0 } else { 0.01 }, "memory": 1000, "timestamp": 1.7e9 + i as f64})
+            })
+            .collect();
+        std::fs::write(proj.join("t.json"), serde_json::to_string(&traces).unwrap()).unwrap();
+        for format in ["markdown", "html", "json"] {
+            let o = pss(
+                &proj,
+                &[
+                    "diagnose",
+                    "--trace-file",
+                    "t.json",
+                    "--format",
+                    format,
+                    "--provider",
+                    "openai",
+                    "--base-url",
+                    &url,
+                    "--api-key",
+                    KEY,
+                ],
+            );
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            assert!(o.status.success(), "{filename} {format}: {text}");
+            assert!(!text.contains("TOP-SECRET"), "{filename} {format}: the secret leaked:\n{text}");
+            assert_eq!(text.contains("INSIDE-OK"), inside, "{filename} {format}:\n{text}");
+            if !inside && format == "markdown" {
+                assert!(text.contains("source not read: outside the source root"), "{filename}: {text}");
+            }
+        }
+    }
+    let seen = log.lock().unwrap();
+    assert_eq!(seen.len(), 12, "one request per run");
+    assert!(seen.iter().all(|s| !s.body.to_string().contains("TOP-SECRET")), "the secret reached the LLM server");
+    assert_eq!(seen.iter().filter(|s| s.body.to_string().contains("INSIDE-OK")).count(), 3, "inside: sent");
+    drop(seen);
+    // --source-root elsewhere: even the project's own file is outside it.
+    let elsewhere = d.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let traces: Vec<Value> = (0..30)
+        .map(|i| {
+            serde_json::json!({"name": "slow", "module": "app", "filename": app, "lineno": 1,
+            "duration": 0.01 + i as f64 * 0.01, "memory": 1000, "timestamp": 1.7e9 + i as f64})
+        })
+        .collect();
+    std::fs::write(proj.join("t.json"), serde_json::to_string(&traces).unwrap()).unwrap();
+    let md = ok(&pss(&proj, &["diagnose", "--trace-file", "t.json", "--source-root", elsewhere.to_str().unwrap()]));
+    assert!(!md.contains("INSIDE-OK") && md.contains("outside the source root"), "{md}");
+}
