@@ -3,6 +3,8 @@
 
 pub mod columns;
 pub(crate) mod json;
+#[cfg(test)]
+mod props;
 pub(crate) mod reader;
 pub(crate) mod tabular;
 
