@@ -53,8 +53,9 @@ pub fn ingest_source(
     Ok(report)
 }
 
-/// In-memory trace batches (JSON array, `{"traces": [...]}` or JSON Lines),
-/// each `(service, name, bytes)`, inserted in **one** transaction: all of
+/// Untrusted in-memory trace batches (JSON array, `{"traces": [...]}` or
+/// JSON Lines, each possibly gzip, inflating to at most `max_inflated`
+/// bytes), inserted in **one** transaction: all of
 /// them or, on the first bad one, none (its error names it). Windows are not
 /// recomputed — the caller does that for the touched ranges when it likes
 /// (`pss serve` does it on a timer, so a busy window is not rescored per batch).
@@ -62,13 +63,16 @@ pub fn insert_bodies(
     store: &mut dyn Store,
     bodies: &[TraceBody<'_>],
     unknown_module: &str,
+    max_inflated: u64,
 ) -> Result<InsertedTraces, StoreError> {
     let batches = bodies
         .iter()
         .map(|b| TraceBatch {
             service: b.service,
             source: b.name.to_string(),
-            read: Box::new(move |sink| crate::trace::read_bytes(b.name, b.bytes, sink).map(|_| ())),
+            read: Box::new(move |sink| {
+                crate::trace::read_untrusted_bytes(b.name, b.bytes, max_inflated, sink).map(|_| ())
+            }),
         })
         .collect();
     store.insert_traces(batches, unknown_module, &|_| {})

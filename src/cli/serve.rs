@@ -65,6 +65,25 @@ pub struct ServeArgs {
     /// Largest HTTP body or gRPC message, MiB.
     #[arg(long, default_value_t = 64)]
     pub max_body_mib: usize,
+    /// A gzip body or line may inflate to at most this, MiB (a gzip bomb is refused with 413).
+    #[arg(long, default_value_t = 256)]
+    pub max_inflated_mib: usize,
+    /// Request bodies held in memory at once over all HTTP connections, MiB
+    /// (at least one largest body); past it, 429.
+    #[arg(long, default_value_t = 256)]
+    pub body_budget_mib: usize,
+    /// Open HTTP connections and, separately, gRPC connections at most; more are refused and counted.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// HTTP request headers must arrive within this; also closes idle keep-alive connections.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// An HTTP request body must arrive within this (408 otherwise).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub request_timeout: String,
+    /// Traces in one gRPC batch at most (RESOURCE_EXHAUSTED past it).
+    #[arg(long, default_value_t = 100_000)]
+    pub max_batch_traces: usize,
     /// Configuration file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -84,6 +103,9 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     };
     let token = match &a.token_file {
         Some(p) => {
+            if let Some(why) = crate::serve::token_file_exposure(p) {
+                super::warn(&why);
+            }
             let t = std::fs::read_to_string(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))?;
             let t = t.trim().to_string();
             if t.is_empty() {
@@ -95,10 +117,26 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     };
     let max = a.max_body_mib.max(1) * 1024 * 1024;
     let patience = Duration::from_secs_f64(super::duration_arg("patience", &a.patience, false)?);
+    let header_timeout = Duration::from_secs_f64(super::duration_arg("header-timeout", &a.header_timeout, true)?);
+    let request_timeout = Duration::from_secs_f64(super::duration_arg("request-timeout", &a.request_timeout, true)?);
     let sc = ServeConfig {
         history: a.history.clone(),
-        grpc: a.grpc.map(|address| GrpcConfig { address, max_message_bytes: max, patience }),
-        http: a.http.map(|address| HttpConfig { address, max_body_bytes: max, patience }),
+        grpc: a.grpc.map(|address| GrpcConfig {
+            address,
+            max_message_bytes: max,
+            patience,
+            max_connections: a.max_connections,
+            max_batch_traces: a.max_batch_traces,
+        }),
+        http: a.http.map(|address| HttpConfig {
+            address,
+            max_body_bytes: max,
+            patience,
+            max_connections: a.max_connections,
+            header_timeout,
+            request_timeout,
+            body_budget_bytes: a.body_budget_mib.max(1) << 20,
+        }),
         redis: a.redis.clone().map(|url| RedisConfig {
             url,
             key: a.redis_key.clone(),
@@ -116,6 +154,7 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
             capacity: a.queue,
             max_jobs_per_commit: 64,
             recompute_every: Duration::from_secs_f64(super::duration_arg("refresh", &a.refresh, true)?),
+            max_inflated_bytes: (a.max_inflated_mib.max(1) as u64) << 20,
             ingest: IngestOptions {
                 service: a.service.clone(),
                 window_seconds: window,

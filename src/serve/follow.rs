@@ -73,7 +73,7 @@ fn one_pass(
         Ok(Ok(_)) => {}
         // The store failed: keep the position, try again next pass.
         Ok(Err(JobError::Store(_))) => return Ok(false),
-        Ok(Err(JobError::Invalid(_))) => {
+        Ok(Err(JobError::Invalid(_) | JobError::TooLarge(_))) => {
             // A bad line somewhere: store line by line; bad lines are counted and passed.
             for line in buf.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
                 let (tx, rx) = oneshot::channel();
@@ -87,7 +87,9 @@ fn one_pass(
                 queue.put(job).map_err(|_| FollowError::Closed)?;
                 match rx.blocking_recv() {
                     Ok(Ok(_)) => {}
-                    Ok(Err(JobError::Invalid(_))) => metrics.rejected(InputKind::Files, 1),
+                    Ok(Err(e @ (JobError::Invalid(_) | JobError::TooLarge(_)))) => {
+                        metrics.rejected(InputKind::Files, e.reason(), 1)
+                    }
                     Ok(Err(JobError::Store(_))) => return Ok(false), // position kept: retried whole
                     Err(_) => return Err(FollowError::Closed),
                 }

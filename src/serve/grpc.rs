@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Reason};
 use super::writer::{InputKind, Job, JobError, Queue, Refused};
 
 /// Generated from `proto/` by `build.rs`.
@@ -53,6 +53,7 @@ pub struct Grpc {
     token: Option<Arc<String>>,
     default_service: Arc<String>,
     patience: std::time::Duration,
+    max_batch_traces: usize,
 }
 
 impl Grpc {
@@ -61,7 +62,7 @@ impl Grpc {
     fn check<T>(&self, r: &Request<T>) -> Result<String, Status> {
         let auth = r.metadata().get("authorization").and_then(|v| v.to_str().ok());
         if !super::http::authorized(&self.token, auth) {
-            self.metrics.rejected(InputKind::Grpc, 1);
+            self.metrics.rejected(InputKind::Grpc, Reason::Unauthorized, 1);
             return Err(Status::unauthenticated("missing or wrong bearer token"));
         }
         Ok(r.metadata()
@@ -87,15 +88,21 @@ impl Grpc {
         match self.queue.offer_within(job, self.patience).await {
             Ok(()) => {}
             Err(e @ Refused::Full(_)) => {
-                self.metrics.rejected(InputKind::Grpc, n);
+                self.metrics.rejected(InputKind::Grpc, Reason::Busy, n);
                 return Err(Status::resource_exhausted(e.to_string()));
             }
             Err(e) => return Err(Status::unavailable(e.to_string())),
         }
         match rx.await {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e @ JobError::Invalid(_))) => Err(Status::invalid_argument(e.to_string())),
-            Ok(Err(e)) => Err(Status::unavailable(e.to_string())),
+            Ok(Err(e)) => {
+                self.metrics.rejected(InputKind::Grpc, e.reason(), n);
+                Err(match e {
+                    JobError::Invalid(m) => Status::invalid_argument(m),
+                    JobError::TooLarge(m) => Status::resource_exhausted(m),
+                    JobError::Store(_) => Status::unavailable(e.to_string()),
+                })
+            }
             Err(_) => Err(Status::unavailable("the store stopped before committing")),
         }
     }
@@ -117,6 +124,14 @@ impl TraceBatchService for Grpc {
     async fn submit_batch(&self, r: Request<TraceBatch>) -> Result<Response<BatchResponse>, Status> {
         let mut service = self.check(&r)?;
         let b = r.into_inner();
+        if b.traces.len() > self.max_batch_traces {
+            self.metrics.rejected(InputKind::Grpc, Reason::TooLarge, 1);
+            return Err(Status::resource_exhausted(format!(
+                "{} traces in one batch; at most {} (split the batch)",
+                b.traces.len(),
+                self.max_batch_traces
+            )));
+        }
         if !b.service.is_empty() {
             service = b.service.clone();
         }
@@ -143,6 +158,10 @@ pub struct GrpcConfig {
     pub max_message_bytes: usize,
     /// How long a call waits for room in the queue before RESOURCE_EXHAUSTED.
     pub patience: std::time::Duration,
+    /// Open connections at most; more are closed at once and counted.
+    pub max_connections: usize,
+    /// Traces in one batch at most.
+    pub max_batch_traces: usize,
 }
 
 /// Builds the gRPC input; the future serves until `shutdown` resolves.
@@ -151,11 +170,19 @@ pub(super) async fn build(
     ctx: super::input::InputContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(std::net::SocketAddr, impl std::future::Future<Output = Result<(), tonic::transport::Error>>)> {
-    let GrpcConfig { address, max_message_bytes, patience } = cfg;
+    let GrpcConfig { address, max_message_bytes, patience, max_connections, max_batch_traces } = cfg;
     let listener = tokio::net::TcpListener::bind(address).await?;
     let addr = listener.local_addr()?;
-    let g = Grpc { queue: ctx.queue, metrics: ctx.metrics, token: ctx.token, default_service: ctx.service, patience };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let metrics = ctx.metrics.clone();
+    let g = Grpc {
+        queue: ctx.queue,
+        metrics: ctx.metrics,
+        token: ctx.token,
+        default_service: ctx.service,
+        patience,
+        max_batch_traces,
+    };
+    let incoming = limited_incoming(listener, max_connections, metrics.clone());
     // pypss's GRPCCollector drops each call's future at once, and grpcio
     // cancels a call when its future is garbage-collected: every trace
     // arrives followed by a RST_STREAM. hyper's rapid-reset guard would
@@ -164,8 +191,191 @@ pub(super) async fn build(
     // trace that arrived is kept even when its call is cancelled.
     let fut = tonic::transport::Server::builder()
         .http2_max_pending_accept_reset_streams(Some(100_000))
+        .layer(CountRefusals { metrics })
         .add_service(TraceServiceServer::new(g.clone()).max_decoding_message_size(max_message_bytes))
         .add_service(TraceBatchServiceServer::new(g).max_decoding_message_size(max_message_bytes))
         .serve_with_incoming_shutdown(incoming, shutdown);
     Ok((addr, fut))
+}
+
+/// A connection that holds its place under the connection limit.
+struct Limited {
+    io: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for Limited {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Limited {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Limited {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Accepted connections, at most `max` open at once: one more is closed at
+/// once and counted (gRPC has no way to say why before its handshake).
+fn limited_incoming(
+    listener: tokio::net::TcpListener,
+    max: usize,
+    metrics: Arc<Metrics>,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Limited>> {
+    let gate = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+    async_stream_like(listener, move |io| match gate.clone().try_acquire_owned() {
+        Ok(permit) => Some(Limited { io, _permit: permit }),
+        Err(_) => {
+            metrics.rejected(InputKind::Grpc, Reason::ConnectionLimit, 1);
+            None
+        }
+    })
+}
+
+/// The listener's connections through `admit` (a refused one is dropped,
+/// which closes it); accept errors (out of descriptors) are waited out.
+fn async_stream_like(
+    listener: tokio::net::TcpListener,
+    admit: impl FnMut(tokio::net::TcpStream) -> Option<Limited> + Send + 'static,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Limited>> {
+    futures_util::stream::unfold((listener, admit), |(listener, mut admit)| async move {
+        loop {
+            match listener.accept().await {
+                Ok((io, _)) => {
+                    let _ = io.set_nodelay(true);
+                    if let Some(c) = admit(io) {
+                        return Some((Ok(c), (listener, admit)));
+                    }
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+    })
+}
+
+/// Counts calls that end in an error status before pss's handlers see them
+/// (a message that is not valid protobuf, or over the size limit).
+#[derive(Clone)]
+struct CountRefusals {
+    metrics: Arc<Metrics>,
+}
+
+impl<S> tower_layer::Layer<S> for CountRefusals {
+    type Service = CountRefusalsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CountRefusalsService { inner, metrics: self.metrics.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct CountRefusalsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, RB> tower_service::Service<http::Request<B>> for CountRefusalsService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    RB: http_body::Body + Send + 'static,
+{
+    type Response = http::Response<CountedBody<RB>>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let fut = self.inner.call(req);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let resp = fut.await?;
+            // A unary error is "trailers-only": the status is in the headers.
+            if let Some(reason) = codec_refusal(resp.headers()) {
+                metrics.rejected(InputKind::Grpc, reason, 1);
+                return Ok(resp.map(|body| CountedBody { body, metrics: None }));
+            }
+            Ok(resp.map(|body| CountedBody { body, metrics: Some(metrics) }))
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts a decode failure in its trailers
+    /// (INVALID_ARGUMENT or RESOURCE_EXHAUSTED raised by tonic's codec).
+    struct CountedBody<B> {
+        #[pin]
+        body: B,
+        metrics: Option<Arc<Metrics>>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let out = this.body.poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &out {
+            if let Some(reason) = frame.trailers_ref().and_then(codec_refusal) {
+                if let Some(m) = this.metrics.take() {
+                    m.rejected(InputKind::Grpc, reason, 1);
+                }
+            }
+        }
+        out
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+}
+
+/// A status tonic's codec raises for a bad message, as a reason; pss's own
+/// handlers count theirs where they refuse (their messages are pss's).
+fn codec_refusal(trailers: &http::HeaderMap) -> Option<Reason> {
+    let status = trailers.get("grpc-status")?.to_str().ok()?;
+    // grpc-message is percent-encoded.
+    let message = trailers.get("grpc-message").and_then(|m| m.to_str().ok()).unwrap_or("").replace("%20", " ");
+    match status {
+        // tonic 0.13: INTERNAL "failed to decode Protobuf message: ..."
+        "3" | "13" if message.contains("failed to decode") => Some(Reason::Malformed),
+        // tonic: "Error, decoded message length too large: ..."
+        "8" if message.contains("message length too large") => Some(Reason::TooLarge),
+        _ => None,
+    }
 }

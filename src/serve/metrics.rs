@@ -15,6 +15,58 @@ fn idx(i: InputKind) -> usize {
     INPUTS.iter().position(|x| *x == i).unwrap_or(0)
 }
 
+/// Why a request, message or connection was refused: the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No or a wrong bearer token.
+    Unauthorized,
+    /// The store is behind (the queue or the byte budget is full).
+    Busy,
+    /// Not a trace document (syntax, shape, invalid protobuf).
+    Malformed,
+    /// Over the body, message, decompressed or batch-size limit.
+    TooLarge,
+    /// A content type or encoding pss does not read.
+    UnsupportedMedia,
+    /// The request body did not arrive within the request timeout.
+    Timeout,
+    /// Over the connection limit.
+    ConnectionLimit,
+    /// The store failed (disk full, I/O); the client may retry.
+    StoreFailed,
+}
+
+impl Reason {
+    const ALL: [Reason; 8] = [
+        Reason::Unauthorized,
+        Reason::Busy,
+        Reason::Malformed,
+        Reason::TooLarge,
+        Reason::UnsupportedMedia,
+        Reason::Timeout,
+        Reason::ConnectionLimit,
+        Reason::StoreFailed,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Unauthorized => "unauthorized",
+            Reason::Busy => "busy",
+            Reason::Malformed => "malformed",
+            Reason::TooLarge => "too_large",
+            Reason::UnsupportedMedia => "unsupported_media",
+            Reason::Timeout => "timeout",
+            Reason::ConnectionLimit => "connection_limit",
+            Reason::StoreFailed => "store_failed",
+        }
+    }
+
+    fn idx(self) -> usize {
+        Reason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
 /// The latest complete window of one service and module.
 #[derive(Debug, Clone)]
 pub struct LiveScore {
@@ -31,6 +83,7 @@ pub struct Metrics {
     duplicates: [AtomicU64; 4],
     skipped: [AtomicU64; 4],
     rejected: [AtomicU64; 4],
+    rejected_by: [[AtomicU64; 8]; 4],
     pub queue_depth: AtomicU64,
     pub windows_recomputed: AtomicU64,
     commits: AtomicU64,
@@ -48,9 +101,10 @@ impl Metrics {
         self.skipped[k].fetch_add(r.skipped.total(), Ordering::Relaxed);
     }
 
-    /// Messages refused (malformed, unauthorized, back-pressure).
-    pub fn rejected(&self, input: InputKind, n: u64) {
+    /// Messages, requests or connections refused, and why.
+    pub fn rejected(&self, input: InputKind, reason: Reason, n: u64) {
         self.rejected[idx(input)].fetch_add(n, Ordering::Relaxed);
+        self.rejected_by[idx(input)][reason.idx()].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Traces stored so far by an input.
@@ -110,6 +164,14 @@ impl Metrics {
             "Requests or elements refused (malformed, unauthorized, queue full).",
             &self.rejected,
         );
+        let name = "pss_messages_rejected_by_reason_total";
+        o.push_str(&format!("# HELP {name} Refusals by input and reason.\n# TYPE {name} counter\n"));
+        for i in INPUTS {
+            for r in Reason::ALL {
+                let v = self.rejected_by[idx(i)][r.idx()].load(Ordering::Relaxed);
+                o.push_str(&format!("{name}{{input=\"{}\",reason=\"{}\"}} {v}\n", i.name(), r.name()));
+            }
+        }
         o.push_str(&format!(
             "# HELP pss_queue_depth Batches waiting for the store.\n# TYPE pss_queue_depth gauge\npss_queue_depth {}\n",
             self.queue_depth.load(Ordering::Relaxed)
@@ -176,7 +238,7 @@ mod tests {
         let r = IngestReport { inserted: 5, duplicates: 2, ..Default::default() };
         m.accepted(InputKind::Http, &r);
         m.accepted(InputKind::Http, &r);
-        m.rejected(InputKind::Grpc, 3);
+        m.rejected(InputKind::Grpc, Reason::Busy, 3);
         m.observe_commit(Duration::from_millis(4));
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::SqliteStore::open(&dir.path().join("h.db")).unwrap();
@@ -185,6 +247,7 @@ mod tests {
         assert!(t.contains("pss_traces_accepted_total{input=\"http\"} 10\n"), "{t}");
         assert!(t.contains("pss_traces_duplicate_total{input=\"http\"} 4\n"));
         assert!(t.contains("pss_messages_rejected_total{input=\"grpc\"} 3\n"));
+        assert!(t.contains("pss_messages_rejected_by_reason_total{input=\"grpc\",reason=\"busy\"} 3\n"), "{t}");
         assert!(t.contains("pss_store_commit_seconds_count 1\n") && t.contains("pss_store_last_commit_seconds 0.004"));
         assert!(!t.contains("pss_score{"), "no live score before a window exists");
         m.set_live(&[window("shop", "", 81.0), window("sh\"op", "m\nx", 42.0)]);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Reason};
 use super::writer::{InputKind, Job, JobError, Queue};
 
 /// The Redis input's configuration.
@@ -68,7 +68,7 @@ fn store(
         queue.put(job).map_err(|_| RedisInputError::Closed)?;
         match rx.blocking_recv() {
             Ok(Ok(_)) => Ok(true),
-            Ok(Err(JobError::Invalid(_))) => Ok(false),
+            Ok(Err(JobError::Invalid(_) | JobError::TooLarge(_))) => Ok(false),
             Ok(Err(JobError::Store(e))) => Err(RedisInputError::Store(e)),
             Err(_) => Err(RedisInputError::Closed),
         }
@@ -78,7 +78,7 @@ fn store(
         // One bad element: store the rest one by one, set the bad ones aside.
         for it in items {
             if !submit(it.clone())? {
-                metrics.rejected(InputKind::Redis, 1);
+                metrics.rejected(InputKind::Redis, Reason::Malformed, 1);
                 redis::cmd("RPUSH").arg(format!("{}:rejected", cfg.key)).arg(it).query::<()>(con).map_err(rerr)?;
             }
         }

@@ -52,9 +52,23 @@ pub enum JobError {
     /// The batch is not readable traces: refuse it (HTTP 400), set it aside.
     #[error("{0}")]
     Invalid(String),
+    /// The batch decompresses past the limit (HTTP 413).
+    #[error("{0}")]
+    TooLarge(String),
     /// The store failed (disk full, I/O): the batch is fine, retry later (HTTP 503).
     #[error("the history store failed: {0}")]
     Store(String),
+}
+
+impl JobError {
+    /// The refusal's reason, for the metrics.
+    pub fn reason(&self) -> super::metrics::Reason {
+        match self {
+            JobError::Invalid(_) => super::metrics::Reason::Malformed,
+            JobError::TooLarge(_) => super::metrics::Reason::TooLarge,
+            JobError::Store(_) => super::metrics::Reason::StoreFailed,
+        }
+    }
 }
 
 /// Sends jobs; cloned by every input.
@@ -123,6 +137,8 @@ pub struct WriterConfig {
     pub max_jobs_per_commit: usize,
     /// How often touched windows are recomputed.
     pub recompute_every: Duration,
+    /// A gzip body may inflate to at most this many bytes.
+    pub max_inflated_bytes: u64,
     pub ingest: IngestOptions,
 }
 
@@ -191,7 +207,7 @@ fn commit(store: &mut dyn Store, jobs: Vec<Job>, cfg: &WriterConfig, metrics: &M
         .iter()
         .map(|j| TraceBody { service: j.service.as_str(), name: j.name.as_str(), bytes: j.body.as_slice() })
         .collect();
-    match insert_bodies(store, &bodies, &cfg.ingest.unknown_module) {
+    match insert_bodies(store, &bodies, &cfg.ingest.unknown_module, cfg.max_inflated_bytes) {
         Ok(done) => {
             metrics.observe_commit(t0.elapsed());
             for t in done.touched {
@@ -209,14 +225,15 @@ fn commit(store: &mut dyn Store, jobs: Vec<Job>, cfg: &WriterConfig, metrics: &M
             }
         }
         Err(e) => {
+            // Each input counts its own refusals (one that retries line by
+            // line counts only the lines it finally refuses).
+            use crate::store::StoreError;
             let err = match &e {
-                crate::store::StoreError::Read(_) | crate::store::StoreError::Invalid(_) => {
-                    JobError::Invalid(e.to_string())
-                }
+                StoreError::Read(crate::trace::ReadError::TooLarge { .. }) => JobError::TooLarge(e.to_string()),
+                StoreError::Read(_) | StoreError::Invalid(_) => JobError::Invalid(e.to_string()),
                 _ => JobError::Store(e.to_string()),
             };
             for job in jobs {
-                metrics.rejected(job.input, 1);
                 let _ = job.ack.send(Err(err.clone()));
             }
         }

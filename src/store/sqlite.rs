@@ -134,6 +134,18 @@ impl SqliteStore {
         if path.is_dir() {
             return Err(StoreError::Invalid(format!("{name}: is a directory, not a history database")));
         }
+        // A new database is its owner's alone (traces carry exception
+        // messages, which can hold personal data); SQLite gives its -wal and
+        // -shm files the database file's mode.
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+            if let Err(e) = created {
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(StoreError::Invalid(format!("{name}: cannot create the history database: {e}")));
+                }
+            }
+        }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         // WAL lets readers run beside a writer; NORMAL sync is durable at
@@ -632,6 +644,16 @@ mod tests {
     use crate::config::ScoreParams;
     use crate::ingest::{ingest_source, IngestOptions};
     use crate::trace::Source;
+
+    #[test]
+    fn a_new_database_and_its_journal_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, mut s) = store();
+        s.add_incidents(&[]).unwrap();
+        let mode = |f: &str| std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("h.db"), 0o600);
+        assert_eq!(mode("h.db-wal"), 0o600);
+    }
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ pub(crate) mod tabular;
 
 pub use columns::{ColumnOptions, Interner, Skipped, Stage, TraceColumns, NONE};
 pub use json::RawTrace;
-pub use reader::{read_bytes, read_source, FileSummary, Format, Source};
+pub use reader::{read_bytes, read_source, read_untrusted_bytes, FileSummary, Format, Source};
 
 /// Why a trace source could not be read. Every variant names the source.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,10 @@ pub enum ReadError {
     /// The content is not a trace file of any shape pss reads.
     #[error("{path}: {msg}")]
     Format { path: String, msg: String },
+    /// Compressed input that inflates past the limit (a gzip bomb, or a
+    /// batch to split): refused, nothing of it kept.
+    #[error("{path}: decompresses to more than {limit} bytes; refused (send smaller batches)")]
+    TooLarge { path: String, limit: u64 },
 }
 
 /// Receives traces as a reader finds them.

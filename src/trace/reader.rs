@@ -249,6 +249,60 @@ pub fn read_bytes(name: &str, bytes: &[u8], sink: &mut dyn TraceSink) -> Result<
     read_stream(name, None, Box::new(Cursor::new(bytes.to_vec())), false, sink, None)
 }
 
+/// [`read_bytes`] for untrusted bytes (a request body): gzip content may
+/// inflate to at most `max_inflated` bytes, else [`ReadError::TooLarge`].
+pub fn read_untrusted_bytes(
+    name: &str,
+    bytes: &[u8],
+    max_inflated: u64,
+    sink: &mut dyn TraceSink,
+) -> Result<FileSummary, ReadError> {
+    if bytes.len() >= 2 && bytes[..2] == [0x1f, 0x8b] {
+        let dec = Capped { inner: MultiGzDecoder::new(bytes), left: max_inflated, limit: max_inflated };
+        return read_stream(name, None, Box::new(dec), true, sink, None).map_err(|e| match e {
+            ReadError::Format { .. } if capped(&e) => ReadError::TooLarge { path: name.into(), limit: max_inflated },
+            other => other,
+        });
+    }
+    read_bytes(name, bytes, sink)
+}
+
+/// The marker a [`Capped`] reader's error carries.
+#[derive(Debug)]
+struct OverCap(u64);
+
+impl std::fmt::Display for OverCap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "inflated past {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for OverCap {}
+
+fn capped(e: &ReadError) -> bool {
+    matches!(e, ReadError::Format { msg, .. } if msg.contains(CAP_MARK))
+}
+
+const CAP_MARK: &str = "inflated past ";
+
+/// A reader that fails once more than `limit` bytes came out of it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(OverCap(self.limit)));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 fn read_stream(
     name: &str,
     path: Option<&Path>,

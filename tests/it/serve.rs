@@ -487,9 +487,176 @@ fn bad_requests_are_refused_with_reasons_and_counted() {
     });
     assert_eq!(code, tonic::Code::Unauthenticated);
     let m = http.get(format!("http://{h}/metrics")).send().unwrap().text().unwrap();
-    assert!(m.contains("pss_messages_rejected_total{input=\"http\"} 3"), "{m}");
+    assert!(m.contains("pss_messages_rejected_total{input=\"http\"} 4"), "{m}");
+    assert!(m.contains("pss_messages_rejected_by_reason_total{input=\"http\",reason=\"too_large\"} 1"), "{m}");
     assert!(m.contains("pss_messages_rejected_total{input=\"grpc\"} 1"), "{m}");
     assert!(m.contains("pss_traces_accepted_total{input=\"http\"} 1"), "{m}");
     assert!(server.term().success());
     let _ = PathBuf::new();
+}
+
+/// Sends raw bytes on a new connection and reads until the server answers
+/// or closes (bounded); returns what arrived.
+fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// Hostile clients: each is refused with a reason and counted, and the
+/// server keeps serving honest clients. Limits are small so the test is.
+#[test]
+fn hostile_clients_are_refused_and_the_server_keeps_serving() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("token"), "tok-9f8e7d6c5b4a\n").unwrap();
+    let server = Server::start(
+        d,
+        &[
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--token-file",
+            "token",
+            "--max-body-mib",
+            "1",
+            "--max-inflated-mib",
+            "4",
+            "--body-budget-mib",
+            "2",
+            "--max-connections",
+            "6",
+            "--header-timeout",
+            "1s",
+            "--request-timeout",
+            "2s",
+            "--max-batch-traces",
+            "1000",
+        ],
+    );
+    let h = server.http.unwrap();
+    let auth = "Authorization: Bearer tok-9f8e7d6c5b4a\r\n";
+    let post = |extra: &str, body: &[u8]| {
+        let mut req = format!(
+            "POST /v1/traces HTTP/1.1\r\nHost: x\r\n{auth}{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        raw(h, &req)
+    };
+    let honest = |i: usize| {
+        let r = post("Content-Type: application/json\r\n", trace(i, 1.79e9).to_string().as_bytes());
+        assert!(r.starts_with("HTTP/1.1 200"), "an honest client was refused: {r}");
+    };
+    honest(1);
+
+    // A gzip bomb: a few KiB that inflate past the 4 MiB limit.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(b"[").unwrap();
+    e.write_all(&vec![b' '; 8 << 20]).unwrap();
+    let bomb = e.finish().unwrap();
+    assert!(bomb.len() < 1 << 20);
+    let r = post("Content-Encoding: gzip\r\n", &bomb);
+    assert!(r.starts_with("HTTP/1.1 413") && r.contains("decompresses to more than"), "{r}");
+    // A 100 MB JSON line, declared: refused before a byte of it is read.
+    let r = raw(
+        h,
+        format!("POST /v1/traces HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 100000000\r\n\r\n[{{\"name\": \"")
+            .as_bytes(),
+    );
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    // Deep nesting and a wrong content type.
+    let r = post("", "[".repeat(100_000).as_bytes());
+    assert!(r.starts_with("HTTP/1.1 400") && r.contains("nesting deeper"), "{r}");
+    let r = post("Content-Type: multipart/form-data; boundary=x\r\n", b"[]");
+    assert!(r.starts_with("HTTP/1.1 415"), "{r}");
+    // A body sent slowly (chunked, a byte at a time): 408 at the request timeout.
+    {
+        let mut s = std::net::TcpStream::connect(h).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "POST /v1/traces HTTP/1.1\r\nHost: x\r\n{auth}Transfer-Encoding: chunked\r\n\r\n").unwrap();
+        let t0 = Instant::now();
+        let mut w = s.try_clone().unwrap();
+        let trickle = std::thread::spawn(move || {
+            for _ in 0..40 {
+                if w.write_all(b"1\r\n \r\n").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let r = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+        assert!(t0.elapsed() < Duration::from_secs(8));
+        let _ = s.shutdown(std::net::Shutdown::Both);
+        trickle.join().unwrap();
+    }
+    // Slow headers (slowloris): the connection is closed at the header timeout.
+    let t0 = Instant::now();
+    let r = raw(h, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n");
+    assert!(!r.starts_with("HTTP/1.1 200") && t0.elapsed() < Duration::from_secs(8), "{r}");
+    // Idle connections up to the limit: one more is refused with 503; once
+    // the idle ones time out, honest clients get through again.
+    let idle: Vec<_> = (0..6).map(|_| std::net::TcpStream::connect(h).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = raw(h, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 503") && r.contains("connection limit"), "{r}");
+    wait_until(Duration::from_secs(10), || {
+        raw(h, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200")
+    });
+    drop(idle);
+    honest(2);
+
+    // gRPC: a message that is not valid protobuf, and a batch past the limit.
+    let g = server.grpc.unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (bad, big) = rt.block_on(async {
+        let ch = tonic::transport::Channel::from_shared(format!("http://{g}")).unwrap().connect().await.unwrap();
+        let mut grpc = tonic::client::Grpc::new(ch.clone());
+        grpc.ready().await.unwrap();
+        // Sent where a TraceBatch is expected, its `name` (field 2) reads as a
+        // trace whose length prefix runs past the end.
+        let codec = tonic::codec::ProstCodec::<TraceMessage, pss::serve::grpc::pb::pss::BatchResponse>::default();
+        let path = http::uri::PathAndQuery::from_static("/pss.TraceBatchService/SubmitBatch");
+        let msg = TraceMessage { name: "\n\u{7f}".into(), ..Default::default() };
+        let bad = grpc.unary(tonic::Request::new(msg), path, codec).await.unwrap_err();
+        let mut c = TraceBatchServiceClient::new(ch);
+        let mut req =
+            tonic::Request::new(TraceBatch { service: "x".into(), traces: vec![TraceMessage::default(); 1001] });
+        req.metadata_mut().insert("authorization", "Bearer tok-9f8e7d6c5b4a".parse().unwrap());
+        let big = c.submit_batch(req).await.unwrap_err();
+        (bad, big)
+    });
+    // tonic's codec answers INTERNAL for a message it cannot decode.
+    assert_eq!(bad.code(), tonic::Code::Internal, "{bad:?}");
+    assert!(bad.message().contains("failed to decode"), "{bad:?}");
+    assert_eq!(big.code(), tonic::Code::ResourceExhausted, "{big:?}");
+    assert!(big.message().contains("at most 1000"), "{big:?}");
+
+    let m = reqwest::blocking::get(format!("http://{h}/metrics")).unwrap().text().unwrap();
+    for (input, reason, n) in [
+        ("http", "too_large", 2),
+        ("http", "malformed", 1),
+        ("http", "unsupported_media", 1),
+        ("http", "timeout", 1),
+        ("http", "connection_limit", 1),
+        ("grpc", "malformed", 1),
+        ("grpc", "too_large", 1),
+    ] {
+        let line = format!("pss_messages_rejected_by_reason_total{{input=\"{input}\",reason=\"{reason}\"}} ");
+        let got: u64 = m.lines().find_map(|l| l.strip_prefix(&line)).and_then(|v| v.parse().ok()).unwrap_or(0);
+        assert!(got >= n, "{input} {reason}: {got} < {n}\n{m}");
+    }
+    assert!(m.contains("pss_traces_accepted_total{input=\"http\"} 2"), "nothing acknowledged lost: {m}");
+    assert!(!m.contains("tok-9f8e7d6c5b4a"), "the token is never shown");
+    assert!(server.term().success());
 }
