@@ -73,6 +73,15 @@ pub struct PssKeys {
     pub source_extensions: Option<Vec<String>>,
     /// Larger source files are not read (default 1 MiB).
     pub source_max_bytes: Option<i64>,
+    /// The alarm policy (`[pss.alarm]`): the module windows' PSS threshold.
+    pub alarm_module_pss: Option<f64>,
+    /// Fire when `fire_after` of the last `fire_window` windows alarm.
+    pub alarm_fire_after: Option<i64>,
+    pub alarm_fire_window: Option<i64>,
+    /// Resolve after this many clean windows in a row.
+    pub alarm_resolve_after: Option<i64>,
+    /// Pool too-small windows over up to this many windows (0: off).
+    pub alarm_pool_max_windows: Option<i64>,
 }
 
 /// The rest of pypss 1.3.1's `PSSConfig` keys: accepted, type-checked and
@@ -674,8 +683,8 @@ mod tests {
             field_names::<PypssKeys>(),
         ];
         let all: Vec<&str> = groups.concat();
-        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 12 of its own.
-        assert_eq!(all.len(), 110, "{all:?}");
+        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 17 of its own.
+        assert_eq!(all.len(), 115, "{all:?}");
         let mut unique = all.clone();
         unique.sort();
         unique.dedup();

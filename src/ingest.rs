@@ -107,6 +107,33 @@ pub fn recompute_windows(store: &mut dyn Store, range: TimeRange, opts: &IngestO
     Ok(written)
 }
 
+/// Scores a service's stored traces in `range` as one window spanning it
+/// (pooling quiet windows); module `""`, length `range.to - range.from`.
+pub fn score_span(store: &dyn Store, range: TimeRange, opts: &IngestOptions) -> Result<Window, StoreError> {
+    let keep = ColumnOptions { timestamps: true, names: false, memory_diff: false };
+    let mut c = TraceColumns::with_options(&opts.unknown_module, keep);
+    store.scan_traces(&opts.service, range, &mut |t| push_stored(&mut c, &t))?;
+    let seconds = range.to - range.from;
+    Ok(score_window(&opts.service, "", range.from, seconds, &c, &opts.params, opts.min_window_traces))
+}
+
+fn module_and_time<'a>(t: &StoredTrace<'a>) -> (&'a str, f64) {
+    match t {
+        StoredTrace::Regular { module, row } => (module, row.timestamp),
+        StoredTrace::System { module, timestamp, .. } => (module, *timestamp),
+    }
+}
+
+/// Adds a stored trace to columns, as reading it from a file would.
+fn push_stored(c: &mut TraceColumns, t: &StoredTrace<'_>) {
+    let (module, ts) = module_and_time(t);
+    let mid = c.intern_module(module);
+    match t {
+        StoredTrace::Regular { row, .. } => c.push_row_values(row, mid, crate::trace::NONE),
+        StoredTrace::System { lag, .. } => c.push_system_values(mid, lag.map(Num::Float), ts),
+    }
+}
+
 /// Groups stored traces (in time order) into windows and scores each, for
 /// the service and per module.
 struct Scorer<'o> {
@@ -132,10 +159,7 @@ impl<'o> Scorer<'o> {
     }
 
     fn push(&mut self, t: StoredTrace<'_>) {
-        let (module, ts) = match &t {
-            StoredTrace::Regular { module, row } => (*module, row.timestamp),
-            StoredTrace::System { module, timestamp, .. } => (*module, *timestamp),
-        };
+        let (module, ts) = module_and_time(&t);
         let start = window_start(ts, self.opts.window_seconds);
         if let Some(c) = self.current.filter(|&c| c != start) {
             self.flush(c);
@@ -143,13 +167,8 @@ impl<'o> Scorer<'o> {
         self.current = Some(start);
         let (unknown, keep) = (&self.opts.unknown_module, self.keep);
         let mc = self.per_module.entry(module.to_string()).or_insert_with(|| TraceColumns::with_options(unknown, keep));
-        for c in [&mut self.whole, mc] {
-            let mid = c.intern_module(module);
-            match &t {
-                StoredTrace::Regular { row, .. } => c.push_row_values(row, mid, crate::trace::NONE),
-                StoredTrace::System { lag, .. } => c.push_system_values(mid, lag.map(Num::Float), ts),
-            }
-        }
+        push_stored(&mut self.whole, &t);
+        push_stored(mc, &t);
     }
 
     fn flush(&mut self, start: f64) {

@@ -15,12 +15,15 @@
 //!   `Store` trait; [`ingest`] puts traces in a store and scores the windows
 //!   they touch; [`eval`] splits, judges and measures alarms against
 //!   incidents.
+//! - [`alarm`] decides what pages: the policy's rules on service and module
+//!   windows, persistence and hysteresis into episodes, quiet hours pooled.
 //! - [`detect`] and [`tune`] learn from windows; [`simulate`] writes
 //!   labeled histories; [`report`] and [`diagnose`] render results;
 //!   [`serve`] collects traces over the network.
 //! - [`cli`] parses arguments, calls one of the above, renders its result
 //!   and is the only module that prints or decides exit codes.
 
+pub mod alarm;
 pub mod cli;
 pub mod config;
 pub mod detect;

@@ -7,6 +7,7 @@
 //! be written (disk full, no permission: not the input's fault); 75 another
 //! run holds the lock.
 
+pub(crate) mod alarms;
 pub(crate) mod analyze;
 pub(crate) mod detect;
 pub(crate) mod diagnose;
@@ -91,6 +92,8 @@ pub enum Command {
     Windows(history::WindowsArgs),
     /// Delete history older than a given age.
     Prune(history::PruneArgs),
+    /// Replay stored windows through an alarm policy: the episodes that would have paged.
+    Alarms(alarms::AlarmsArgs),
     /// Anomaly detectors: train, score, and a causal streaming detector for metric series.
     Detect(detect::DetectArgs),
     /// pypss's ml-detect: flag anomalous traces of a target file against a baseline file.
@@ -157,6 +160,7 @@ where
         Command::Windows(a) => history::windows(a),
         Command::Prune(a) => history::prune(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Alarms(a) => alarms::run_alarms(a),
         Command::Detect(a) => detect::run(a),
         Command::MlDetect(a) => detect::ml_detect(a),
         Command::Diagnose(a) => diagnose::run(a),

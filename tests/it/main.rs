@@ -4,6 +4,7 @@
 
 mod common;
 
+mod alarms;
 mod cli_analyze;
 mod detect;
 mod diagnose;
