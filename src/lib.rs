@@ -24,6 +24,7 @@
 //!   and is the only module that prints or decides exit codes.
 
 pub mod alarm;
+pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod detect;

@@ -465,6 +465,28 @@ impl Num {
     }
 }
 
+/// Python's `repr()` / `str()` of a float: the shortest digits that read
+/// back, with `.0` on integral values and scientific notation below 1e-4
+/// and from 1e16 (`1e-05`, `1e+16`), `inf`, `nan`.
+pub fn py_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let a = x.abs();
+    if a == 0.0 || (1e-4..1e16).contains(&a) {
+        return format!("{x:?}");
+    }
+    // Rust's `{:e}` has the shortest mantissa; Python writes the exponent
+    // with a sign and at least two digits.
+    let s = format!("{x:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
+    format!("{mantissa}e{sign}{digits:0>2}")
+}
+
 /// Python's `float(s)` for a string: surrounding whitespace, `_` between
 /// digits, `inf`/`infinity`/`nan` in any case. `None` where Python raises
 /// `ValueError`.
@@ -539,6 +561,24 @@ pub fn py_float_from_str(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_float_repr() {
+        for (x, want) in [
+            (0.7, "0.7"),
+            (10.0, "10.0"),
+            (85.0, "85.0"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e16, "1e+16"),
+            (123456789012345.6, "123456789012345.6"),
+            (-2.5e20, "-2.5e+20"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(py_repr(x), want);
+        }
+    }
 
     #[test]
     fn mean_is_exact_then_rounded() {

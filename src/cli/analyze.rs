@@ -105,9 +105,8 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
         }
         None => print(&body)?,
     }
-    if a.store_history {
-        store_history(&a, &cfg, &rep, &names)?;
-    }
+    let recent = if a.store_history { store_history(&a, &cfg, &rep, &names)? } else { Vec::new() };
+    alerts(&a, &cfg, &rep, &recent)?;
     if let Some(n) = a.fail_if_below {
         if (rep.score.pss as f64) < n {
             return Err(Failure::check(format!("PSS {} is below threshold {n}. Failing.", rep.score.pss)));
@@ -116,8 +115,52 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
     Ok(())
 }
 
-/// pypss's `--store-history`: regression check against recent runs, then save.
-fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[String]) -> CmdResult {
+/// pypss's alerting at the end of `analyze`: its rules on the report (and,
+/// unlike pypss, on its modules for module-pattern rules), `recent` the
+/// stored runs' PSS for the regression rule.
+fn alerts(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, recent: &[f64]) -> CmdResult {
+    use crate::alert::rules::{ModuleView, ScoreView};
+    let ac = crate::alert::AlertConfig::from_config(cfg).map_err(|e| Failure::input(e.to_string()))?;
+    if !ac.enabled {
+        return Ok(());
+    }
+    if !ac.has_channels() {
+        super::warn("alerting is enabled but no channel is configured (alerts_slack_webhook, alerts_teams_webhook, alerts_generic_webhook, alerts_alertmanager_url)");
+    }
+    let report = ScoreView { pss: rep.score.pss as f64, breakdown: rep.score.breakdown };
+    let modules: Vec<ModuleView> = rep
+        .groups
+        .iter()
+        .map(|g| ModuleView {
+            module: g.key.clone(),
+            scores: ScoreView { pss: g.score.pss as f64, breakdown: g.score.breakdown },
+        })
+        .collect();
+    // The cooldown state lives in the history database.
+    let mut store = crate::store::open(&super::history::history_path(&a.history, cfg))?;
+    let n = crate::alert::notify(&ac, &mut *store, &report, recent, &modules, crate::timefmt::now())?;
+    for d in n.deliveries.iter().filter(|d| d.error.is_some()) {
+        super::warn(&format!(
+            "alert to {} not delivered after {} attempts: {}",
+            d.channel.name(),
+            d.attempts,
+            d.error.as_deref().unwrap_or("")
+        ));
+    }
+    if !n.sent.is_empty() {
+        let msg = format!("\n🔔 {} Alerts triggered and sent.", n.sent.len());
+        if a.format == OutputFormat::Text && a.output.is_none() {
+            print(&format!("{msg}\n"))?;
+        } else {
+            eprintln!("{msg}");
+        }
+    }
+    Ok(())
+}
+
+/// pypss's `--store-history`: regression check against recent runs, then
+/// save. Returns the recent runs' PSS (latest first) read before the save.
+fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[String]) -> Result<Vec<f64>, Failure> {
     use crate::domain::{check_regression, HistoryRow};
     let path = super::history::history_path(&a.history, cfg);
     let mut store = crate::store::open(&path)?;
@@ -149,5 +192,6 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
         sub: *b,
         meta,
     })?;
-    say(&format!("\n✅ PSS Score stored in history ({}).", path.display()))
+    say(&format!("\n✅ PSS Score stored in history ({}).", path.display()))?;
+    Ok(recent.iter().map(|r| r.pss).collect())
 }

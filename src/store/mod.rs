@@ -232,6 +232,10 @@ pub trait Store {
     /// The active model of a service and kind: the latest registered with
     /// `"promoted": true` in its card.
     fn active_model(&self, service: &str, kind: &str) -> Result<Option<RegisteredModel>, StoreError>;
+    /// When an alert with this dedup key was last sent (epoch seconds).
+    fn last_alert(&self, key: &str) -> Result<Option<f64>, StoreError>;
+    /// Records that an alert was sent at `at`.
+    fn record_alert(&mut self, key: &str, at: f64) -> Result<(), StoreError>;
     /// The stored read position of a followed file.
     fn follow_offset(&self, path: &str) -> Result<Option<FollowOffset>, StoreError>;
     /// Stores a followed file's read position.

@@ -18,7 +18,7 @@ use crate::domain::{Features, SubScores, Window};
 use crate::domain::{HistoryRow, Incident, LabeledWindow};
 
 /// The schema version this pss writes (`_meta` key `pss_schema`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS services (
@@ -111,7 +111,10 @@ INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1');
 "#;
 
 /// Forward migrations: entry `i` brings schema `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+
+/// v4: when each alert (pypss's dedup key) was last sent, for the cooldown.
+const SCHEMA_V4: &str = "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, last_sent REAL NOT NULL);";
 
 /// v3: read positions of files `pss serve --follow` tails.
 const SCHEMA_V3: &str =
@@ -261,6 +264,20 @@ impl Store for SqliteStore {
                 LabeledWindow { window: w, incident }
             })
             .collect())
+    }
+
+    fn last_alert(&self, key: &str) -> Result<Option<f64>, StoreError> {
+        self.conn
+            .query_row("SELECT last_sent FROM alerts WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn record_alert(&mut self, key: &str, at: f64) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO alerts (key, last_sent) VALUES (?1, ?2)", params![key, at])
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     fn insert_traces(

@@ -5,6 +5,7 @@
 mod common;
 
 mod alarms;
+mod alert;
 mod cli_analyze;
 mod detect;
 mod diagnose;
