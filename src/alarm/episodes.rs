@@ -46,64 +46,104 @@ pub struct Span {
     pub fired_at: f64,
 }
 
-/// Groups time-ordered steps into episodes under `p`.
-pub fn episodes(steps: &[Step], p: &Persistence) -> Vec<Span> {
-    let n = p.fire_window.max(1);
-    let k = p.fire_after.clamp(1, n);
-    let mut out = Vec::new();
-    let mut recent: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
-    let mut open: Option<(Span, usize)> = None; // the episode and its clean run
-    for (i, s) in steps.iter().enumerate() {
+/// What a step did to the episode of its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// An episode started paging.
+    Fired(Span),
+    /// The open episode resolved (after `resolve_after` clean windows).
+    Resolved(Span),
+}
+
+/// The episode state of one stream of windows, step by step: the backtest
+/// and live alerting both push windows through it, so what the backtest
+/// says would have fired is what fires.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    p: Persistence,
+    /// The last `fire_window` steps while no episode is open.
+    recent: std::collections::VecDeque<Step>,
+    /// The open episode and its run of clean windows.
+    open: Option<(Span, usize)>,
+}
+
+impl Tracker {
+    pub fn new(p: Persistence) -> Tracker {
+        Tracker { p, recent: Default::default(), open: None }
+    }
+
+    /// The episode paging now, if any.
+    pub fn open(&self) -> Option<&Span> {
+        self.open.as_ref().map(|(s, _)| s)
+    }
+
+    /// Takes the next window (in time order).
+    pub fn push(&mut self, s: Step) -> Option<Event> {
+        let n = self.p.fire_window.max(1);
+        let k = self.p.fire_after.clamp(1, n);
         let alarming = !s.rules.is_empty();
-        if let Some((ep, clean)) = open.as_mut() {
+        if let Some((ep, clean)) = self.open.as_mut() {
             if alarming {
                 ep.end = s.end;
                 ep.peak = ep.peak.min(s.pss);
                 ep.windows += 1;
-                for r in &s.rules {
-                    if !ep.rules.contains(r) {
-                        ep.rules.push(r);
-                    }
-                }
+                add_rules(&mut ep.rules, &s.rules);
                 *clean = 0;
             } else {
                 *clean += 1;
-                if *clean >= p.resolve_after.max(1) {
-                    out.push(open.take().map(|(e, _)| e).expect("open"));
-                    recent.clear();
+                if *clean >= self.p.resolve_after.max(1) {
+                    self.recent.clear();
+                    return self.open.take().map(|(e, _)| Event::Resolved(e));
                 }
             }
-            continue;
+            return None;
         }
-        recent.push_back(i);
-        if recent.len() > n {
-            recent.pop_front();
+        self.recent.push_back(s);
+        if self.recent.len() > n {
+            self.recent.pop_front();
         }
-        if alarming && recent.iter().filter(|&&j| !steps[j].rules.is_empty()).count() >= k {
-            let alarms: Vec<usize> = recent.iter().copied().filter(|&j| !steps[j].rules.is_empty()).collect();
-            let first = &steps[alarms[0]];
-            let mut ep = Span {
-                start: first.start,
-                end: s.end,
-                peak: f64::INFINITY,
-                rules: Vec::new(),
-                windows: alarms.len(),
-                fired_at: s.end,
-            };
-            for &j in &alarms {
-                ep.peak = ep.peak.min(steps[j].pss);
-                for r in &steps[j].rules {
-                    if !ep.rules.contains(r) {
-                        ep.rules.push(r);
-                    }
-                }
-            }
-            open = Some((ep, 0));
+        let alarms: Vec<&Step> = self.recent.iter().filter(|x| !x.rules.is_empty()).collect();
+        if !alarming || alarms.len() < k {
+            return None;
+        }
+        let last = self.recent.back().expect("just pushed");
+        let mut ep = Span {
+            start: alarms[0].start,
+            end: last.end,
+            peak: f64::INFINITY,
+            rules: Vec::new(),
+            windows: alarms.len(),
+            fired_at: last.end,
+        };
+        for a in &alarms {
+            ep.peak = ep.peak.min(a.pss);
+            add_rules(&mut ep.rules, &a.rules);
+        }
+        self.open = Some((ep.clone(), 0));
+        Some(Event::Fired(ep))
+    }
+}
+
+fn add_rules(to: &mut Vec<&'static str>, rules: &[&'static str]) {
+    for r in rules {
+        if !to.contains(r) {
+            to.push(r);
         }
     }
-    if let Some((ep, _)) = open {
-        out.push(ep);
-    }
+}
+
+/// Groups time-ordered steps into episodes under `p` (an episode still
+/// open at the end is included, ending at its last alarming window).
+pub fn episodes(steps: &[Step], p: &Persistence) -> Vec<Span> {
+    let mut t = Tracker::new(*p);
+    let mut out: Vec<Span> = steps
+        .iter()
+        .filter_map(|s| match t.push(s.clone()) {
+            Some(Event::Resolved(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    out.extend(t.open().cloned());
     out
 }
 

@@ -11,6 +11,7 @@
 
 pub mod backtest;
 pub mod episodes;
+pub mod live;
 
 use serde::Serialize;
 

@@ -35,7 +35,7 @@ pub struct Post {
     pub body: Value,
 }
 
-fn slack(a: &Alert) -> Value {
+pub(crate) fn slack(a: &Alert) -> Value {
     let color = match a.severity {
         Severity::Info => "#36a64f",
         Severity::Warning => "#ffcc00",
@@ -54,7 +54,7 @@ fn slack(a: &Alert) -> Value {
     })
 }
 
-fn teams(a: &Alert) -> Value {
+pub(crate) fn teams(a: &Alert) -> Value {
     let color = match a.severity {
         Severity::Info => "00FF00",
         Severity::Warning => "FFFF00",
@@ -79,7 +79,7 @@ fn teams(a: &Alert) -> Value {
     })
 }
 
-fn webhook(a: &Alert) -> Value {
+pub(crate) fn webhook(a: &Alert) -> Value {
     json!({
         "rule": a.rule_name,
         "severity": a.severity.as_str(),

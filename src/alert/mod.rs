@@ -7,6 +7,7 @@
 //! not in a JSON file in the working directory.
 
 pub mod channels;
+pub mod outbox;
 pub mod rules;
 
 use serde::Serialize;

@@ -52,24 +52,24 @@ pub struct AlarmsArgs {
     pub format: AlarmFormat,
 }
 
-/// The policy to replay: the flag's, else the promoted one, else the configuration's.
-fn policy(a: &AlarmsArgs) -> Result<AlarmPolicy, Failure> {
+/// The policy in force: the flag's, else the promoted one, else the configuration's.
+pub fn policy_for(flag: &Option<PathBuf>, service: &str, cfg: &Config) -> Result<AlarmPolicy, Failure> {
     let bad = |e: crate::alarm::PolicyError| Failure::input(e.to_string());
-    if let Some(p) = &a.policy {
+    if let Some(p) = flag {
         return AlarmPolicy::from_file(p).map_err(bad);
     }
-    for dir in [a.service.as_str(), "all"] {
+    for dir in [service, "all"] {
         let p = PathBuf::from("models").join(dir).join("pss-tuned.toml");
         if p.is_file() {
             return AlarmPolicy::from_file(&p).map_err(bad);
         }
     }
-    AlarmPolicy::from_config(&Config::discover(None)?).map_err(bad)
+    AlarmPolicy::from_config(cfg).map_err(bad)
 }
 
 /// `pss alarms`.
 pub fn run_alarms(a: AlarmsArgs) -> CmdResult {
-    let policy = policy(&a)?;
+    let policy = policy_for(&a.policy, &a.service, &Config::discover(None)?)?;
     let store = crate::store::open(&a.history)?;
     let cfg = Config::default();
     let window = super::read_window(&a.window, &cfg, &*store, std::slice::from_ref(&a.service))?;

@@ -87,6 +87,14 @@ pub struct ServeArgs {
     /// Configuration file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Alarm policy for live alerting (with alerts_enabled; default: the
+    /// promoted models/<service|all>/pss-tuned.toml, else the configuration).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// A window is evaluated for alarms once its end is this far behind the
+    /// clock (or a later window of its service exists).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub alarm_grace: String,
 }
 
 /// Runs `pss serve` until SIGTERM.
@@ -119,7 +127,19 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     let patience = Duration::from_secs_f64(super::duration_arg("patience", &a.patience, false)?);
     let header_timeout = Duration::from_secs_f64(super::duration_arg("header-timeout", &a.header_timeout, true)?);
     let request_timeout = Duration::from_secs_f64(super::duration_arg("request-timeout", &a.request_timeout, true)?);
+    let alerts = crate::alert::AlertConfig::from_config(&cfg).map_err(|e| Failure::input(e.to_string()))?;
+    let alerting = if alerts.enabled {
+        if !alerts.has_channels() {
+            super::warn("alerting is enabled but no channel is configured");
+        }
+        let policy = super::alarms::policy_for(&a.policy, &a.service, &cfg)?;
+        let grace = Duration::from_secs_f64(super::duration_arg("alarm-grace", &a.alarm_grace, false)?);
+        Some(crate::serve::alerting::Alerting { policy, alerts, grace })
+    } else {
+        None
+    };
     let sc = ServeConfig {
+        alerting,
         history: a.history.clone(),
         grpc: a.grpc.map(|address| GrpcConfig {
             address,

@@ -86,10 +86,16 @@ pub struct Metrics {
     rejected_by: [[AtomicU64; 8]; 4],
     pub queue_depth: AtomicU64,
     pub windows_recomputed: AtomicU64,
+    /// Passes of the alarm policy over newly closed windows.
+    pub alarm_evaluations: AtomicU64,
     commits: AtomicU64,
     commit_micros: AtomicU64,
     last_commit_micros: AtomicU64,
     live: Mutex<BTreeMap<(String, String), LiveScore>>,
+    /// (service, module, rule) of the episodes paging now.
+    firing: Mutex<Vec<(String, String, &'static str)>>,
+    /// Notification attempts by (channel, delivered).
+    notifications: Mutex<BTreeMap<(String, bool), u64>>,
 }
 
 impl Metrics {
@@ -117,6 +123,18 @@ impl Metrics {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.commit_micros.fetch_add(us, Ordering::Relaxed);
         self.last_commit_micros.store(us, Ordering::Relaxed);
+    }
+
+    /// The episodes paging now: (service, module, rules).
+    pub fn set_firing(&self, firing: &[(String, String, Vec<&'static str>)]) {
+        let mut f = self.firing.lock().unwrap_or_else(|p| p.into_inner());
+        *f = firing.iter().flat_map(|(s, m, rules)| rules.iter().map(|r| (s.clone(), m.clone(), *r))).collect();
+    }
+
+    /// A notification attempt and whether it was delivered.
+    pub fn notification(&self, channel: &str, delivered: bool) {
+        let mut n = self.notifications.lock().unwrap_or_else(|p| p.into_inner());
+        *n.entry((channel.to_string(), delivered)).or_default() += 1;
     }
 
     /// Reloads the live scores: each service's and module's latest window.
@@ -189,8 +207,24 @@ impl Metrics {
             "# HELP pss_windows_recomputed_total Windows rescored after new traces.\n# TYPE pss_windows_recomputed_total counter\npss_windows_recomputed_total {}\n",
             self.windows_recomputed.load(Ordering::Relaxed)
         ));
-        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        o.push_str(&format!(
+            "# HELP pss_alarm_evaluations_total Passes of the alarm policy over closed windows.\n\
+             # TYPE pss_alarm_evaluations_total counter\npss_alarm_evaluations_total {}\n",
+            self.alarm_evaluations.load(Ordering::Relaxed)
+        ));
+        o.push_str("# HELP pss_alert_firing 1 while an episode of this rule pages.\n# TYPE pss_alert_firing gauge\n");
+        for (s, m, r) in self.firing.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            o.push_str(&format!("pss_alert_firing{{service=\"{}\",module=\"{}\",rule=\"{r}\"}} 1\n", esc(s), esc(m)));
+        }
+        o.push_str(
+            "# HELP pss_notifications_total Notification attempts by channel and result.\n# TYPE pss_notifications_total counter\n",
+        );
+        for ((c, ok), n) in self.notifications.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let result = if *ok { "sent" } else { "failed" };
+            o.push_str(&format!("pss_notifications_total{{channel=\"{c}\",result=\"{result}\"}} {n}\n"));
+        }
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let gauges = [
             ("pss_score", "PSS of the latest window (0-100)."),
             ("pss_timing_stability", "Timing stability of the latest window."),

@@ -4,6 +4,7 @@
 //! bounded queue to one writer that commits to the history store before
 //! anything is acknowledged.
 
+pub mod alerting;
 pub(crate) mod follow;
 pub mod grpc;
 pub(crate) mod http;
@@ -30,6 +31,8 @@ pub struct ServeConfig {
     pub service: String,
     pub token: Option<String>,
     pub writer: writer::WriterConfig,
+    /// Live alerting (when `alerts_enabled`).
+    pub alerting: Option<alerting::Alerting>,
 }
 
 impl ServeConfig {
@@ -98,7 +101,22 @@ pub fn run(
 ) -> Result<Arc<metrics::Metrics>, ServeError> {
     let store = crate::store::open(&cfg.history)?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let (queue, writer) = writer::start(store, cfg.writer.clone(), metrics.clone());
+    let stop_sender = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (evaluator, sender) = match &cfg.alerting {
+        Some(a) => {
+            let (wake, woken) = std::sync::mpsc::channel();
+            let sender = alerting::start_sender(
+                cfg.history.clone(),
+                a.alerts.clone(),
+                metrics.clone(),
+                woken,
+                stop_sender.clone(),
+            );
+            (Some(alerting::Evaluator::new(a, cfg.writer.ingest.window_seconds, wake)), Some(sender))
+        }
+        None => (None, None),
+    };
+    let (queue, writer) = writer::start(store, cfg.writer.clone(), metrics.clone(), evaluator);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -162,6 +180,15 @@ pub fn run(
         Ok(Err(e)) => errors.push(ServeError::Writer(e)),
         Err(_) => errors.push(ServeError::Writer("the writer thread panicked".into())),
         _ => {}
+    }
+    // The sender makes one last pass; what it cannot deliver stays in the outbox.
+    stop_sender.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(s) = sender {
+        match s.join() {
+            Ok(Err(e)) => errors.push(ServeError::Writer(format!("alert sender: {e}"))),
+            Err(_) => errors.push(ServeError::Writer("the alert sender panicked".into())),
+            _ => {}
+        }
     }
     match errors.len() {
         0 => Ok(metrics),

@@ -148,6 +148,7 @@ pub fn start(
     mut store: Box<dyn Store + Send>,
     cfg: WriterConfig,
     metrics: Arc<Metrics>,
+    mut alerting: Option<super::alerting::Evaluator>,
 ) -> (Queue, std::thread::JoinHandle<Result<(), String>>) {
     let (tx, rx) = mpsc::sync_channel::<Job>(cfg.capacity.max(1));
     let queue = Queue { tx, capacity: cfg.capacity.max(1), metrics: metrics.clone() };
@@ -167,6 +168,13 @@ pub fn start(
                 metrics.refresh_scores(&*store, cfg.ingest.window_seconds).map_err(|e| e.to_string())?;
                 Ok(())
             };
+            // Windows close as time passes too: evaluated on every tick.
+            let mut evaluate = |store: &mut dyn Store| -> Result<(), String> {
+                match alerting.as_mut() {
+                    Some(a) => a.evaluate(store, &metrics).map_err(|e| e.to_string()),
+                    None => Ok(()),
+                }
+            };
             loop {
                 let first = match rx.recv_timeout(cfg.recompute_every) {
                     Ok(j) => j,
@@ -175,6 +183,7 @@ pub fn start(
                             flush_windows(&mut dirty, &mut *store)?;
                             last_recompute = Instant::now();
                         }
+                        evaluate(&mut *store)?;
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -190,10 +199,12 @@ pub fn start(
                 commit(&mut *store, jobs, &cfg, &metrics, &mut dirty);
                 if last_recompute.elapsed() >= cfg.recompute_every && !dirty.is_empty() {
                     flush_windows(&mut dirty, &mut *store)?;
+                    evaluate(&mut *store)?;
                     last_recompute = Instant::now();
                 }
             }
-            flush_windows(&mut dirty, &mut *store)
+            flush_windows(&mut dirty, &mut *store)?;
+            evaluate(&mut *store)
         })
         .expect("spawn writer thread");
     (queue, handle)

@@ -100,6 +100,39 @@ pub enum StoredTrace<'a> {
     System { module: &'a str, timestamp: f64, lag: Option<f64> },
 }
 
+/// A notification to record in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// Unique per notification: recording it again does nothing.
+    pub key: String,
+    pub created: f64,
+    /// The channel's name (`webhook`, `slack`, …): its URL stays in the
+    /// configuration, never in the database.
+    pub channel: String,
+    pub body: serde_json::Value,
+}
+
+/// A notification due to be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub id: i64,
+    pub key: String,
+    pub channel: String,
+    pub body: serde_json::Value,
+    pub attempts: u32,
+}
+
+/// A notification as `pss alerts list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotificationRecord {
+    pub key: String,
+    pub channel: String,
+    pub created: f64,
+    pub sent: Option<f64>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
 /// A regular trace's values for trace-level detectors.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceRow {
@@ -236,6 +269,17 @@ pub trait Store {
     fn last_alert(&self, key: &str) -> Result<Option<f64>, StoreError>;
     /// Records that an alert was sent at `at`.
     fn record_alert(&mut self, key: &str, at: f64) -> Result<(), StoreError>;
+    /// Records notifications (an already recorded key is left alone);
+    /// returns how many are new.
+    fn enqueue_notifications(&mut self, items: &[NewNotification]) -> Result<u64, StoreError>;
+    /// Unsent notifications whose next attempt is due, oldest first.
+    fn due_notifications(&self, now: f64, limit: usize) -> Result<Vec<Notification>, StoreError>;
+    /// Marks a notification delivered (a 2xx) at `at`.
+    fn notification_sent(&mut self, id: i64, at: f64) -> Result<(), StoreError>;
+    /// Records a failed attempt and when to try again.
+    fn notification_failed(&mut self, id: i64, next_try: f64, error: &str) -> Result<(), StoreError>;
+    /// Notifications created at or after `since`, oldest first.
+    fn notifications(&self, since: f64) -> Result<Vec<NotificationRecord>, StoreError>;
     /// The stored read position of a followed file.
     fn follow_offset(&self, path: &str) -> Result<Option<FollowOffset>, StoreError>;
     /// Stores a followed file's read position.

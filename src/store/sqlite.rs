@@ -11,14 +11,14 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    FollowOffset, InsertedTraces, PruneReport, RegisteredModel, RunRecord, SlowestTrace, Store, StoreError,
-    StoredTrace, TimeRange, TraceBatch, TraceRow, TraceSlice,
+    FollowOffset, InsertedTraces, NewNotification, Notification, NotificationRecord, PruneReport, RegisteredModel,
+    RunRecord, SlowestTrace, Store, StoreError, StoredTrace, TimeRange, TraceBatch, TraceRow, TraceSlice,
 };
 use crate::domain::{Features, SubScores, Window};
 use crate::domain::{HistoryRow, Incident, LabeledWindow};
 
 /// The schema version this pss writes (`_meta` key `pss_schema`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS services (
@@ -111,7 +111,14 @@ INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1');
 "#;
 
 /// Forward migrations: entry `i` brings schema `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+
+/// v5: the notification outbox: recorded before sending, marked sent after
+/// a 2xx; `key` makes recording the same notification twice a no-op.
+const SCHEMA_V5: &str = "CREATE TABLE IF NOT EXISTS notifications (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, \
+    created REAL NOT NULL, channel TEXT NOT NULL, body TEXT NOT NULL, sent REAL, attempts INTEGER NOT NULL DEFAULT 0, \
+    next_try REAL NOT NULL, last_error TEXT); \
+    CREATE INDEX IF NOT EXISTS notifications_due ON notifications (sent, next_try);";
 
 /// v4: when each alert (pypss's dedup key) was last sent, for the cooldown.
 const SCHEMA_V4: &str = "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, last_sent REAL NOT NULL);";
@@ -278,6 +285,88 @@ impl Store for SqliteStore {
             .execute("INSERT OR REPLACE INTO alerts (key, last_sent) VALUES (?1, ?2)", params![key, at])
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    fn enqueue_notifications(&mut self, items: &[NewNotification]) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        let err = |e| StoreError::Sqlite { path: path.clone(), source: e };
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut n = 0;
+        for i in items {
+            n += tx
+                .execute(
+                    "INSERT OR IGNORE INTO notifications (key, created, channel, body, next_try) VALUES (?1, ?2, ?3, ?4, ?2)",
+                    params![i.key, i.created, i.channel, i.body.to_string()],
+                )
+                .map_err(err)? as u64;
+        }
+        tx.commit().map_err(err)?;
+        Ok(n)
+    }
+
+    fn due_notifications(&self, now: f64, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT id, key, channel, body, attempts FROM notifications WHERE sent IS NULL AND next_try <= ?1 \
+                 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map(params![now, limit as i64], |r| {
+                let body: String = r.get(3)?;
+                Ok(Notification {
+                    id: r.get(0)?,
+                    key: r.get(1)?,
+                    channel: r.get(2)?,
+                    body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                    attempts: r.get::<_, i64>(4)? as u32,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn notification_sent(&mut self, id: i64, at: f64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE notifications SET sent = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                params![id, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn notification_failed(&mut self, id: i64, next_try: f64, error: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE notifications SET attempts = attempts + 1, next_try = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, next_try, error],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn notifications(&self, since: f64) -> Result<Vec<NotificationRecord>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT key, channel, created, sent, attempts, last_error FROM notifications WHERE created >= ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map(params![since], |r| {
+                Ok(NotificationRecord {
+                    key: r.get(0)?,
+                    channel: r.get(1)?,
+                    created: r.get(2)?,
+                    sent: r.get(3)?,
+                    attempts: r.get::<_, i64>(4)? as u32,
+                    last_error: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     fn insert_traces(

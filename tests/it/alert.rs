@@ -13,10 +13,11 @@ use serde_json::Value;
 
 use crate::common::{ok, pss, python};
 
-type Log = Arc<Mutex<Vec<(String, Value)>>>;
+pub type Log = Arc<Mutex<Vec<(String, Value)>>>;
 
-/// A receiver on 127.0.0.1 that records every POST (path, JSON body).
-fn receiver() -> (String, Log) {
+/// A receiver on 127.0.0.1 that records every POST (path, JSON body) it
+/// accepts; under `/flaky/` it answers 503 to the first two.
+pub fn receiver() -> (String, Log) {
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let l2 = log.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -26,11 +27,17 @@ fn receiver() -> (String, Log) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let app = axum::Router::new().fallback(move |u: Uri, b: Bytes| {
                 let l = l2.clone();
+                let refused = refused.clone();
                 async move {
+                    use std::sync::atomic::Ordering;
+                    if u.path().starts_with("/flaky/") && refused.fetch_add(1, Ordering::SeqCst) < 2 {
+                        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down");
+                    }
                     l.lock().unwrap().push((u.path().to_string(), serde_json::from_slice(&b).unwrap_or(Value::Null)));
-                    "ok"
+                    (axum::http::StatusCode::OK, "ok")
                 }
             });
             axum::serve(listener, app).await.unwrap();

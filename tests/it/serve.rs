@@ -660,3 +660,76 @@ fn hostile_clients_are_refused_and_the_server_keeps_serving() {
     assert!(!m.contains("tok-9f8e7d6c5b4a"), "the token is never shown");
     assert!(server.term().success());
 }
+
+/// Live alerting end to end: traces with an injected bad stretch posted to
+/// `pss serve` page once per channel and resolve once; a receiver that is
+/// down at first gets them later; a restart sends nothing twice.
+#[test]
+fn live_alerting_pages_once_per_episode_and_resolves_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (base, log) = crate::alert::receiver();
+    std::fs::write(
+        d.join("pypss.toml"),
+        format!(
+            "[pypss]\nalerts_enabled = true\nalerts_generic_webhook = \"{base}/flaky/webhook\"\n\
+             alerts_alertmanager_url = \"{base}/am\"\nalert_threshold_ts = 0\nalert_threshold_ms = 0\n\
+             alert_threshold_ev = 0\nalert_threshold_be = 0\nalert_threshold_cc = 0\n\
+             [pss]\nalert_threshold_pss = 80\n[pss.alarm]\nresolve_after = 2\n"
+        ),
+    )
+    .unwrap();
+    // Twelve 10-second windows an hour ago: calm, three bad ones (errors,
+    // erratic latency), calm again.
+    let t0 = ((pss::timefmt::now() - 3600.0) / 10.0).floor() * 10.0;
+    let mut lines = String::new();
+    for w in 0..12 {
+        let bad = (4..=6).contains(&w);
+        for i in 0..20 {
+            let duration = if bad { 0.01 + (i % 7) as f64 * 0.3 } else { 0.010 + (i % 3) as f64 * 0.0001 };
+            lines += &serde_json::json!({"name": "h", "module": "app", "duration": duration, "memory": 1000,
+                "error": bad && i % 2 == 0, "timestamp": t0 + w as f64 * 10.0 + i as f64 * 0.4})
+            .to_string();
+            lines.push('\n');
+        }
+    }
+    let args = ["--http", "127.0.0.1:0", "--window", "10s", "--service", "shop", "--alarm-grace", "1s"];
+    let server = Server::start(d, &args);
+    let h = server.http.unwrap();
+    let r = reqwest::blocking::Client::new().post(format!("http://{h}/v1/traces")).body(lines).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let delivered = |prefix: &str| log.lock().unwrap().iter().filter(|(p, _)| p.starts_with(prefix)).count();
+    assert!(
+        wait_until(Duration::from_secs(30), || delivered("/flaky/webhook") == 2 && delivered("/am/") == 2),
+        "fired and resolved on both channels: {:?}",
+        log.lock().unwrap()
+    );
+    let bodies = log.lock().unwrap().clone();
+    let hooks: Vec<&serde_json::Value> = bodies.iter().filter(|(p, _)| p == "/flaky/webhook").map(|(_, b)| b).collect();
+    assert_eq!(hooks[0]["rule"], "PSS alarm: pss", "{hooks:?}");
+    assert!(hooks[0]["message"].as_str().unwrap().starts_with("shop: stability alarm (pss) since"), "{hooks:?}");
+    assert!(hooks[1]["message"].as_str().unwrap().starts_with("Resolved: shop stability alarm (pss)"), "{hooks:?}");
+    let am: Vec<&serde_json::Value> = bodies.iter().filter(|(p, _)| p == "/am/api/v2/alerts").map(|(_, b)| b).collect();
+    assert_eq!(am.len(), 2, "Alertmanager's v2 API under the base URL: {bodies:?}");
+    assert!(am[0][0]["startsAt"].is_string() && am[0][0].get("endsAt").is_none());
+    assert_eq!(am[1][0]["startsAt"], am[0][0]["startsAt"], "the resolution names the same alert");
+    assert!(am[1][0]["endsAt"].is_string());
+    let m = reqwest::blocking::get(format!("http://{h}/metrics")).unwrap().text().unwrap();
+    assert!(m.contains("pss_notifications_total{channel=\"webhook\",result=\"failed\"} 2"), "{m}");
+    assert!(m.contains("pss_notifications_total{channel=\"webhook\",result=\"sent\"} 2"), "{m}");
+    assert!(!m.contains(&base), "webhook URLs are not shown");
+    assert!(server.term().success());
+
+    // A restart finds the same episodes again and sends nothing twice.
+    let before = log.lock().unwrap().len();
+    let server = Server::start(d, &args);
+    let h = server.http.unwrap();
+    let evaluations = || -> u64 {
+        let m = reqwest::blocking::get(format!("http://{h}/metrics")).unwrap().text().unwrap();
+        m.lines().find_map(|l| l.strip_prefix("pss_alarm_evaluations_total ")).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    assert!(wait_until(Duration::from_secs(10), || evaluations() >= 3), "the policy was evaluated after the restart");
+    std::thread::sleep(Duration::from_millis(500)); // the sender's pass after the last evaluation
+    assert_eq!(log.lock().unwrap().len(), before, "nothing sent twice");
+    assert!(server.term().success());
+}

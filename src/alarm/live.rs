@@ -1,0 +1,127 @@
+//! The alarm policy evaluated as windows close (`pss serve`): each stream
+//! (a service, or one of its modules) keeps an episode [`Tracker`], and each
+//! closed window not seen yet is pushed through it — the same steps the
+//! backtest takes, so what `pss alarms` says would have fired is what fires.
+
+use std::collections::BTreeMap;
+
+use super::episodes::{Event, Step, Tracker};
+use super::AlarmPolicy;
+use crate::store::{Store, StoreError};
+
+/// An episode that fired or resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveEvent {
+    pub service: String,
+    /// `""` for the service-level rules.
+    pub module: String,
+    pub event: Event,
+}
+
+struct Stream {
+    tracker: Tracker,
+    /// Start of the last window pushed.
+    last: f64,
+}
+
+/// Live evaluation state.
+pub struct Live {
+    policy: AlarmPolicy,
+    seconds: f64,
+    /// A window is closed once its end is this far behind the clock (late
+    /// traces), or once a later window of its service exists.
+    grace: f64,
+    /// On the first look at a stream, windows this far back are replayed.
+    lookback: f64,
+    streams: BTreeMap<(String, String), Stream>,
+}
+
+impl Live {
+    pub fn new(policy: AlarmPolicy, seconds: f64, grace: f64) -> Live {
+        Live { policy, seconds, grace, lookback: 86400.0, streams: BTreeMap::new() }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &AlarmPolicy {
+        &self.policy
+    }
+
+    /// Evaluates every closed window of `services` (and their modules) not
+    /// evaluated yet; returns the episodes that fired or resolved.
+    pub fn advance(&mut self, store: &dyn Store, services: &[String], now: f64) -> Result<Vec<LiveEvent>, StoreError> {
+        let mut out = Vec::new();
+        for service in services {
+            let latest = self.push_stream(store, service, "", None, now, &mut out)?;
+            if self.policy.module_pss.is_some() {
+                for m in store.window_modules(service, self.seconds)? {
+                    self.push_stream(store, service, &m, latest, now, &mut out)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pushes one stream's newly closed windows; returns its latest window start.
+    fn push_stream(
+        &mut self,
+        store: &dyn Store,
+        service: &str,
+        module: &str,
+        service_latest: Option<f64>,
+        now: f64,
+        out: &mut Vec<LiveEvent>,
+    ) -> Result<Option<f64>, StoreError> {
+        let key = (service.to_string(), module.to_string());
+        let from = match self.streams.get(&key) {
+            Some(s) => s.last + self.seconds * 0.5,
+            // First look (or after a restart): the last day of the stream's
+            // windows; an episode found again is not sent again (the
+            // outbox records each notification once).
+            None => {
+                let newest = store
+                    .latest_windows(self.seconds)?
+                    .into_iter()
+                    .filter(|w| w.service == service && w.module == module)
+                    .map(|w| w.start)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                if newest.is_finite() {
+                    newest - self.lookback
+                } else {
+                    return Ok(None);
+                }
+            }
+        };
+        let ws = store.windows(service, (!module.is_empty()).then_some(module), self.seconds, Some(from), None)?;
+        let latest = ws.last().map(|w| w.window.start);
+        let horizon = service_latest.or(latest);
+        let stream = self
+            .streams
+            .entry(key)
+            .or_insert_with(|| Stream { tracker: Tracker::new(self.policy.persistence), last: f64::NEG_INFINITY });
+        for lw in ws {
+            let w = &lw.window;
+            let end = w.start + w.seconds;
+            let closed = horizon.is_some_and(|h| w.start < h) || end + self.grace <= now;
+            if !closed {
+                break;
+            }
+            stream.last = w.start;
+            if w.too_small {
+                continue;
+            }
+            let step = Step { start: w.start, end, pss: self.policy.pss(w), rules: self.policy.fire(w) };
+            if let Some(event) = stream.tracker.push(step) {
+                out.push(LiveEvent { service: service.to_string(), module: module.to_string(), event });
+            }
+        }
+        Ok(latest)
+    }
+
+    /// The episodes paging now: (service, module, rules).
+    pub fn firing(&self) -> Vec<(String, String, Vec<&'static str>)> {
+        self.streams
+            .iter()
+            .filter_map(|((s, m), st)| st.tracker.open().map(|e| (s.clone(), m.clone(), e.rules.clone())))
+            .collect()
+    }
+}

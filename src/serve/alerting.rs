@@ -1,0 +1,91 @@
+//! Live alerting in `pss serve`: after each refresh the writer evaluates the
+//! alarm policy on windows that closed ([`crate::alarm::live`]) and records
+//! the notifications of episodes that fired or resolved in the outbox; a
+//! sender thread of its own delivers them ([`crate::alert::outbox`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::metrics::Metrics;
+use crate::alarm::live::Live;
+use crate::alarm::AlarmPolicy;
+use crate::alert::AlertConfig;
+use crate::store::Store;
+
+/// Live alerting's configuration.
+#[derive(Debug, Clone)]
+pub struct Alerting {
+    pub policy: AlarmPolicy,
+    pub alerts: AlertConfig,
+    /// A window is evaluated once its end is this far behind the clock (or
+    /// a later window of its service exists).
+    pub grace: Duration,
+}
+
+/// The writer's side: evaluates and records.
+pub struct Evaluator {
+    live: Live,
+    alerts: AlertConfig,
+    wake: mpsc::Sender<()>,
+}
+
+impl Evaluator {
+    pub fn new(a: &Alerting, window_seconds: f64, wake: mpsc::Sender<()>) -> Evaluator {
+        Evaluator {
+            live: Live::new(a.policy.clone(), window_seconds, a.grace.as_secs_f64()),
+            alerts: a.alerts.clone(),
+            wake,
+        }
+    }
+
+    /// Evaluates closed windows and records what fired or resolved.
+    pub fn evaluate(&mut self, store: &mut dyn Store, metrics: &Metrics) -> Result<(), crate::store::StoreError> {
+        let now = crate::timefmt::now();
+        let services = store.services()?;
+        let events = self.live.advance(&*store, &services, now)?;
+        let alert_pss = self.live.policy().alert.pss;
+        let items: Vec<_> =
+            events.iter().flat_map(|e| crate::alert::outbox::notifications(&self.alerts, e, alert_pss, now)).collect();
+        if !items.is_empty() && store.enqueue_notifications(&items)? > 0 {
+            let _ = self.wake.send(());
+        }
+        metrics.set_firing(&self.live.firing());
+        metrics.alarm_evaluations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Starts the sender thread; it ends after `stop` is set and one last pass.
+pub fn start_sender(
+    history: std::path::PathBuf,
+    alerts: AlertConfig,
+    metrics: Arc<Metrics>,
+    wake: mpsc::Receiver<()>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    std::thread::Builder::new()
+        .name("pss-alerts".into())
+        .spawn(move || {
+            let mut store = crate::store::open(&history).map_err(|e| e.to_string())?;
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .user_agent(concat!("pss/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())?;
+            loop {
+                let pass = crate::alert::outbox::deliver_due(&mut *store, &alerts, &client, crate::timefmt::now())
+                    .map_err(|e| e.to_string())?;
+                for (channel, ok) in &pass.attempts {
+                    metrics.notification(channel, *ok);
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                // Woken by a new notification, else a second later for retries.
+                let _ = wake.recv_timeout(Duration::from_secs(1));
+            }
+        })
+        .expect("spawn the alert sender")
+}
