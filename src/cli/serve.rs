@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// An HTTP request body must arrive within this (408 otherwise).
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub request_timeout: String,
+    /// A gRPC connection on which nothing arrives for this long is closed
+    /// (clients reconnect), so idle connections cannot hold the limit.
+    #[arg(long, default_value = "300s", value_name = "DURATION")]
+    pub grpc_idle_timeout: String,
     /// Traces in one gRPC batch at most (RESOURCE_EXHAUSTED past it).
     #[arg(long, default_value_t = 100_000)]
     pub max_batch_traces: usize,
@@ -125,6 +129,7 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     };
     let max = a.max_body_mib.max(1) * 1024 * 1024;
     let patience = Duration::from_secs_f64(super::duration_arg("patience", &a.patience, false)?);
+    let grpc_idle = Duration::from_secs_f64(super::duration_arg("grpc-idle-timeout", &a.grpc_idle_timeout, true)?);
     let header_timeout = Duration::from_secs_f64(super::duration_arg("header-timeout", &a.header_timeout, true)?);
     let request_timeout = Duration::from_secs_f64(super::duration_arg("request-timeout", &a.request_timeout, true)?);
     let alerts = crate::alert::AlertConfig::from_config(&cfg).map_err(|e| Failure::input(e.to_string()))?;
@@ -147,6 +152,7 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
             patience,
             max_connections: a.max_connections,
             max_batch_traces: a.max_batch_traces,
+            idle_timeout: grpc_idle,
         }),
         http: a.http.map(|address| HttpConfig {
             address,

@@ -162,6 +162,8 @@ pub struct GrpcConfig {
     pub max_connections: usize,
     /// Traces in one batch at most.
     pub max_batch_traces: usize,
+    /// A connection on which nothing arrives for this long is closed.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Builds the gRPC input; the future serves until `shutdown` resolves.
@@ -170,7 +172,7 @@ pub(super) async fn build(
     ctx: super::input::InputContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(std::net::SocketAddr, impl std::future::Future<Output = Result<(), tonic::transport::Error>>)> {
-    let GrpcConfig { address, max_message_bytes, patience, max_connections, max_batch_traces } = cfg;
+    let GrpcConfig { address, max_message_bytes, patience, max_connections, max_batch_traces, idle_timeout } = cfg;
     let listener = tokio::net::TcpListener::bind(address).await?;
     let addr = listener.local_addr()?;
     let metrics = ctx.metrics.clone();
@@ -182,7 +184,7 @@ pub(super) async fn build(
         patience,
         max_batch_traces,
     };
-    let incoming = limited_incoming(listener, max_connections, metrics.clone());
+    let incoming = limited_incoming(listener, max_connections, idle_timeout, metrics.clone());
     // pypss's GRPCCollector drops each call's future at once, and grpcio
     // cancels a call when its future is garbage-collected: every trace
     // arrives followed by a RST_STREAM. hyper's rapid-reset guard would
@@ -198,10 +200,15 @@ pub(super) async fn build(
     Ok((addr, fut))
 }
 
-/// A connection that holds its place under the connection limit.
+/// A connection that holds its place under the connection limit, closed
+/// when nothing arrives on it for `idle` (idle or half-open clients cannot
+/// hold the limit).
 struct Limited {
     io: tokio::net::TcpStream,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    idle: std::time::Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    metrics: Arc<Metrics>,
 }
 
 impl tonic::transport::server::Connected for Limited {
@@ -217,7 +224,25 @@ impl tokio::io::AsyncRead for Limited {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        use std::task::Poll;
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let next = tokio::time::Instant::now() + self.idle;
+                    self.deadline.as_mut().reset(next);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match std::future::Future::poll(self.deadline.as_mut(), cx) {
+                Poll::Ready(()) => {
+                    self.metrics.rejected(InputKind::Grpc, Reason::Timeout, 1);
+                    Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle connection closed")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
     }
 }
 
@@ -248,11 +273,18 @@ impl tokio::io::AsyncWrite for Limited {
 fn limited_incoming(
     listener: tokio::net::TcpListener,
     max: usize,
+    idle: std::time::Duration,
     metrics: Arc<Metrics>,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<Limited>> {
     let gate = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
     async_stream_like(listener, move |io| match gate.clone().try_acquire_owned() {
-        Ok(permit) => Some(Limited { io, _permit: permit }),
+        Ok(permit) => Some(Limited {
+            io,
+            _permit: permit,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            metrics: metrics.clone(),
+        }),
         Err(_) => {
             metrics.rejected(InputKind::Grpc, Reason::ConnectionLimit, 1);
             None

@@ -538,6 +538,8 @@ fn hostile_clients_are_refused_and_the_server_keeps_serving() {
             "2s",
             "--max-batch-traces",
             "1000",
+            "--grpc-idle-timeout",
+            "1s",
         ],
     );
     let h = server.http.unwrap();
@@ -641,6 +643,16 @@ fn hostile_clients_are_refused_and_the_server_keeps_serving() {
     assert!(bad.message().contains("failed to decode"), "{bad:?}");
     assert_eq!(big.code(), tonic::Code::ResourceExhausted, "{big:?}");
     assert!(big.message().contains("at most 1000"), "{big:?}");
+    // An idle gRPC connection (not even the HTTP/2 preface) is closed.
+    {
+        let mut s = std::net::TcpStream::connect(g).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t0 = Instant::now();
+        // The server speaks first (its SETTINGS frame); then the close.
+        let mut rest = Vec::new();
+        let closed = s.read_to_end(&mut rest).is_ok();
+        assert!(closed && t0.elapsed() < Duration::from_secs(8), "the idle connection stayed open");
+    }
 
     let m = reqwest::blocking::get(format!("http://{h}/metrics")).unwrap().text().unwrap();
     for (input, reason, n) in [
@@ -651,6 +663,7 @@ fn hostile_clients_are_refused_and_the_server_keeps_serving() {
         ("http", "connection_limit", 1),
         ("grpc", "malformed", 1),
         ("grpc", "too_large", 1),
+        ("grpc", "timeout", 1),
     ] {
         let line = format!("pss_messages_rejected_by_reason_total{{input=\"{input}\",reason=\"{reason}\"}} ");
         let got: u64 = m.lines().find_map(|l| l.strip_prefix(&line)).and_then(|v| v.parse().ok()).unwrap_or(0);
