@@ -8,6 +8,7 @@
 //! run holds the lock.
 
 pub(crate) mod alarms;
+pub(crate) mod alerts;
 pub(crate) mod analyze;
 pub(crate) mod detect;
 pub(crate) mod diagnose;
@@ -94,6 +95,8 @@ pub enum Command {
     Prune(history::PruneArgs),
     /// Replay stored windows through an alarm policy: the episodes that would have paged.
     Alarms(alarms::AlarmsArgs),
+    /// Notifications: list what was sent, test every channel, silence a service.
+    Alerts(alerts::AlertsArgs),
     /// Anomaly detectors: train, score, and a causal streaming detector for metric series.
     Detect(detect::DetectArgs),
     /// pypss's ml-detect: flag anomalous traces of a target file against a baseline file.
@@ -161,6 +164,7 @@ where
         Command::Prune(a) => history::prune(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Alarms(a) => alarms::run_alarms(a),
+        Command::Alerts(a) => alerts::run_alerts(a),
         Command::Detect(a) => detect::run(a),
         Command::MlDetect(a) => detect::ml_detect(a),
         Command::Diagnose(a) => diagnose::run(a),

@@ -46,8 +46,15 @@ impl Evaluator {
         let services = store.services()?;
         let events = self.live.advance(&*store, &services, now)?;
         let alert_pss = self.live.policy().alert.pss;
-        let items: Vec<_> =
-            events.iter().flat_map(|e| crate::alert::outbox::notifications(&self.alerts, e, alert_pss, now)).collect();
+        let silences = if events.is_empty() { Vec::new() } else { store.silences(now)? };
+        let items: Vec<_> = events
+            .iter()
+            .filter(|e| {
+                let (crate::alarm::episodes::Event::Fired(s) | crate::alarm::episodes::Event::Resolved(s)) = &e.event;
+                !silences.iter().any(|x| x.covers(&e.service, &s.rules))
+            })
+            .flat_map(|e| crate::alert::outbox::notifications(&self.alerts, e, alert_pss, now))
+            .collect();
         if !items.is_empty() && store.enqueue_notifications(&items)? > 0 {
             let _ = self.wake.send(());
         }

@@ -112,6 +112,22 @@ pub struct NewNotification {
     pub body: serde_json::Value,
 }
 
+/// No notification for a service (and one rule, when given) until `until`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Silence {
+    pub service: String,
+    pub rule: Option<String>,
+    /// Epoch seconds.
+    pub until: f64,
+}
+
+impl Silence {
+    /// Whether it holds back a notification of `service` whose rules are `rules`.
+    pub fn covers(&self, service: &str, rules: &[&str]) -> bool {
+        self.service == service && self.rule.as_deref().is_none_or(|r| rules.contains(&r))
+    }
+}
+
 /// A notification due to be sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
@@ -269,6 +285,10 @@ pub trait Store {
     fn last_alert(&self, key: &str) -> Result<Option<f64>, StoreError>;
     /// Records that an alert was sent at `at`.
     fn record_alert(&mut self, key: &str, at: f64) -> Result<(), StoreError>;
+    /// Adds a silence.
+    fn add_silence(&mut self, s: &Silence) -> Result<(), StoreError>;
+    /// Silences still in force at `now`.
+    fn silences(&self, now: f64) -> Result<Vec<Silence>, StoreError>;
     /// Records notifications (an already recorded key is left alone);
     /// returns how many are new.
     fn enqueue_notifications(&mut self, items: &[NewNotification]) -> Result<u64, StoreError>;

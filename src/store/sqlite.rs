@@ -12,13 +12,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     FollowOffset, InsertedTraces, NewNotification, Notification, NotificationRecord, PruneReport, RegisteredModel,
-    RunRecord, SlowestTrace, Store, StoreError, StoredTrace, TimeRange, TraceBatch, TraceRow, TraceSlice,
+    RunRecord, Silence, SlowestTrace, Store, StoreError, StoredTrace, TimeRange, TraceBatch, TraceRow, TraceSlice,
 };
 use crate::domain::{Features, SubScores, Window};
 use crate::domain::{HistoryRow, Incident, LabeledWindow};
 
 /// The schema version this pss writes (`_meta` key `pss_schema`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS services (
@@ -111,7 +111,12 @@ INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1');
 "#;
 
 /// Forward migrations: entry `i` brings schema `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+
+/// v6: silences (`pss alerts silence`): no notification for a service (and
+/// rule, when given) until a time.
+const SCHEMA_V6: &str =
+    "CREATE TABLE IF NOT EXISTS silences (service TEXT NOT NULL, rule TEXT NOT NULL, until REAL NOT NULL);";
 
 /// v5: the notification outbox: recorded before sending, marked sent after
 /// a 2xx; `key` makes recording the same notification twice a no-op.
@@ -285,6 +290,30 @@ impl Store for SqliteStore {
             .execute("INSERT OR REPLACE INTO alerts (key, last_sent) VALUES (?1, ?2)", params![key, at])
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    fn add_silence(&mut self, s: &Silence) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO silences (service, rule, until) VALUES (?1, ?2, ?3)",
+                params![s.service, s.rule.clone().unwrap_or_default(), s.until],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn silences(&self, now: f64) -> Result<Vec<Silence>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT service, rule, until FROM silences WHERE until > ?1 ORDER BY until")
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map(params![now], |r| {
+                let rule: String = r.get(1)?;
+                Ok(Silence { service: r.get(0)?, rule: (!rule.is_empty()).then_some(rule), until: r.get(2)? })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     fn enqueue_notifications(&mut self, items: &[NewNotification]) -> Result<u64, StoreError> {
@@ -750,6 +779,34 @@ mod tests {
     use crate::config::ScoreParams;
     use crate::ingest::{ingest_source, IngestOptions};
     use crate::trace::Source;
+
+    #[test]
+    fn silences_and_the_outbox() {
+        use crate::store::{NewNotification, Silence};
+        let (_d, mut s) = store();
+        s.add_silence(&Silence { service: "shop".into(), rule: Some("pss".into()), until: 100.0 }).unwrap();
+        s.add_silence(&Silence { service: "cart".into(), rule: None, until: 50.0 }).unwrap();
+        let active = s.silences(60.0).unwrap();
+        assert_eq!(active.len(), 1, "the cart silence ended at 50");
+        assert!(active[0].covers("shop", &["ts", "pss"]) && !active[0].covers("shop", &["ts"]));
+        assert!(!active[0].covers("cart", &["pss"]));
+        let n = |key: &str| NewNotification {
+            key: key.into(),
+            created: 10.0,
+            channel: "webhook".into(),
+            body: serde_json::json!({"k": key}),
+        };
+        assert_eq!(s.enqueue_notifications(&[n("a"), n("b")]).unwrap(), 2);
+        assert_eq!(s.enqueue_notifications(&[n("a")]).unwrap(), 0, "recorded once");
+        let due = s.due_notifications(10.0, 10).unwrap();
+        assert_eq!(due.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        s.notification_sent(due[0].id, 11.0).unwrap();
+        s.notification_failed(due[1].id, 20.0, "HTTP 503").unwrap();
+        assert!(s.due_notifications(15.0, 10).unwrap().is_empty(), "b waits for its backoff, a is sent");
+        assert_eq!(s.due_notifications(20.0, 10).unwrap()[0].attempts, 1);
+        let all = s.notifications(0.0).unwrap();
+        assert_eq!((all[0].sent, all[1].last_error.as_deref()), (Some(11.0), Some("HTTP 503")));
+    }
 
     #[test]
     fn a_new_database_and_its_journal_are_the_owners_alone() {

@@ -732,6 +732,11 @@ fn live_alerting_pages_once_per_episode_and_resolves_and_survives_a_restart() {
     assert!(m.contains("pss_notifications_total{channel=\"webhook\",result=\"sent\"} 2"), "{m}");
     assert!(!m.contains(&base), "webhook URLs are not shown");
     assert!(server.term().success());
+    let list = crate::common::ok(&crate::common::pss(d, &["alerts", "list", "--history", "h.db"]));
+    assert_eq!(list.lines().filter(|l| l.contains("shop from")).count(), 4, "{list}");
+    assert!(!list.contains("waiting") && !list.contains(&base), "{list}");
+    let test = crate::common::ok(&crate::common::pss(d, &["alerts", "test"]));
+    assert!(test.contains("webhook       delivered") && test.contains("alertmanager  delivered"), "{test}");
 
     // A restart finds the same episodes again and sends nothing twice.
     let before = log.lock().unwrap().len();
