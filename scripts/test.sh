@@ -2,7 +2,8 @@
 # Runs every check and test of pss. Works on a fresh clone: it installs what
 # the tests need before running them — pypss 1.3.1 with grpcio, protobuf and
 # redis from PyPI into target/pypss-venv (differential tests, and the real
-# pypss clients `pss serve` is tested with), and Debian's redis-server.
+# pypss clients `pss serve` is tested with), and Debian's redis-server,
+# prometheus-alertmanager and prometheus-pushgateway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,10 +14,15 @@ if ! "$VENV/bin/python" -c 'import pypss, grpc, redis, google.protobuf, importli
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check pypss==1.3.1 grpcio==1.85.3 protobuf==7.36.2 redis==8.1.0
 fi
-if ! command -v redis-server >/dev/null; then
-    echo "==> installing redis-server (Debian)"
+# Debian's real servers the tests start on 127.0.0.1.
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]} (Debian)"
     if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-    $SUDO apt-get install -y redis-server >/dev/null 2>&1 || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y redis-server >/dev/null; }
+    $SUDO apt-get install -y "${missing[@]}" >/dev/null 2>&1 || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y "${missing[@]}" >/dev/null; }
 fi
 export PSS_PYTHON="$PWD/$VENV/bin/python"
 

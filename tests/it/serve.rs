@@ -751,3 +751,102 @@ fn live_alerting_pages_once_per_episode_and_resolves_and_survives_a_restart() {
     assert_eq!(log.lock().unwrap().len(), before, "nothing sent twice");
     assert!(server.term().success());
 }
+
+/// A real Alertmanager (Debian's), started here on 127.0.0.1; killed on drop.
+struct Alertmanager {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    fn start() -> Alertmanager {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("am.yml"), "route:\n  receiver: 'none'\nreceivers:\n  - name: 'none'\n")
+            .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", dir.path().join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager on the PATH (scripts/test.sh installs it)");
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = format!("{url}/-/ready");
+        assert!(
+            wait_until(Duration::from_secs(20), || reqwest::blocking::get(&ready)
+                .is_ok_and(|r| r.status().is_success())),
+            "alertmanager did not start"
+        );
+        Alertmanager { child, url, _dir: dir }
+    }
+
+    /// Active alerts' labels.
+    fn active(&self) -> Vec<serde_json::Value> {
+        let v: serde_json::Value =
+            reqwest::blocking::get(format!("{}/api/v2/alerts?active=true", self.url)).unwrap().json().unwrap();
+        v.as_array().unwrap().iter().map(|a| a["labels"].clone()).collect()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Live alerting into a real Alertmanager: the episode shows as an active
+/// alert with pss's labels, and its resolution ends it.
+#[test]
+fn a_real_alertmanager_shows_the_alert_and_its_resolution() {
+    let am = Alertmanager::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("pypss.toml"),
+        format!(
+            "[pypss]\nalerts_enabled = true\nalerts_alertmanager_url = \"{}\"\nalert_threshold_ts = 0\n\
+             alert_threshold_ms = 0\nalert_threshold_ev = 0\nalert_threshold_be = 0\nalert_threshold_cc = 0\n\
+             [pss]\nalert_threshold_pss = 80\n",
+            am.url
+        ),
+    )
+    .unwrap();
+    let t0 = ((pss::timefmt::now() - 600.0) / 10.0).floor() * 10.0;
+    let windows = |from: usize, to: usize, bad: bool| -> String {
+        let mut lines = String::new();
+        for w in from..to {
+            for i in 0..20 {
+                let duration = if bad { 0.01 + (i % 7) as f64 * 0.3 } else { 0.010 + (i % 3) as f64 * 0.0001 };
+                lines += &serde_json::json!({"name": "h", "module": "app", "duration": duration, "memory": 1000,
+                    "error": bad && i % 2 == 0, "timestamp": t0 + w as f64 * 10.0 + i as f64 * 0.4})
+                .to_string();
+                lines.push('\n');
+            }
+        }
+        lines
+    };
+    let server =
+        Server::start(d, &["--http", "127.0.0.1:0", "--window", "10s", "--service", "shop", "--alarm-grace", "1s"]);
+    let h = server.http.unwrap();
+    let post = |body: String| {
+        let r = reqwest::blocking::Client::new().post(format!("http://{h}/v1/traces")).body(body).send().unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    post(windows(0, 4, false) + &windows(4, 7, true));
+    assert!(
+        wait_until(Duration::from_secs(30), || am
+            .active()
+            .iter()
+            .any(|l| l["alertname"] == "PSS alarm" && l["service"] == "shop")),
+        "the alert is active in Alertmanager: {:?}",
+        am.active()
+    );
+    post(windows(7, 10, false));
+    assert!(wait_until(Duration::from_secs(30), || am.active().is_empty()), "resolved: {:?}", am.active());
+    assert!(server.term().success());
+}
