@@ -8,11 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=target/pypss-venv
-if ! "$VENV/bin/python" -c 'import pypss, grpc, redis, google.protobuf, importlib.metadata as m; assert m.version("pypss") == "1.3.1"' 2>/dev/null; then
-    echo "==> installing pypss==1.3.1, grpcio, protobuf, redis into $VENV"
+if ! "$VENV/bin/python" -c 'import pypss, grpc, redis, google.protobuf, prometheus_client, importlib.metadata as m; assert m.version("pypss") == "1.3.1"' 2>/dev/null; then
+    echo "==> installing pypss==1.3.1, grpcio, protobuf, redis, prometheus-client into $VENV"
     mkdir -p target
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check pypss==1.3.1 grpcio==1.85.3 protobuf==7.36.2 redis==8.1.0
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check pypss==1.3.1 grpcio==1.85.3 protobuf==7.36.2 redis==8.1.0 prometheus-client==0.26.0
 fi
 # Debian's real servers the tests start on 127.0.0.1.
 missing=()

@@ -313,6 +313,12 @@ impl Default for Config {
 }
 
 impl Config {
+    /// pypss's `storage_backend = "prometheus"`: runs are pushed to the
+    /// Pushgateway at `storage_uri` instead of stored in SQLite.
+    pub fn pushes_to_prometheus(&self) -> bool {
+        self.pypss.storage_backend.as_deref() == Some("prometheus")
+    }
+
     /// pypss's `storage_uri` (default `pypss_history.db`).
     pub fn storage_uri(&self) -> String {
         self.keys.storage_uri.clone().unwrap_or_else(|| "pypss_history.db".into())
@@ -577,6 +583,9 @@ impl Config {
         }
         if s.score_memory_epsilon < 0.0 {
             return Err(bad("score_memory_epsilon", "must not be negative"));
+        }
+        if let Some(b) = self.pypss.storage_backend.as_deref().filter(|b| !matches!(*b, "sqlite" | "prometheus")) {
+            return Err(bad("storage_backend", &format!("'{b}': expected \"sqlite\" or \"prometheus\"")));
         }
         if s.error_spike_threshold >= 1.0 {
             return Err(bad("error_spike_threshold", "must be below 1 (pypss divides by 1 - error_spike_threshold)"));

@@ -162,6 +162,22 @@ fn alerts(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, recent: &[f64]) -
 /// save. Returns the recent runs' PSS (latest first) read before the save.
 fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[String]) -> Result<Vec<f64>, Failure> {
     use crate::domain::{check_regression, HistoryRow};
+    if cfg.pushes_to_prometheus() && a.history.is_none() {
+        // pypss's Prometheus backend: push, no history to compare with.
+        let uri = cfg.storage_uri();
+        let pushed = crate::store::pushgateway::push(&uri, rep.score.pss as f64, &rep.score.breakdown);
+        let msg = match pushed {
+            Ok(()) => format!("\n✅ PSS Score pushed to the Pushgateway at {uri} (job pypss)."),
+            // pypss prints the failure and goes on; so does pss.
+            Err(e) => format!("\n⚠️  Failed to store history: {e}"),
+        };
+        if a.format == OutputFormat::Text && a.output.is_none() {
+            print(&format!("{msg}\n"))?;
+        } else {
+            eprintln!("{msg}");
+        }
+        return Ok(Vec::new());
+    }
     let path = super::history::history_path(&a.history, cfg);
     let mut store = crate::store::open(&path)?;
     let limit = cfg.regression_history_limit();

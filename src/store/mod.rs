@@ -4,6 +4,7 @@
 //! default. A server database can implement the same trait later.
 
 pub mod incidents;
+pub mod pushgateway;
 pub mod sqlite;
 mod traces;
 

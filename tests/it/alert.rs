@@ -165,3 +165,50 @@ fn pss_sends_what_pypss_sends_on_every_channel_and_honours_the_cooldown() {
     assert!(out.contains("Alerts triggered and sent."), "{out}");
     assert!(log.lock().unwrap().len() > before);
 }
+
+/// pypss's Prometheus backend against Debian's real Pushgateway: what
+/// pypss's `PrometheusStorage` pushes and what `pss analyze --store-history`
+/// pushes with `storage_backend = "prometheus"` read back the same.
+#[test]
+fn the_pushgateway_gets_what_pypss_pushes() {
+    use std::process::{Command, Stdio};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gw = format!("127.0.0.1:{port}");
+    let mut child = Command::new("prometheus-pushgateway")
+        .arg(format!("--web.listen-address={gw}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-pushgateway on the PATH (scripts/test.sh installs it)");
+    let metrics = || reqwest::blocking::get(format!("http://{gw}/metrics")).map(|r| r.text().unwrap_or_default());
+    assert!(
+        crate::common::wait_until(std::time::Duration::from_secs(20), || metrics().is_ok()),
+        "pushgateway did not start"
+    );
+    let pushed =
+        |m: &str| -> Vec<String> { m.lines().filter(|l| l.starts_with("pypss_")).map(str::to_string).collect() };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("t.json"), traces()).unwrap();
+    std::fs::write(
+        d.join("pypss.toml"),
+        format!("[pypss]\nstorage_backend = \"prometheus\"\nstorage_uri = \"{gw}\"\n"),
+    )
+    .unwrap();
+    let script = "import json\nimport pypss.core.core as core\nfrom pypss.storage import get_storage_backend\n\
+                  from pypss.utils.config import GLOBAL_CONFIG as c\n\
+                  r = core.compute_pss_from_traces(json.load(open('t.json')))\n\
+                  get_storage_backend({'storage_backend': c.storage_backend, 'storage_uri': c.storage_uri}).save(r)\n";
+    let o = Command::new(python()).current_dir(d).args(["-c", script]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = pushed(&metrics().unwrap());
+    assert_eq!(want.len(), 6, "{want:?}");
+    // Clear the job, then push from pss.
+    reqwest::blocking::Client::new().delete(format!("http://{gw}/metrics/job/pypss")).send().unwrap();
+    assert!(pushed(&metrics().unwrap()).is_empty());
+    let out = ok(&pss(d, &["analyze", "--trace-file", "t.json", "--store-history"]));
+    assert!(out.contains("pushed to the Pushgateway"), "{out}");
+    assert_eq!(pushed(&metrics().unwrap()), want);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -36,9 +36,13 @@ pub struct HistoryArgs {
     pub config: Option<PathBuf>,
 }
 
-/// The history database from `--history` or the config's `storage_uri`.
+/// The history database from `--history` or the config's `storage_uri`
+/// (which names the Pushgateway when `storage_backend = "prometheus"`: then
+/// pypss's default database file).
 pub fn history_path(arg: &Option<PathBuf>, cfg: &Config) -> PathBuf {
-    arg.clone().unwrap_or_else(|| PathBuf::from(cfg.storage_uri()))
+    arg.clone().unwrap_or_else(|| {
+        PathBuf::from(if cfg.pushes_to_prometheus() { "pypss_history.db".to_string() } else { cfg.storage_uri() })
+    })
 }
 
 /// Runs `pss history`: pypss's table and exports.
