@@ -72,6 +72,11 @@ impl Tracker {
         Tracker { p, recent: Default::default(), open: None }
     }
 
+    /// Its persistence.
+    pub fn persistence(&self) -> Persistence {
+        self.p
+    }
+
     /// The episode paging now, if any.
     pub fn open(&self) -> Option<&Span> {
         self.open.as_ref().map(|(s, _)| s)

@@ -46,6 +46,23 @@ impl Live {
         &self.policy
     }
 
+    /// Puts a new policy in force: its rules from the next window on; its
+    /// persistence for each stream once no episode of the stream is open (an
+    /// open one resolves under the rules it fired with).
+    pub fn set_policy(&mut self, policy: AlarmPolicy) {
+        self.policy = policy;
+        self.adopt_persistence();
+    }
+
+    fn adopt_persistence(&mut self) {
+        let p = self.policy.persistence;
+        for s in self.streams.values_mut() {
+            if s.tracker.open().is_none() && s.tracker.persistence() != p {
+                s.tracker = Tracker::new(p);
+            }
+        }
+    }
+
     /// Evaluates every closed window of `services` (and their modules) not
     /// evaluated yet; returns the episodes that fired or resolved.
     pub fn advance(&mut self, store: &dyn Store, services: &[String], now: f64) -> Result<Vec<LiveEvent>, StoreError> {
@@ -111,7 +128,11 @@ impl Live {
             }
             let step = Step { start: w.start, end, pss: self.policy.pss(w), rules: self.policy.fire(w) };
             if let Some(event) = stream.tracker.push(step) {
+                let resolved = matches!(event, Event::Resolved(_));
                 out.push(LiveEvent { service: service.to_string(), module: module.to_string(), event });
+                if resolved && stream.tracker.persistence() != self.policy.persistence {
+                    stream.tracker = Tracker::new(self.policy.persistence);
+                }
             }
         }
         Ok(latest)

@@ -52,24 +52,29 @@ pub struct AlarmsArgs {
     pub format: AlarmFormat,
 }
 
-/// The policy in force: the flag's, else the promoted one, else the configuration's.
-pub fn policy_for(flag: &Option<PathBuf>, service: &str, cfg: &Config) -> Result<AlarmPolicy, Failure> {
+/// The policy in force and its file: the flag's, else the promoted one,
+/// else the configuration's.
+pub fn policy_for(
+    flag: &Option<PathBuf>,
+    service: &str,
+    cfg: &Config,
+) -> Result<(AlarmPolicy, Option<PathBuf>), Failure> {
     let bad = |e: crate::alarm::PolicyError| Failure::input(e.to_string());
     if let Some(p) = flag {
-        return AlarmPolicy::from_file(p).map_err(bad);
+        return Ok((AlarmPolicy::from_file(p).map_err(bad)?, Some(p.clone())));
     }
     for dir in [service, "all"] {
         let p = PathBuf::from("models").join(dir).join("pss-tuned.toml");
         if p.is_file() {
-            return AlarmPolicy::from_file(&p).map_err(bad);
+            return Ok((AlarmPolicy::from_file(&p).map_err(bad)?, Some(p)));
         }
     }
-    AlarmPolicy::from_config(cfg).map_err(bad)
+    Ok((AlarmPolicy::from_config(cfg).map_err(bad)?, None))
 }
 
 /// `pss alarms`.
 pub fn run_alarms(a: AlarmsArgs) -> CmdResult {
-    let policy = policy_for(&a.policy, &a.service, &Config::discover(None)?)?;
+    let (policy, _) = policy_for(&a.policy, &a.service, &Config::discover(None)?)?;
     let store = crate::store::open(&a.history)?;
     let cfg = Config::default();
     let window = super::read_window(&a.window, &cfg, &*store, std::slice::from_ref(&a.service))?;

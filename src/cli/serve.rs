@@ -137,9 +137,9 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
         if !alerts.has_channels() {
             super::warn("alerting is enabled but no channel is configured");
         }
-        let policy = super::alarms::policy_for(&a.policy, &a.service, &cfg)?;
+        let (policy, policy_file) = super::alarms::policy_for(&a.policy, &a.service, &cfg)?;
         let grace = Duration::from_secs_f64(super::duration_arg("alarm-grace", &a.alarm_grace, false)?);
-        Some(crate::serve::alerting::Alerting { policy, alerts, grace })
+        Some(crate::serve::alerting::Alerting { policy, policy_file, alerts, grace })
     } else {
         None
     };

@@ -18,6 +18,9 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct Alerting {
     pub policy: AlarmPolicy,
+    /// The policy's file, watched: a newly promoted policy is put in force
+    /// without a restart.
+    pub policy_file: Option<std::path::PathBuf>,
     pub alerts: AlertConfig,
     /// A window is evaluated once its end is this far behind the clock (or
     /// a later window of its service exists).
@@ -29,6 +32,11 @@ pub struct Evaluator {
     live: Live,
     alerts: AlertConfig,
     wake: mpsc::Sender<()>,
+    policy_file: Option<(std::path::PathBuf, Option<std::time::SystemTime>)>,
+}
+
+fn modified(p: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
 impl Evaluator {
@@ -37,11 +45,37 @@ impl Evaluator {
             live: Live::new(a.policy.clone(), window_seconds, a.grace.as_secs_f64()),
             alerts: a.alerts.clone(),
             wake,
+            policy_file: a.policy_file.clone().map(|p| {
+                let m = modified(&p);
+                (p, m)
+            }),
+        }
+    }
+
+    /// Reloads the policy when its file changed; a bad file keeps the policy
+    /// in force (counted in the metrics).
+    fn reload(&mut self, metrics: &Metrics) {
+        let Some((path, seen)) = self.policy_file.as_mut() else { return };
+        let now = modified(path);
+        if now.is_none() || now == *seen {
+            return;
+        }
+        *seen = now;
+        match AlarmPolicy::from_file(path) {
+            Ok(p) => {
+                self.live.set_policy(p);
+                metrics.policy_loaded(&path.display().to_string(), true);
+            }
+            Err(_) => metrics.policy_loaded(&path.display().to_string(), false),
         }
     }
 
     /// Evaluates closed windows and records what fired or resolved.
     pub fn evaluate(&mut self, store: &mut dyn Store, metrics: &Metrics) -> Result<(), crate::store::StoreError> {
+        if self.live.policy().source != metrics.policy_source() {
+            metrics.set_policy_source(&self.live.policy().source);
+        }
+        self.reload(metrics);
         let now = crate::timefmt::now();
         let services = store.services()?;
         let events = self.live.advance(&*store, &services, now)?;

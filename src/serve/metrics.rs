@@ -88,6 +88,10 @@ pub struct Metrics {
     pub windows_recomputed: AtomicU64,
     /// Passes of the alarm policy over newly closed windows.
     pub alarm_evaluations: AtomicU64,
+    /// Policy reloads that took, and that failed (the old policy stays).
+    policy_reloads: [AtomicU64; 2],
+    /// The policy file in force.
+    policy_source: Mutex<String>,
     commits: AtomicU64,
     commit_micros: AtomicU64,
     last_commit_micros: AtomicU64,
@@ -129,6 +133,24 @@ impl Metrics {
     pub fn set_firing(&self, firing: &[(String, String, Vec<&'static str>)]) {
         let mut f = self.firing.lock().unwrap_or_else(|p| p.into_inner());
         *f = firing.iter().flat_map(|(s, m, rules)| rules.iter().map(|r| (s.clone(), m.clone(), *r))).collect();
+    }
+
+    /// A policy file was reloaded, or failed to.
+    pub fn policy_loaded(&self, source: &str, ok: bool) {
+        self.policy_reloads[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+        if ok {
+            self.set_policy_source(source);
+        }
+    }
+
+    /// Where the policy in force came from (`""` before it is known).
+    pub fn policy_source(&self) -> String {
+        self.policy_source.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Where the policy in force came from.
+    pub fn set_policy_source(&self, source: &str) {
+        *self.policy_source.lock().unwrap_or_else(|p| p.into_inner()) = source.to_string();
     }
 
     /// A notification attempt and whether it was delivered.
@@ -213,6 +235,21 @@ impl Metrics {
              # TYPE pss_alarm_evaluations_total counter\npss_alarm_evaluations_total {}\n",
             self.alarm_evaluations.load(Ordering::Relaxed)
         ));
+        o.push_str(&format!(
+            "# HELP pss_alarm_policy_reloads_total Policy file reloads by result.\n\
+             # TYPE pss_alarm_policy_reloads_total counter\npss_alarm_policy_reloads_total{{result=\"ok\"}} {}\n\
+             pss_alarm_policy_reloads_total{{result=\"failed\"}} {}\n",
+            self.policy_reloads[0].load(Ordering::Relaxed),
+            self.policy_reloads[1].load(Ordering::Relaxed)
+        ));
+        let source = self.policy_source.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !source.is_empty() {
+            o.push_str(&format!(
+                "# HELP pss_alarm_policy_info The alarm policy file in force.\n# TYPE pss_alarm_policy_info gauge\n\
+                 pss_alarm_policy_info{{source=\"{}\"}} 1\n",
+                esc(&source)
+            ));
+        }
         o.push_str("# HELP pss_alert_firing 1 while an episode of this rule pages.\n# TYPE pss_alert_firing gauge\n");
         for (s, m, r) in self.firing.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             o.push_str(&format!("pss_alert_firing{{service=\"{}\",module=\"{}\",rule=\"{r}\"}} 1\n", esc(s), esc(m)));

@@ -850,3 +850,39 @@ fn a_real_alertmanager_shows_the_alert_and_its_resolution() {
     assert!(wait_until(Duration::from_secs(30), || am.active().is_empty()), "resolved: {:?}", am.active());
     assert!(server.term().success());
 }
+
+/// A newly promoted policy is put in force without a restart; a broken one
+/// is refused and the old one stays.
+#[test]
+fn the_alarm_policy_file_is_reloaded_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("pypss.toml"),
+        "[pypss]\nalerts_enabled = true\nalerts_generic_webhook = \"http://127.0.0.1:9/x\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("policy.toml"), "[pss]\nalert_threshold_pss = 60\n").unwrap();
+    let server = Server::start(d, &["--http", "127.0.0.1:0", "--policy", "policy.toml", "--window", "10s"]);
+    let h = server.http.unwrap();
+    let metrics = || reqwest::blocking::get(format!("http://{h}/metrics")).unwrap().text().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || metrics().contains("pss_alarm_policy_info{source=\"policy.toml\"} 1"))
+    );
+    std::thread::sleep(Duration::from_millis(50)); // a distinct modification time
+    std::fs::write(
+        d.join("policy.toml"),
+        "[pss]\nalert_threshold_pss = 70\n[pss.alarm]\nfire_after = 2\nfire_window = 3\n",
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || metrics().contains("pss_alarm_policy_reloads_total{result=\"ok\"} 1")),
+        "{}",
+        metrics()
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(d.join("policy.toml"), "[pss.alarm]\nfire_aftr = 2\n").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || metrics()
+        .contains("pss_alarm_policy_reloads_total{result=\"failed\"} 1")));
+    assert!(server.term().success());
+}
