@@ -3,7 +3,11 @@
 //! 1,000, JSON Lines) and the gRPC batch RPC from concurrent clients, then
 //! counts what is in the database. Prints one line per input.
 //!
-//! Usage: serve_bench PSS_BINARY WORKDIR [TRACES_PER_INPUT] [CLIENTS]
+//! Usage: serve_bench PSS_BINARY WORKDIR [TRACES_PER_INPUT] [CLIENTS] [REFRESH] [alerting]
+//!
+//! With `alerting`, live alerting is on (every service and module window
+//! evaluated by the alarm policy at each refresh); the server's CPU time is
+//! printed either way, to compare.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -32,11 +36,24 @@ fn main() {
     let (bin, dir) = (&args[1], std::path::PathBuf::from(&args[2]));
     let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(400_000);
     let clients: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(4);
+    let refresh = args.get(5).cloned().unwrap_or_else(|| "60s".into());
+    let alerting = args.get(6).is_some_and(|a| a == "alerting");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    if alerting {
+        // A receiver nobody listens on: the cost measured is evaluation and the outbox.
+        std::fs::write(
+            dir.join("pypss.toml"),
+            "[pypss]\nalerts_enabled = true\nalerts_generic_webhook = \"http://127.0.0.1:9/hook\"\n\
+             [pss.alarm]\nmodule_pss = 60\n",
+        )
+        .unwrap();
+    }
     let mut child = Command::new(bin)
         .current_dir(&dir)
-        .args(["serve", "--history", "bench.db", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--refresh", "60s"])
+        .args(["serve", "--history", "bench.db", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--refresh", &refresh])
+        // The comparison runs use 1 s windows, so many close during the run.
+        .args(if args.len() > 5 { vec!["--window", "1s"] } else { vec![] })
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -142,6 +159,21 @@ fn main() {
     println!(
         "grpc  SubmitBatch of 1000, {clients} clients: {sent} traces in {secs:.2} s = {:.0} traces/s",
         sent as f64 / secs
+    );
+    // Let the last refresh (windows, and with alerting their evaluation) run,
+    // then read the server's CPU time (user + system) from /proc.
+    if args.len() > 5 {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11).zip(fields.get(12)).map_or(0.0, |(u, s)| {
+        u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)
+    });
+    println!(
+        "server CPU {:.2} s (alerting {}, refresh {refresh})",
+        ticks / 100.0,
+        if alerting { "on, every service and module window" } else { "off" }
     );
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     child.wait().unwrap();
