@@ -51,7 +51,17 @@ fn main() {
     }
     let mut child = Command::new(bin)
         .current_dir(&dir)
-        .args(["serve", "--history", "bench.db", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--refresh", &refresh])
+        .args([
+            "serve",
+            "--history",
+            "bench.db",
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--refresh",
+            &refresh,
+        ])
         // The comparison runs use 1 s windows, so many close during the run.
         .args(if args.len() > 5 { vec!["--window", "1s"] } else { vec![] })
         .stdout(Stdio::piped())
@@ -167,9 +177,10 @@ fn main() {
     }
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields.get(11).zip(fields.get(12)).map_or(0.0, |(u, s)| {
-        u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)
-    });
+    let ticks: f64 = fields
+        .get(11)
+        .zip(fields.get(12))
+        .map_or(0.0, |(u, s)| u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0));
     println!(
         "server CPU {:.2} s (alerting {}, refresh {refresh})",
         ticks / 100.0,

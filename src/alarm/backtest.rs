@@ -150,37 +150,26 @@ fn pool_quiet(
         params: policy.score.clone(),
         unknown_module: b.unknown_module.clone(),
     };
-    let w = b.window_seconds;
-    let span_max = policy.pool_max_windows as f64 * w;
+    let mut pool = super::pool::Pool::new(policy.min_window_traces, policy.pool_max_windows, b.window_seconds);
     let (mut out, mut pooled, mut still_small) = (Vec::with_capacity(ws.len()), 0, 0);
-    let mut run: Vec<&Window> = Vec::new();
-    let mut flush = |run: &mut Vec<&Window>, out: &mut Vec<Window>| -> Result<(), StoreError> {
-        if let (Some(first), Some(last)) = (run.first(), run.last()) {
-            let range = TimeRange { from: first.start, to: last.start + last.seconds };
-            let span = score_span(store, range, &opts)?;
-            pooled += 1;
-            still_small += span.too_small as usize;
-            out.push(span);
-        }
-        run.clear();
+    let mut score = |range: TimeRange, out: &mut Vec<Window>| -> Result<(), StoreError> {
+        let span = score_span(store, range, &opts)?;
+        pooled += 1;
+        still_small += span.too_small as usize;
+        out.push(span);
         Ok(())
     };
     for win in ws {
+        for range in pool.offer(win.start, win.start + win.seconds, win.features.rows, win.too_small) {
+            score(range, &mut out)?;
+        }
         if !win.too_small {
-            flush(&mut run, &mut out)?;
             out.push(win.clone());
-            continue;
-        }
-        if run.first().is_some_and(|f| win.start + win.seconds - f.start > span_max) {
-            flush(&mut run, &mut out)?;
-        }
-        run.push(win);
-        // Application traces (system metrics do not count toward scoring).
-        if run.iter().map(|x| x.features.rows).sum::<f64>() >= policy.min_window_traces as f64 {
-            flush(&mut run, &mut out)?;
         }
     }
-    flush(&mut run, &mut out)?;
+    if let Some(range) = pool.take() {
+        score(range, &mut out)?;
+    }
     Ok((out, (pooled, still_small)))
 }
 
@@ -258,6 +247,30 @@ mod tests {
         let off = policy("[pss]\nalert_threshold_pss = 75\n[pss.alarm]\npool_max_windows = 0\n");
         let r = run(&store, &off, &backtest()).unwrap();
         assert!(r.pooled == 0 && r.episodes.iter().all(|e| e.start < T0 + 1200.0), "{:?}", r.episodes);
+    }
+
+    /// What the backtest says would have fired is what live evaluation fires.
+    #[test]
+    fn live_evaluation_fires_the_backtests_episodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = history(dir.path());
+        let p = policy("[pss]\nalert_threshold_pss = 75\n[pss.alarm]\nmodule_pss = 75\nresolve_after = 2\n");
+        let r = run(&store, &p, &backtest()).unwrap();
+        let mut want: Vec<(String, f64)> = r.episodes.iter().map(|e| (e.module.clone(), e.start)).collect();
+        let mut live = crate::alarm::live::Live::new(p, 60.0, 5.0, "unknown");
+        // Evaluated twice, as ticks would: nothing fires twice.
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            for ev in live.advance(&store, &["s".to_string()], T0 + 1e6).unwrap() {
+                if let crate::alarm::episodes::Event::Fired(s) = ev.event {
+                    got.push((ev.module, s.start));
+                }
+            }
+        }
+        want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert!(!want.is_empty());
+        assert_eq!(got, want);
     }
 
     #[test]

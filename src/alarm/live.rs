@@ -22,6 +22,8 @@ struct Stream {
     tracker: Tracker,
     /// Start of the last window pushed.
     last: f64,
+    /// Quiet windows being joined (service-level streams, as the backtest).
+    pool: super::pool::Pool,
 }
 
 /// Live evaluation state.
@@ -33,12 +35,21 @@ pub struct Live {
     grace: f64,
     /// On the first look at a stream, windows this far back are replayed.
     lookback: f64,
+    /// Module name for traces without one (pooled spans are scored from traces).
+    unknown_module: String,
     streams: BTreeMap<(String, String), Stream>,
 }
 
 impl Live {
-    pub fn new(policy: AlarmPolicy, seconds: f64, grace: f64) -> Live {
-        Live { policy, seconds, grace, lookback: 86400.0, streams: BTreeMap::new() }
+    pub fn new(policy: AlarmPolicy, seconds: f64, grace: f64, unknown_module: &str) -> Live {
+        Live {
+            policy,
+            seconds,
+            grace,
+            lookback: 86400.0,
+            unknown_module: unknown_module.to_string(),
+            streams: BTreeMap::new(),
+        }
     }
 
     /// The policy in force.
@@ -111,10 +122,19 @@ impl Live {
         let ws = store.windows(service, (!module.is_empty()).then_some(module), self.seconds, Some(from), None)?;
         let latest = ws.last().map(|w| w.window.start);
         let horizon = service_latest.or(latest);
-        let stream = self
-            .streams
-            .entry(key)
-            .or_insert_with(|| Stream { tracker: Tracker::new(self.policy.persistence), last: f64::NEG_INFINITY });
+        let (p, seconds) = (&self.policy, self.seconds);
+        let stream = self.streams.entry(key).or_insert_with(|| Stream {
+            tracker: Tracker::new(p.persistence),
+            last: f64::NEG_INFINITY,
+            pool: super::pool::Pool::new(p.min_window_traces, p.pool_max_windows, seconds),
+        });
+        let opts = crate::ingest::IngestOptions {
+            service: service.to_string(),
+            window_seconds: self.seconds,
+            min_window_traces: self.policy.min_window_traces,
+            params: self.policy.score.clone(),
+            unknown_module: self.unknown_module.clone(),
+        };
         for lw in ws {
             let w = &lw.window;
             let end = w.start + w.seconds;
@@ -123,15 +143,28 @@ impl Live {
                 break;
             }
             stream.last = w.start;
-            if w.too_small {
-                continue;
+            let mut scored = Vec::new();
+            if module.is_empty() {
+                for range in stream.pool.offer(w.start, end, w.features.rows, w.too_small) {
+                    scored.push(crate::ingest::score_span(store, range, &opts)?);
+                }
             }
-            let step = Step { start: w.start, end, pss: self.policy.pss(w), rules: self.policy.fire(w) };
-            if let Some(event) = stream.tracker.push(step) {
-                let resolved = matches!(event, Event::Resolved(_));
-                out.push(LiveEvent { service: service.to_string(), module: module.to_string(), event });
-                if resolved && stream.tracker.persistence() != self.policy.persistence {
-                    stream.tracker = Tracker::new(self.policy.persistence);
+            if !w.too_small {
+                scored.push(w.clone());
+            }
+            for w in scored.iter().filter(|w| !w.too_small) {
+                let step = Step {
+                    start: w.start,
+                    end: w.start + w.seconds,
+                    pss: self.policy.pss(w),
+                    rules: self.policy.fire(w),
+                };
+                if let Some(event) = stream.tracker.push(step) {
+                    let resolved = matches!(event, Event::Resolved(_));
+                    out.push(LiveEvent { service: service.to_string(), module: module.to_string(), event });
+                    if resolved && stream.tracker.persistence() != self.policy.persistence {
+                        stream.tracker = Tracker::new(self.policy.persistence);
+                    }
                 }
             }
         }

@@ -40,9 +40,9 @@ fn modified(p: &std::path::Path) -> Option<std::time::SystemTime> {
 }
 
 impl Evaluator {
-    pub fn new(a: &Alerting, window_seconds: f64, wake: mpsc::Sender<()>) -> Evaluator {
+    pub fn new(a: &Alerting, window_seconds: f64, unknown_module: &str, wake: mpsc::Sender<()>) -> Evaluator {
         Evaluator {
-            live: Live::new(a.policy.clone(), window_seconds, a.grace.as_secs_f64()),
+            live: Live::new(a.policy.clone(), window_seconds, a.grace.as_secs_f64(), unknown_module),
             alerts: a.alerts.clone(),
             wake,
             policy_file: a.policy_file.clone().map(|p| {

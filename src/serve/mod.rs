@@ -112,7 +112,8 @@ pub fn run(
                 woken,
                 stop_sender.clone(),
             );
-            (Some(alerting::Evaluator::new(a, cfg.writer.ingest.window_seconds, wake)), Some(sender))
+            let w = &cfg.writer.ingest;
+            (Some(alerting::Evaluator::new(a, w.window_seconds, &w.unknown_module, wake)), Some(sender))
         }
         None => (None, None),
     };
