@@ -91,7 +91,11 @@ pub(crate) fn webhook(a: &Alert) -> Value {
     })
 }
 
-fn alertmanager(alerts: &[Alert]) -> Value {
+/// pypss's Alertmanager alerts, plus what Alertmanager's v2 API uses and
+/// pypss leaves out: `startsAt`, `endsAt` (the alert holds for the cooldown,
+/// as no later run re-sends it sooner) and `generatorURL`.
+fn alertmanager(alerts: &[Alert], hold_seconds: f64) -> Value {
+    let at = |t: f64| crate::timefmt::format_time(t).replace(' ', "T");
     Value::Array(
         alerts
             .iter()
@@ -99,6 +103,9 @@ fn alertmanager(alerts: &[Alert]) -> Value {
                 json!({
                     "labels": {"alertname": a.rule_name, "severity": a.severity.as_str(), "service": "pypss"},
                     "annotations": {"summary": a.message, "value": a.current_value.py_str(), "threshold": a.threshold.py_str()},
+                    "startsAt": at(a.timestamp),
+                    "endsAt": at(a.timestamp + hold_seconds.max(60.0)),
+                    "generatorURL": "https://pypi.org/project/pypss/",
                 })
             })
             .collect(),
@@ -120,7 +127,9 @@ pub fn posts(cfg: &AlertConfig, alerts: &[Alert]) -> Vec<Post> {
     each(&mut out, Channel::Teams, &cfg.teams, teams);
     each(&mut out, Channel::Webhook, &cfg.webhook, webhook);
     if let Some(u) = &cfg.alertmanager {
-        out.push(Post { channel: Channel::Alertmanager, url: u.clone(), body: alertmanager(alerts) });
+        // Alertmanager's v2 API under the base URL (pypss posts to the URL as given).
+        let url = super::outbox::alertmanager_endpoint(u);
+        out.push(Post { channel: Channel::Alertmanager, url, body: alertmanager(alerts, cfg.cooldown_seconds) });
     }
     out
 }

@@ -99,6 +99,16 @@ fn bodies(log: &Log, side: &str) -> BTreeMap<String, Vec<Value>> {
             if let Some(o) = b.as_object_mut() {
                 o.remove("timestamp");
             }
+            // What pss adds for Alertmanager's v2 API (pypss leaves it out).
+            for a in b.as_array_mut().into_iter().flatten() {
+                if let Some(o) = a.as_object_mut() {
+                    for k in ["startsAt", "endsAt", "generatorURL"] {
+                        assert!(side == "py" || o.remove(k).is_some(), "pss sends {k}");
+                    }
+                }
+            }
+            // pss posts to Alertmanager's v2 API under the base URL.
+            let ch = ch.strip_suffix("/api/v2/alerts").unwrap_or(ch);
             out.entry(ch.to_string()).or_default().push(b);
         }
     }
