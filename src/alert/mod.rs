@@ -192,6 +192,7 @@ pub struct Notified {
 pub fn notify(
     cfg: &AlertConfig,
     store: &mut dyn crate::store::Store,
+    service: Option<&str>,
     report: &rules::ScoreView,
     history: &[f64],
     modules: &[rules::ModuleView],
@@ -201,8 +202,17 @@ pub fn notify(
     if !cfg.enabled {
         return Ok(out);
     }
+    let silences = match service {
+        Some(_) => store.silences(now)?,
+        None => Vec::new(),
+    };
     for a in rules::evaluate(cfg, report, history, modules, now) {
         let key = a.dedup_key();
+        // `pss alerts silence --service S [--rule R]` holds back S's alerts.
+        if service.is_some_and(|s| silences.iter().any(|x| x.covers(s, &[a.rule_name.as_str()]))) {
+            out.suppressed.push(key);
+            continue;
+        }
         // pypss: alert when more than the cooldown has passed since the last one.
         if store.last_alert(&key)?.is_some_and(|last| now - last <= cfg.cooldown_seconds) {
             out.suppressed.push(key);

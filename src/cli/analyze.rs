@@ -138,7 +138,8 @@ fn alerts(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, recent: &[f64]) -
         .collect();
     // The cooldown state lives in the history database.
     let mut store = crate::store::open(&super::history::history_path(&a.history, cfg))?;
-    let n = crate::alert::notify(&ac, &mut *store, &report, recent, &modules, crate::timefmt::now())?;
+    let now = crate::timefmt::now();
+    let n = crate::alert::notify(&ac, &mut *store, a.service.as_deref(), &report, recent, &modules, now)?;
     for d in n.deliveries.iter().filter(|d| d.error.is_some()) {
         super::warn(&format!(
             "alert to {} not delivered after {} attempts: {}",

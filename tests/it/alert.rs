@@ -174,6 +174,12 @@ fn pss_sends_what_pypss_sends_on_every_channel_and_honours_the_cooldown() {
     let out = ok(&pss(&rs, &["analyze", "--trace-file", "t.json", "--history", "h.db"]));
     assert!(out.contains("Alerts triggered and sent."), "{out}");
     assert!(log.lock().unwrap().len() > before);
+    // A silenced service sends nothing, cooldown or not.
+    ok(&pss(&rs, &["alerts", "silence", "--service", "shop", "--for", "1h", "--history", "h.db"]));
+    let before = log.lock().unwrap().len();
+    let out = ok(&pss(&rs, &["analyze", "--trace-file", "t.json", "--history", "h.db", "--service", "shop"]));
+    assert!(!out.contains("Alerts triggered"), "{out}");
+    assert_eq!(log.lock().unwrap().len(), before, "silenced");
 }
 
 /// pypss's Prometheus backend against Debian's real Pushgateway: what

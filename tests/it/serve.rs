@@ -686,6 +686,7 @@ fn live_alerting_pages_once_per_episode_and_resolves_and_survives_a_restart() {
         d.join("pypss.toml"),
         format!(
             "[pypss]\nalerts_enabled = true\nalerts_generic_webhook = \"{base}/flaky/webhook\"\n\
+             alerts_slack_webhook = \"{base}/slack\"\nalerts_teams_webhook = \"{base}/teams\"\n\
              alerts_alertmanager_url = \"{base}/am\"\nalert_threshold_ts = 0\nalert_threshold_ms = 0\n\
              alert_threshold_ev = 0\nalert_threshold_be = 0\nalert_threshold_cc = 0\n\
              [pss]\nalert_threshold_pss = 80\n[pss.alarm]\nresolve_after = 2\n"
@@ -713,7 +714,12 @@ fn live_alerting_pages_once_per_episode_and_resolves_and_survives_a_restart() {
     assert_eq!(r.status(), 200, "{}", r.text().unwrap());
     let delivered = |prefix: &str| log.lock().unwrap().iter().filter(|(p, _)| p.starts_with(prefix)).count();
     assert!(
-        wait_until(Duration::from_secs(30), || delivered("/flaky/webhook") == 2 && delivered("/am/") == 2),
+        wait_until(Duration::from_secs(30), || {
+            delivered("/flaky/webhook") == 2
+                && delivered("/am/") == 2
+                && delivered("/slack") == 2
+                && delivered("/teams") == 2
+        }),
         "fired and resolved on both channels: {:?}",
         log.lock().unwrap()
     );
@@ -733,10 +739,11 @@ fn live_alerting_pages_once_per_episode_and_resolves_and_survives_a_restart() {
     assert!(!m.contains(&base), "webhook URLs are not shown");
     assert!(server.term().success());
     let list = crate::common::ok(&crate::common::pss(d, &["alerts", "list", "--history", "h.db"]));
-    assert_eq!(list.lines().filter(|l| l.contains("shop from")).count(), 4, "{list}");
+    assert_eq!(list.lines().filter(|l| l.contains("shop from")).count(), 8, "{list}");
     assert!(!list.contains("waiting") && !list.contains(&base), "{list}");
     let test = crate::common::ok(&crate::common::pss(d, &["alerts", "test"]));
     assert!(test.contains("webhook       delivered") && test.contains("alertmanager  delivered"), "{test}");
+    assert!(test.contains("slack         delivered") && test.contains("teams         delivered"), "{test}");
 
     // A restart finds the same episodes again and sends nothing twice.
     let before = log.lock().unwrap().len();
