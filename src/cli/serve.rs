@@ -139,7 +139,8 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
         }
         let (policy, policy_file) = super::alarms::policy_for(&a.policy, &a.service, &cfg)?;
         let grace = Duration::from_secs_f64(super::duration_arg("alarm-grace", &a.alarm_grace, false)?);
-        Some(crate::serve::alerting::Alerting { policy, policy_file, alerts, grace })
+        let notice: crate::serve::alerting::Notice = std::sync::Arc::new(|m: &str| println!("pss serve: {m}"));
+        Some(crate::serve::alerting::Alerting { policy, policy_file, alerts, grace, notice: Some(notice) })
     } else {
         None
     };
@@ -190,8 +191,24 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
             },
         },
     };
+    let alerting_line = sc.alerting.as_ref().map(|al| {
+        let channels: Vec<&str> = [
+            ("slack", al.alerts.slack.is_some()),
+            ("teams", al.alerts.teams.is_some()),
+            ("webhook", al.alerts.webhook.is_some()),
+            ("alertmanager", al.alerts.alertmanager.is_some()),
+        ]
+        .iter()
+        .filter(|c| c.1)
+        .map(|c| c.0)
+        .collect();
+        format!("pss serve: alerting to {} with the alarm policy {}", channels.join(", "), al.policy.source)
+    });
     let metrics = run(sc, std::future::pending(), |b| {
         let mut out = std::io::stdout().lock();
+        if let Some(l) = &alerting_line {
+            let _ = writeln!(out, "{l}");
+        }
         if let Some(g) = b.grpc {
             let _ = writeln!(out, "pss serve: gRPC on {g}");
         }

@@ -14,8 +14,12 @@ use crate::alarm::AlarmPolicy;
 use crate::alert::AlertConfig;
 use crate::store::Store;
 
+/// Where live alerting reports what a person should know (a policy put in
+/// force or refused); the command line prints it.
+pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Live alerting's configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Alerting {
     pub policy: AlarmPolicy,
     /// The policy's file, watched: a newly promoted policy is put in force
@@ -25,6 +29,17 @@ pub struct Alerting {
     /// A window is evaluated once its end is this far behind the clock (or
     /// a later window of its service exists).
     pub grace: Duration,
+    pub notice: Option<Notice>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting")
+            .field("policy", &self.policy.source)
+            .field("policy_file", &self.policy_file)
+            .field("grace", &self.grace)
+            .finish()
+    }
 }
 
 /// The writer's side: evaluates and records.
@@ -33,6 +48,7 @@ pub struct Evaluator {
     alerts: AlertConfig,
     wake: mpsc::Sender<()>,
     policy_file: Option<(std::path::PathBuf, Option<std::time::SystemTime>)>,
+    notice: Option<Notice>,
 }
 
 fn modified(p: &std::path::Path) -> Option<std::time::SystemTime> {
@@ -49,6 +65,7 @@ impl Evaluator {
                 let m = modified(&p);
                 (p, m)
             }),
+            notice: a.notice.clone(),
         }
     }
 
@@ -61,12 +78,16 @@ impl Evaluator {
             return;
         }
         *seen = now;
-        match AlarmPolicy::from_file(path) {
+        let (msg, ok) = match AlarmPolicy::from_file(path) {
             Ok(p) => {
                 self.live.set_policy(p);
-                metrics.policy_loaded(&path.display().to_string(), true);
+                (format!("alarm policy {} reloaded and in force", path.display()), true)
             }
-            Err(_) => metrics.policy_loaded(&path.display().to_string(), false),
+            Err(e) => (format!("alarm policy {} refused, the previous one stays in force: {e}", path.display()), false),
+        };
+        metrics.policy_loaded(&path.display().to_string(), ok);
+        if let Some(n) = &self.notice {
+            n(&msg);
         }
     }
 
