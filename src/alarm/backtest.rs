@@ -19,6 +19,8 @@ pub struct Backtest {
     pub to: Option<f64>,
     /// Module name for traces without one (pooling rescores stored traces).
     pub unknown_module: String,
+    /// An episode catches an incident it overlaps from this long before its start.
+    pub lead: f64,
 }
 
 /// Why a backtest could not run.
@@ -60,6 +62,62 @@ pub struct Replay {
     pub pooled_too_small: usize,
     /// The time replayed, seconds (for episodes per day).
     pub seconds: f64,
+    /// The episodes judged against the service's labeled incidents.
+    pub judged: Judged,
+}
+
+/// Episodes against incidents: what a person paged by them would have seen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Judged {
+    /// Incidents in the replayed range, and those an episode overlapped
+    /// within `[start - lead, end]`.
+    pub incidents: usize,
+    pub caught: Vec<String>,
+    /// Episodes that overlapped no incident (with the lead).
+    pub false_episodes: usize,
+    pub false_per_day: f64,
+    /// Median of (first catching episode fired − incident start), seconds;
+    /// negative is early.
+    pub median_delay: Option<f64>,
+    /// Share of the replayed time inside a service-level episode: a policy
+    /// that alarms all the time catches everything and means nothing.
+    pub alarming_share: f64,
+}
+
+/// Judges episodes against incidents.
+pub fn judge(episodes: &[Episode], incidents: &[crate::domain::Incident], lead: f64, seconds: f64) -> Judged {
+    let overlaps = |e: &Episode, i: &crate::domain::Incident| e.start < i.end && e.end > i.start - lead;
+    let mut caught = Vec::new();
+    let mut delays = Vec::new();
+    for i in incidents {
+        let first = episodes.iter().filter(|e| overlaps(e, i)).map(|e| e.fired_at).fold(f64::INFINITY, f64::min);
+        if first.is_finite() {
+            caught.push(i.id.clone());
+            delays.push(first - i.start);
+        }
+    }
+    let false_episodes = episodes.iter().filter(|e| !incidents.iter().any(|i| overlaps(e, i))).count();
+    delays.sort_by(f64::total_cmp);
+    let median_delay = (!delays.is_empty()).then(|| {
+        let n = delays.len();
+        if n % 2 == 1 {
+            delays[n / 2]
+        } else {
+            (delays[n / 2 - 1] + delays[n / 2]) / 2.0
+        }
+    });
+    Judged {
+        incidents: incidents.len(),
+        caught,
+        false_episodes,
+        false_per_day: if seconds > 0.0 { false_episodes as f64 / (seconds / 86400.0) } else { 0.0 },
+        median_delay,
+        alarming_share: if seconds > 0.0 {
+            episodes.iter().filter(|e| e.module.is_empty()).map(|e| e.end - e.start).sum::<f64>() / seconds
+        } else {
+            0.0
+        },
+    }
 }
 
 /// Replays a service's stored windows (and its modules') through `policy`.
@@ -92,6 +150,7 @@ pub fn run(store: &dyn Store, policy: &AlarmPolicy, b: &Backtest) -> Result<Repl
         pooled: stats.0,
         pooled_too_small: stats.1,
         seconds: whole.last().zip(whole.first()).map_or(0.0, |(l, f)| l.start + l.seconds - f.start),
+        judged: Judged::default(),
     };
     out.episodes.extend(replay(policy, &b.service, "", &pooled));
     if policy.module_pss.is_some() {
@@ -104,6 +163,13 @@ pub fn run(store: &dyn Store, policy: &AlarmPolicy, b: &Backtest) -> Result<Repl
             out.episodes.extend(replay(policy, &b.service, &m, &ws));
         }
     }
+    let (from, to) = match (whole.first(), whole.last()) {
+        (Some(f), Some(l)) => (f.start, l.start + l.seconds),
+        _ => (0.0, 0.0),
+    };
+    let incidents: Vec<_> =
+        store.incidents(Some(&b.service))?.into_iter().filter(|i| i.end > from && i.start < to).collect();
+    out.judged = judge(&out.episodes, &incidents, b.lead, out.seconds);
     Ok(out)
 }
 
@@ -224,7 +290,14 @@ mod tests {
     }
 
     fn backtest() -> Backtest {
-        Backtest { service: "s".into(), window_seconds: 60.0, from: None, to: None, unknown_module: "unknown".into() }
+        Backtest {
+            service: "s".into(),
+            window_seconds: 60.0,
+            from: None,
+            to: None,
+            unknown_module: "unknown".into(),
+            lead: 0.0,
+        }
     }
 
     #[test]
@@ -247,6 +320,35 @@ mod tests {
         let off = policy("[pss]\nalert_threshold_pss = 75\n[pss.alarm]\npool_max_windows = 0\n");
         let r = run(&store, &off, &backtest()).unwrap();
         assert!(r.pooled == 0 && r.episodes.iter().all(|e| e.start < T0 + 1200.0), "{:?}", r.episodes);
+    }
+
+    #[test]
+    fn episodes_judged_against_incidents_with_the_lead() {
+        let ep = |start: f64, end: f64| Episode {
+            service: "s".into(),
+            module: String::new(),
+            start,
+            end,
+            peak: 40.0,
+            rules: vec!["pss"],
+            windows: 1,
+            fired_at: end,
+        };
+        let inc = |id: &str, start: f64, end: f64| crate::domain::Incident {
+            id: id.into(),
+            service: "s".into(),
+            start,
+            end,
+            severity: "sev2".into(),
+            title: String::new(),
+        };
+        let eps = [ep(100.0, 160.0), ep(500.0, 560.0), ep(900.0, 960.0)];
+        let incs = [inc("a", 120.0, 300.0), inc("b", 580.0, 700.0), inc("c", 2000.0, 2100.0)];
+        let j = judge(&eps, &incs, 30.0, 86400.0);
+        assert_eq!(j.caught, vec!["a", "b"], "b is caught early, within the lead");
+        assert_eq!((j.incidents, j.false_episodes), (3, 1));
+        assert_eq!(j.median_delay, Some(((160.0 - 120.0) + (560.0 - 580.0)) / 2.0));
+        assert_eq!(judge(&eps, &incs, 0.0, 86400.0).caught, vec!["a"], "without the lead b is missed");
     }
 
     /// What the backtest says would have fired is what live evaluation fires.

@@ -48,6 +48,10 @@ pub struct AlarmsArgs {
     /// To.
     #[arg(long)]
     pub to: Option<String>,
+    /// An episode catches an incident it overlaps from this long before the
+    /// incident's start (default: two windows).
+    #[arg(long, value_name = "DURATION")]
+    pub lead: Option<String>,
     #[arg(long, value_enum, default_value_t = AlarmFormat::Table)]
     pub format: AlarmFormat,
 }
@@ -84,6 +88,10 @@ pub fn run_alarms(a: AlarmsArgs) -> CmdResult {
         from: super::history_time_arg("from", &a.from)?,
         to: super::history_time_arg("to", &a.to)?,
         unknown_module: cfg.unknown_module.clone(),
+        lead: match &a.lead {
+            Some(l) => super::duration_arg("lead", l, false)?,
+            None => 2.0 * window,
+        },
     };
     let r = run(&*store, &policy, &b).map_err(|e| Failure::input(e.to_string()))?;
     print(&match a.format {
@@ -143,6 +151,19 @@ fn table(r: &Replay, p: &AlarmPolicy) -> String {
         r.pooled,
         r.pooled_too_small
     );
+    let j = &r.judged;
+    if j.incidents > 0 {
+        out += &format!(
+            "Incidents caught: {} of {}; false-alarm episodes: {} ({:.1} per day); median delay {}; alarming {:.0} % \
+             of the time.\n",
+            j.caught.len(),
+            j.incidents,
+            j.false_episodes,
+            j.false_per_day,
+            j.median_delay.map_or("-".to_string(), |d| format!("{d:+.0} s")),
+            j.alarming_share * 100.0
+        );
+    }
     if r.episodes.is_empty() {
         return out;
     }
