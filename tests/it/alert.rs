@@ -18,9 +18,14 @@ pub type Log = Arc<Mutex<Vec<(String, Value)>>>;
 /// A receiver on 127.0.0.1 that records every POST (path, JSON body) it
 /// accepts; under `/flaky/` it answers 503 to the first two.
 pub fn receiver() -> (String, Log) {
+    receiver_on(0)
+}
+
+/// [`receiver`] on a given port (0: any free one).
+pub fn receiver_on(port: u16) -> (String, Log) {
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let l2 = log.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {

@@ -893,3 +893,57 @@ fn the_alarm_policy_file_is_reloaded_when_it_changes() {
         .contains("pss_alarm_policy_reloads_total{result=\"failed\"} 1")));
     assert!(server.term().success());
 }
+
+/// A notification recorded while its receiver is down survives a SIGKILL of
+/// the server and is delivered after the restart, once.
+#[test]
+fn a_recorded_notification_survives_sigkill_and_is_sent_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port(); // nothing listens here yet
+    std::fs::write(
+        d.join("pypss.toml"),
+        format!(
+            "[pypss]\nalerts_enabled = true\nalerts_generic_webhook = \"http://127.0.0.1:{port}/hook\"\n\
+             alert_threshold_ts = 0\nalert_threshold_ms = 0\nalert_threshold_ev = 0\nalert_threshold_be = 0\n\
+             alert_threshold_cc = 0\n[pss]\nalert_threshold_pss = 80\n"
+        ),
+    )
+    .unwrap();
+    let t0 = ((pss::timefmt::now() - 3600.0) / 10.0).floor() * 10.0;
+    let mut lines = String::new();
+    for w in 0..6 {
+        let bad = w >= 3;
+        for i in 0..20 {
+            let duration = if bad { 0.01 + (i % 7) as f64 * 0.3 } else { 0.010 };
+            lines += &serde_json::json!({"name": "h", "module": "app", "duration": duration, "memory": 1000,
+                "error": bad && i % 2 == 0, "timestamp": t0 + w as f64 * 10.0 + i as f64 * 0.4})
+            .to_string();
+            lines.push('\n');
+        }
+    }
+    let args = ["--http", "127.0.0.1:0", "--window", "10s", "--service", "shop", "--alarm-grace", "1s"];
+    let server = Server::start(d, &args);
+    let h = server.http.unwrap();
+    reqwest::blocking::Client::new().post(format!("http://{h}/v1/traces")).body(lines).send().unwrap();
+    let failed = || {
+        reqwest::blocking::get(format!("http://{h}/metrics"))
+            .map(|r| {
+                r.text().unwrap_or_default().contains("pss_notifications_total{channel=\"webhook\",result=\"failed\"}")
+            })
+            .unwrap_or(false)
+    };
+    assert!(wait_until(Duration::from_secs(20), failed), "the page was recorded and its first attempt failed");
+    server.kill9();
+    let (_, log) = crate::alert::receiver_on(port);
+    let server = Server::start(d, &args);
+    assert!(
+        wait_until(Duration::from_secs(20), || log.lock().unwrap().len() == 1),
+        "delivered after the restart: {:?}",
+        log.lock().unwrap()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(log.lock().unwrap().len(), 1, "once");
+    assert!(log.lock().unwrap()[0].1["message"].as_str().unwrap().starts_with("shop: stability alarm"));
+    assert!(server.term().success());
+}
