@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::episodes::{episodes, Step};
+use super::episodes::{episodes, Span, Step};
 use super::AlarmPolicy;
 use crate::domain::Window;
 use crate::ingest::{score_span, IngestOptions};
@@ -40,12 +40,8 @@ pub struct Episode {
     pub service: String,
     /// `""` for the service-level rules.
     pub module: String,
-    pub start: f64,
-    pub end: f64,
-    pub peak: f64,
-    pub rules: Vec<&'static str>,
-    pub windows: usize,
-    pub fired_at: f64,
+    #[serde(flatten)]
+    pub span: Span,
 }
 
 /// The replay's result.
@@ -86,11 +82,11 @@ pub struct Judged {
 
 /// Judges episodes against incidents.
 pub fn judge(episodes: &[Episode], incidents: &[crate::domain::Incident], lead: f64, seconds: f64) -> Judged {
-    let overlaps = |e: &Episode, i: &crate::domain::Incident| e.start < i.end && e.end > i.start - lead;
+    let overlaps = |e: &Episode, i: &crate::domain::Incident| e.span.start < i.end && e.span.end > i.start - lead;
     let mut caught = Vec::new();
     let mut delays = Vec::new();
     for i in incidents {
-        let first = episodes.iter().filter(|e| overlaps(e, i)).map(|e| e.fired_at).fold(f64::INFINITY, f64::min);
+        let first = episodes.iter().filter(|e| overlaps(e, i)).map(|e| e.span.fired_at).fold(f64::INFINITY, f64::min);
         if first.is_finite() {
             caught.push(i.id.clone());
             delays.push(first - i.start);
@@ -113,7 +109,7 @@ pub fn judge(episodes: &[Episode], incidents: &[crate::domain::Incident], lead: 
         false_per_day: if seconds > 0.0 { false_episodes as f64 / (seconds / 86400.0) } else { 0.0 },
         median_delay,
         alarming_share: if seconds > 0.0 {
-            episodes.iter().filter(|e| e.module.is_empty()).map(|e| e.end - e.start).sum::<f64>() / seconds
+            episodes.iter().filter(|e| e.module.is_empty()).map(|e| e.span.end - e.span.start).sum::<f64>() / seconds
         } else {
             0.0
         },
@@ -182,16 +178,7 @@ pub fn replay(policy: &AlarmPolicy, service: &str, module: &str, ws: &[Window]) 
         .collect();
     episodes(&steps, &policy.persistence)
         .into_iter()
-        .map(|s| Episode {
-            service: service.to_string(),
-            module: module.to_string(),
-            start: s.start,
-            end: s.end,
-            peak: s.peak,
-            rules: s.rules,
-            windows: s.windows,
-            fired_at: s.fired_at,
-        })
+        .map(|span| Episode { service: service.to_string(), module: module.to_string(), span })
         .collect()
 }
 
@@ -307,19 +294,19 @@ mod tests {
         let p = policy("[pss]\nalert_threshold_pss = 75\n[pss.alarm]\nmodule_pss = 75\n");
         let r = run(&store, &p, &backtest()).unwrap();
         assert_eq!((r.windows, r.too_small), (40, 20));
-        let at = |e: &Episode| ((e.start - T0) / 60.0, (e.end - T0) / 60.0);
+        let at = |e: &Episode| ((e.span.start - T0) / 60.0, (e.span.end - T0) / 60.0);
         let modules: Vec<_> = r.episodes.iter().filter(|e| e.module == "app.b").map(at).collect();
         assert_eq!(modules, vec![(8.0, 11.0)], "the slow module pages for its three windows: {:?}", r.episodes);
         assert!(r.episodes.iter().all(|e| e.module != "app.a"), "the calm module never pages");
         // Quiet hours: spans of 4 windows (12 traces) are scored; the failing ones page.
         assert_eq!((r.pooled, r.pooled_too_small), (5, 0));
         let night: Vec<_> =
-            r.episodes.iter().filter(|e| e.module.is_empty() && e.start >= T0 + 1200.0).map(at).collect();
+            r.episodes.iter().filter(|e| e.module.is_empty() && e.span.start >= T0 + 1200.0).map(at).collect();
         assert_eq!(night, vec![(28.0, 36.0)], "{:?}", r.episodes);
         // Without pooling, nothing at night could page.
         let off = policy("[pss]\nalert_threshold_pss = 75\n[pss.alarm]\npool_max_windows = 0\n");
         let r = run(&store, &off, &backtest()).unwrap();
-        assert!(r.pooled == 0 && r.episodes.iter().all(|e| e.start < T0 + 1200.0), "{:?}", r.episodes);
+        assert!(r.pooled == 0 && r.episodes.iter().all(|e| e.span.start < T0 + 1200.0), "{:?}", r.episodes);
     }
 
     #[test]
@@ -327,12 +314,7 @@ mod tests {
         let ep = |start: f64, end: f64| Episode {
             service: "s".into(),
             module: String::new(),
-            start,
-            end,
-            peak: 40.0,
-            rules: vec!["pss"],
-            windows: 1,
-            fired_at: end,
+            span: Span { start, end, peak: 40.0, rules: vec!["pss"], windows: 1, fired_at: end },
         };
         let inc = |id: &str, start: f64, end: f64| crate::domain::Incident {
             id: id.into(),
@@ -358,7 +340,7 @@ mod tests {
         let store = history(dir.path());
         let p = policy("[pss]\nalert_threshold_pss = 75\n[pss.alarm]\nmodule_pss = 75\nresolve_after = 2\n");
         let r = run(&store, &p, &backtest()).unwrap();
-        let mut want: Vec<(String, f64)> = r.episodes.iter().map(|e| (e.module.clone(), e.start)).collect();
+        let mut want: Vec<(String, f64)> = r.episodes.iter().map(|e| (e.module.clone(), e.span.start)).collect();
         let mut live = crate::alarm::live::Live::new(p, 60.0, 5.0, "unknown");
         // Evaluated twice, as ticks would: nothing fires twice.
         let mut got = Vec::new();

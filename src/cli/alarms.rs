@@ -115,10 +115,10 @@ fn csv(r: &Replay) -> String {
             "{},{},{},{},{},{}\n",
             field(&e.service),
             field(&e.module),
-            e.start,
-            e.end,
-            e.peak,
-            e.rules.join("+")
+            e.span.start,
+            e.span.end,
+            e.span.peak,
+            e.span.rules.join("+")
         );
     }
     out
@@ -172,11 +172,11 @@ fn table(r: &Replay, p: &AlarmPolicy) -> String {
     for e in &r.episodes {
         out += &format!(
             "{:<21} {:>9} {:<module_w$} {:>5.0}  {}\n",
-            format_time(e.start),
-            crate::timefmt::format_duration(e.end - e.start),
+            format_time(e.span.start),
+            crate::timefmt::format_duration(e.span.end - e.span.start),
             if e.module.is_empty() { "-" } else { &e.module },
-            e.peak,
-            e.rules.join("+")
+            e.span.peak,
+            e.span.rules.join("+")
         );
     }
     out

@@ -696,17 +696,7 @@ fn live_alerting_pages_once_per_episode_and_resolves_and_survives_a_restart() {
     // Twelve 10-second windows an hour ago: calm, three bad ones (errors,
     // erratic latency), calm again.
     let t0 = ((pss::timefmt::now() - 3600.0) / 10.0).floor() * 10.0;
-    let mut lines = String::new();
-    for w in 0..12 {
-        let bad = (4..=6).contains(&w);
-        for i in 0..20 {
-            let duration = if bad { 0.01 + (i % 7) as f64 * 0.3 } else { 0.010 + (i % 3) as f64 * 0.0001 };
-            lines += &serde_json::json!({"name": "h", "module": "app", "duration": duration, "memory": 1000,
-                "error": bad && i % 2 == 0, "timestamp": t0 + w as f64 * 10.0 + i as f64 * 0.4})
-            .to_string();
-            lines.push('\n');
-        }
-    }
+    let lines = stretch(t0, 0..12, |w| (4..=6).contains(&w));
     let args = ["--http", "127.0.0.1:0", "--window", "10s", "--service", "shop", "--alarm-grace", "1s"];
     let server = Server::start(d, &args);
     let h = server.http.unwrap();
@@ -824,19 +814,6 @@ fn a_real_alertmanager_shows_the_alert_and_its_resolution() {
     )
     .unwrap();
     let t0 = ((pss::timefmt::now() - 600.0) / 10.0).floor() * 10.0;
-    let windows = |from: usize, to: usize, bad: bool| -> String {
-        let mut lines = String::new();
-        for w in from..to {
-            for i in 0..20 {
-                let duration = if bad { 0.01 + (i % 7) as f64 * 0.3 } else { 0.010 + (i % 3) as f64 * 0.0001 };
-                lines += &serde_json::json!({"name": "h", "module": "app", "duration": duration, "memory": 1000,
-                    "error": bad && i % 2 == 0, "timestamp": t0 + w as f64 * 10.0 + i as f64 * 0.4})
-                .to_string();
-                lines.push('\n');
-            }
-        }
-        lines
-    };
     let server =
         Server::start(d, &["--http", "127.0.0.1:0", "--window", "10s", "--service", "shop", "--alarm-grace", "1s"]);
     let h = server.http.unwrap();
@@ -844,7 +821,7 @@ fn a_real_alertmanager_shows_the_alert_and_its_resolution() {
         let r = reqwest::blocking::Client::new().post(format!("http://{h}/v1/traces")).body(body).send().unwrap();
         assert_eq!(r.status(), 200);
     };
-    post(windows(0, 4, false) + &windows(4, 7, true));
+    post(stretch(t0, 0..7, |w| w >= 4));
     assert!(
         wait_until(Duration::from_secs(30), || am
             .active()
@@ -853,7 +830,7 @@ fn a_real_alertmanager_shows_the_alert_and_its_resolution() {
         "the alert is active in Alertmanager: {:?}",
         am.active()
     );
-    post(windows(7, 10, false));
+    post(stretch(t0, 7..10, |_| false));
     assert!(wait_until(Duration::from_secs(30), || am.active().is_empty()), "resolved: {:?}", am.active());
     assert!(server.term().success());
 }
@@ -911,17 +888,7 @@ fn a_recorded_notification_survives_sigkill_and_is_sent_after_restart() {
     )
     .unwrap();
     let t0 = ((pss::timefmt::now() - 3600.0) / 10.0).floor() * 10.0;
-    let mut lines = String::new();
-    for w in 0..6 {
-        let bad = w >= 3;
-        for i in 0..20 {
-            let duration = if bad { 0.01 + (i % 7) as f64 * 0.3 } else { 0.010 };
-            lines += &serde_json::json!({"name": "h", "module": "app", "duration": duration, "memory": 1000,
-                "error": bad && i % 2 == 0, "timestamp": t0 + w as f64 * 10.0 + i as f64 * 0.4})
-            .to_string();
-            lines.push('\n');
-        }
-    }
+    let lines = stretch(t0, 0..6, |w| w >= 3);
     let args = ["--http", "127.0.0.1:0", "--window", "10s", "--service", "shop", "--alarm-grace", "1s"];
     let server = Server::start(d, &args);
     let h = server.http.unwrap();
@@ -946,4 +913,21 @@ fn a_recorded_notification_survives_sigkill_and_is_sent_after_restart() {
     assert_eq!(log.lock().unwrap().len(), 1, "once");
     assert!(log.lock().unwrap()[0].1["message"].as_str().unwrap().starts_with("shop: stability alarm"));
     assert!(server.term().success());
+}
+
+/// JSON Lines of 10-second windows from `t0`, 20 traces each: calm, or —
+/// in `bad` — failing half the time with erratic latency (PSS well below 80).
+fn stretch(t0: f64, windows: std::ops::Range<usize>, bad: impl Fn(usize) -> bool) -> String {
+    let mut lines = String::new();
+    for w in windows {
+        let bad = bad(w);
+        for i in 0..20 {
+            let duration = if bad { 0.01 + (i % 7) as f64 * 0.3 } else { 0.010 + (i % 3) as f64 * 0.0001 };
+            lines += &serde_json::json!({"name": "h", "module": "app", "duration": duration, "memory": 1000,
+                "error": bad && i % 2 == 0, "timestamp": t0 + w as f64 * 10.0 + i as f64 * 0.4})
+            .to_string();
+            lines.push('\n');
+        }
+    }
+    lines
 }
