@@ -52,92 +52,101 @@ pub enum AlertsCommand {
 /// `pss alerts`.
 pub fn run_alerts(a: AlertsArgs) -> CmdResult {
     match a.command {
-        AlertsCommand::List { history, since } => {
-            let cfg = Config::discover(None)?;
-            let store = crate::store::open(&super::history::history_path(&history, &cfg))?;
-            let since = super::history_time_arg("since", &since)?.unwrap_or(f64::MIN);
-            let rows = store.notifications(since)?;
-            if rows.is_empty() {
-                return print("No notifications.\n");
+        AlertsCommand::List { history, since } => list(&history, &since),
+        AlertsCommand::Test { config } => test(&config),
+        AlertsCommand::Silence { service, rule, duration, history } => silence(service, rule, &duration, &history),
+    }
+}
+
+/// `pss alerts list`.
+fn list(history: &Option<PathBuf>, since: &Option<String>) -> CmdResult {
+    let cfg = Config::discover(None)?;
+    let store = crate::store::open(&super::history::history_path(history, &cfg))?;
+    let since = super::history_time_arg("since", since)?.unwrap_or(f64::MIN);
+    let rows = store.notifications(since)?;
+    if rows.is_empty() {
+        return print("No notifications.\n");
+    }
+    let mut out = format!(
+        "{:<21} {:<12} {:<9} {:<40} {:<21} {:>8}  {}\n",
+        "CREATED", "CHANNEL", "KIND", "EPISODE", "SENT", "ATTEMPTS", "LAST ERROR"
+    );
+    for r in rows {
+        // key: channel|service|module|start|kind
+        let parts: Vec<&str> = r.key.split('|').collect();
+        let (episode, kind) = match parts.as_slice() {
+            [_, service, module, start, kind] => {
+                let at = start.parse::<f64>().map(format_time).unwrap_or_default();
+                let place = if module.is_empty() { service.to_string() } else { format!("{service}/{module}") };
+                (format!("{place} from {at}"), *kind)
             }
-            let mut out = format!(
-                "{:<21} {:<12} {:<9} {:<40} {:<21} {:>8}  {}\n",
-                "CREATED", "CHANNEL", "KIND", "EPISODE", "SENT", "ATTEMPTS", "LAST ERROR"
-            );
-            for r in rows {
-                // key: channel|service|module|start|kind
-                let parts: Vec<&str> = r.key.split('|').collect();
-                let (episode, kind) = match parts.as_slice() {
-                    [_, service, module, start, kind] => {
-                        let at = start.parse::<f64>().map(format_time).unwrap_or_default();
-                        let place = if module.is_empty() { service.to_string() } else { format!("{service}/{module}") };
-                        (format!("{place} from {at}"), *kind)
-                    }
-                    _ => (r.key.clone(), ""),
-                };
-                out += &format!(
-                    "{:<21} {:<12} {:<9} {:<40} {:<21} {:>8}  {}\n",
-                    format_time(r.created),
-                    r.channel,
-                    kind,
-                    episode,
-                    r.sent.map(format_time).unwrap_or_else(|| "waiting".into()),
-                    r.attempts,
-                    r.last_error.unwrap_or_default()
-                );
-            }
-            print(&out)
-        }
-        AlertsCommand::Test { config } => {
-            let cfg = Config::discover(config.as_deref())?;
-            let ac = AlertConfig::from_config(&cfg).map_err(|e| Failure::input(e.to_string()))?;
-            if !ac.has_channels() {
-                return Err(Failure::input(format!(
-                    "{}: no channel configured (alerts_slack_webhook, alerts_teams_webhook, alerts_generic_webhook, \
+            _ => (r.key.clone(), ""),
+        };
+        out += &format!(
+            "{:<21} {:<12} {:<9} {:<40} {:<21} {:>8}  {}\n",
+            format_time(r.created),
+            r.channel,
+            kind,
+            episode,
+            r.sent.map(format_time).unwrap_or_else(|| "waiting".into()),
+            r.attempts,
+            r.last_error.unwrap_or_default()
+        );
+    }
+    print(&out)
+}
+
+/// `pss alerts test`.
+fn test(config: &Option<PathBuf>) -> CmdResult {
+    let cfg = Config::discover(config.as_deref())?;
+    let ac = AlertConfig::from_config(&cfg).map_err(|e| Failure::input(e.to_string()))?;
+    if !ac.has_channels() {
+        return Err(Failure::input(format!(
+            "{}: no channel configured (alerts_slack_webhook, alerts_teams_webhook, alerts_generic_webhook, \
                      alerts_alertmanager_url)",
-                    cfg.source
-                )));
+            cfg.source
+        )));
+    }
+    let alert = Alert {
+        rule_name: "pss test".into(),
+        severity: Severity::Info,
+        message: "A test notification from pss alerts test: this channel works.".into(),
+        metric_name: "pss".into(),
+        current_value: PyNum::Float(100.0),
+        threshold: PyNum::Float(0.0),
+        timestamp: crate::timefmt::now(),
+        module: None,
+    };
+    let posts = crate::alert::channels::posts(&ac, std::slice::from_ref(&alert));
+    let results = crate::alert::channels::send(&posts);
+    let mut out = String::new();
+    let mut failed = 0;
+    for d in &results {
+        match &d.error {
+            None => out += &format!("{:<13} delivered\n", d.channel.name()),
+            Some(e) => {
+                failed += 1;
+                out += &format!("{:<13} FAILED after {} attempts: {e}\n", d.channel.name(), d.attempts);
             }
-            let alert = Alert {
-                rule_name: "pss test".into(),
-                severity: Severity::Info,
-                message: "A test notification from pss alerts test: this channel works.".into(),
-                metric_name: "pss".into(),
-                current_value: PyNum::Float(100.0),
-                threshold: PyNum::Float(0.0),
-                timestamp: crate::timefmt::now(),
-                module: None,
-            };
-            let posts = crate::alert::channels::posts(&ac, std::slice::from_ref(&alert));
-            let results = crate::alert::channels::send(&posts);
-            let mut out = String::new();
-            let mut failed = 0;
-            for d in &results {
-                match &d.error {
-                    None => out += &format!("{:<13} delivered\n", d.channel.name()),
-                    Some(e) => {
-                        failed += 1;
-                        out += &format!("{:<13} FAILED after {} attempts: {e}\n", d.channel.name(), d.attempts);
-                    }
-                }
-            }
-            print(&out)?;
-            if failed > 0 {
-                return Err(Failure::check(format!("{failed} of {} channels failed", results.len())));
-            }
-            Ok(())
-        }
-        AlertsCommand::Silence { service, rule, duration, history } => {
-            let cfg = Config::discover(None)?;
-            let secs = super::duration_arg("for", &duration, true)?;
-            let mut store = crate::store::open(&super::history::history_path(&history, &cfg))?;
-            let until = crate::timefmt::now() + secs;
-            store.add_silence(&Silence { service: service.clone(), rule: rule.clone(), until })?;
-            print(&format!(
-                "Silenced {service}{} until {}.\n",
-                rule.map(|r| format!(" (rule {r})")).unwrap_or_default(),
-                format_time(until)
-            ))
         }
     }
+    print(&out)?;
+    if failed > 0 {
+        return Err(Failure::check(format!("{failed} of {} channels failed", results.len())));
+    }
+    Ok(())
+}
+
+/// `pss alerts silence`.
+fn silence(service: String, rule: Option<String>, duration: &str, history: &Option<PathBuf>) -> CmdResult {
+    let cfg = Config::discover(None)?;
+    let secs = super::duration_arg("for", duration, true)?;
+    let mut store = crate::store::open(&super::history::history_path(history, &cfg))?;
+    let until = crate::timefmt::now() + secs;
+    store.add_silence(&Silence { service: service.clone(), rule: rule.clone(), until })?;
+    print(&format!(
+        "Silenced {service}{} until {}.\n",
+        rule.map(|r| format!(" (rule {r})")).unwrap_or_default(),
+        format_time(until)
+    ))
 }

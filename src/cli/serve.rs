@@ -107,45 +107,100 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
         return Err(Failure::input("give at least one input: --grpc, --http, --redis or --follow"));
     }
     let cfg = Config::discover(a.config.as_deref())?;
+    let sc = serve_config(&a, &cfg)?;
+    let alerting_line = sc.alerting.as_ref().map(alerting_banner);
+    let metrics = run(sc, std::future::pending(), |b| {
+        let mut out = std::io::stdout().lock();
+        if let Some(l) = &alerting_line {
+            let _ = writeln!(out, "{l}");
+        }
+        if let Some(g) = b.grpc {
+            let _ = writeln!(out, "pss serve: gRPC on {g}");
+        }
+        if let Some(h) = b.http {
+            let _ = writeln!(out, "pss serve: HTTP on http://{h} (POST /v1/traces, GET /metrics, GET /healthz)");
+        }
+        if let Some(r) = &a.redis {
+            let _ = writeln!(out, "pss serve: Redis list {} at {r}", a.redis_key);
+        }
+        if let Some(f) = &a.follow {
+            let _ = writeln!(out, "pss serve: following {f}");
+        }
+        let _ = writeln!(out, "pss serve: ready, writing to {}", a.history.display());
+        let _ = out.flush();
+    })
+    .map_err(|e| Failure::input(e.to_string()))?;
+    use crate::serve::writer::InputKind;
+    let total: u64 = [InputKind::Http, InputKind::Grpc, InputKind::Redis, InputKind::Files]
+        .iter()
+        .map(|i| metrics.accepted_total(*i))
+        .sum();
+    super::print(&format!("pss serve: stopped; {total} traces stored this run\n"))
+}
+
+/// The bearer token from `--token-file` (warned about when others can read it).
+fn token(a: &ServeArgs) -> Result<Option<String>, Failure> {
+    let Some(p) = &a.token_file else { return Ok(None) };
+    if let Some(why) = crate::serve::token_file_exposure(p) {
+        super::warn(&why);
+    }
+    let t = std::fs::read_to_string(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))?;
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        return Err(Failure::input(format!("{}: the token file is empty", p.display())));
+    }
+    Ok(Some(t))
+}
+
+/// Live alerting, when the configuration enables it.
+fn alerting(a: &ServeArgs, cfg: &Config) -> Result<Option<crate::serve::alerting::Alerting>, Failure> {
+    let alerts = crate::alert::AlertConfig::from_config(cfg).map_err(|e| Failure::input(e.to_string()))?;
+    if !alerts.enabled {
+        return Ok(None);
+    }
+    if !alerts.has_channels() {
+        super::warn("alerting is enabled but no channel is configured");
+    }
+    let (policy, policy_file) = super::alarms::policy_for(&a.policy, &a.service, cfg)?;
+    let grace = Duration::from_secs_f64(super::duration_arg("alarm-grace", &a.alarm_grace, false)?);
+    let notice: crate::serve::alerting::Notice = std::sync::Arc::new(|m: &str| println!("pss serve: {m}"));
+    Ok(Some(crate::serve::alerting::Alerting { policy, policy_file, alerts, grace, notice: Some(notice) }))
+}
+
+/// The line saying where alerts go and under which policy.
+fn alerting_banner(al: &crate::serve::alerting::Alerting) -> String {
+    let c = &al.alerts;
+    let channels: Vec<&str> = [
+        ("slack", c.slack.is_some()),
+        ("teams", c.teams.is_some()),
+        ("webhook", c.webhook.is_some()),
+        ("alertmanager", c.alertmanager.is_some()),
+    ]
+    .iter()
+    .filter(|x| x.1)
+    .map(|x| x.0)
+    .collect();
+    format!("pss serve: alerting to {} with the alarm policy {}", channels.join(", "), al.policy.source)
+}
+
+/// The server's configuration from the flags and the configuration file.
+fn serve_config(a: &ServeArgs, cfg: &Config) -> Result<ServeConfig, Failure> {
     // The length the history holds (every service), unless asked or configured.
     let window = if a.history.is_file() {
-        super::read_window(&a.window, &cfg, &*crate::store::open(&a.history)?, &[])?
+        super::read_window(&a.window, cfg, &*crate::store::open(&a.history)?, &[])?
     } else {
-        super::window_arg(&a.window, &cfg)?
-    };
-    let token = match &a.token_file {
-        Some(p) => {
-            if let Some(why) = crate::serve::token_file_exposure(p) {
-                super::warn(&why);
-            }
-            let t = std::fs::read_to_string(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))?;
-            let t = t.trim().to_string();
-            if t.is_empty() {
-                return Err(Failure::input(format!("{}: the token file is empty", p.display())));
-            }
-            Some(t)
-        }
-        None => None,
+        super::window_arg(&a.window, cfg)?
     };
     let max = a.max_body_mib.max(1) * 1024 * 1024;
-    let patience = Duration::from_secs_f64(super::duration_arg("patience", &a.patience, false)?);
-    let grpc_idle = Duration::from_secs_f64(super::duration_arg("grpc-idle-timeout", &a.grpc_idle_timeout, true)?);
-    let header_timeout = Duration::from_secs_f64(super::duration_arg("header-timeout", &a.header_timeout, true)?);
-    let request_timeout = Duration::from_secs_f64(super::duration_arg("request-timeout", &a.request_timeout, true)?);
-    let alerts = crate::alert::AlertConfig::from_config(&cfg).map_err(|e| Failure::input(e.to_string()))?;
-    let alerting = if alerts.enabled {
-        if !alerts.has_channels() {
-            super::warn("alerting is enabled but no channel is configured");
-        }
-        let (policy, policy_file) = super::alarms::policy_for(&a.policy, &a.service, &cfg)?;
-        let grace = Duration::from_secs_f64(super::duration_arg("alarm-grace", &a.alarm_grace, false)?);
-        let notice: crate::serve::alerting::Notice = std::sync::Arc::new(|m: &str| println!("pss serve: {m}"));
-        Some(crate::serve::alerting::Alerting { policy, policy_file, alerts, grace, notice: Some(notice) })
-    } else {
-        None
+    let secs = |flag: &str, v: &str, positive: bool| -> Result<Duration, Failure> {
+        Ok(Duration::from_secs_f64(super::duration_arg(flag, v, positive)?))
     };
-    let sc = ServeConfig {
-        alerting,
+    let patience = secs("patience", &a.patience, false)?;
+    let grpc_idle = secs("grpc-idle-timeout", &a.grpc_idle_timeout, true)?;
+    let header_timeout = secs("header-timeout", &a.header_timeout, true)?;
+    let request_timeout = secs("request-timeout", &a.request_timeout, true)?;
+    Ok(ServeConfig {
+        alerting: alerting(a, cfg)?,
         history: a.history.clone(),
         grpc: a.grpc.map(|address| GrpcConfig {
             address,
@@ -176,11 +231,11 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
             chunk_bytes: 8 << 20,
         }),
         service: a.service.clone(),
-        token,
+        token: token(a)?,
         writer: crate::serve::writer::WriterConfig {
             capacity: a.queue,
             max_jobs_per_commit: 64,
-            recompute_every: Duration::from_secs_f64(super::duration_arg("refresh", &a.refresh, true)?),
+            recompute_every: secs("refresh", &a.refresh, true)?,
             max_inflated_bytes: (a.max_inflated_mib.max(1) as u64) << 20,
             ingest: IngestOptions {
                 service: a.service.clone(),
@@ -190,45 +245,5 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
                 unknown_module: cfg.unknown_module.clone(),
             },
         },
-    };
-    let alerting_line = sc.alerting.as_ref().map(|al| {
-        let channels: Vec<&str> = [
-            ("slack", al.alerts.slack.is_some()),
-            ("teams", al.alerts.teams.is_some()),
-            ("webhook", al.alerts.webhook.is_some()),
-            ("alertmanager", al.alerts.alertmanager.is_some()),
-        ]
-        .iter()
-        .filter(|c| c.1)
-        .map(|c| c.0)
-        .collect();
-        format!("pss serve: alerting to {} with the alarm policy {}", channels.join(", "), al.policy.source)
-    });
-    let metrics = run(sc, std::future::pending(), |b| {
-        let mut out = std::io::stdout().lock();
-        if let Some(l) = &alerting_line {
-            let _ = writeln!(out, "{l}");
-        }
-        if let Some(g) = b.grpc {
-            let _ = writeln!(out, "pss serve: gRPC on {g}");
-        }
-        if let Some(h) = b.http {
-            let _ = writeln!(out, "pss serve: HTTP on http://{h} (POST /v1/traces, GET /metrics, GET /healthz)");
-        }
-        if let Some(r) = &a.redis {
-            let _ = writeln!(out, "pss serve: Redis list {} at {r}", a.redis_key);
-        }
-        if let Some(f) = &a.follow {
-            let _ = writeln!(out, "pss serve: following {f}");
-        }
-        let _ = writeln!(out, "pss serve: ready, writing to {}", a.history.display());
-        let _ = out.flush();
     })
-    .map_err(|e| Failure::input(e.to_string()))?;
-    use crate::serve::writer::InputKind;
-    let total: u64 = [InputKind::Http, InputKind::Grpc, InputKind::Redis, InputKind::Files]
-        .iter()
-        .map(|i| metrics.accepted_total(*i))
-        .sum();
-    super::print(&format!("pss serve: stopped; {total} traces stored this run\n"))
 }
