@@ -12,6 +12,7 @@
 pub mod backtest;
 pub mod episodes;
 pub mod live;
+pub mod persistence;
 pub mod pool;
 
 use serde::Serialize;

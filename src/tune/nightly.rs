@@ -73,6 +73,41 @@ pub struct NightlyReport {
     pub detectors: Vec<DetectorOutcome>,
     pub seconds: f64,
     pub verdict: String,
+    /// The alarm policy's persistence, chosen on the training part, and its
+    /// episodes on the validation part.
+    pub alarm: AlarmChoice,
+}
+
+/// The persistence written to `[pss.alarm]`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct AlarmChoice {
+    pub choice: crate::alarm::persistence::Choice,
+    pub validation: crate::alarm::persistence::EpisodeMetrics,
+    /// The most eager persistence (page on every alarming window) on the validation part, for comparison.
+    pub validation_eager: crate::alarm::persistence::EpisodeMetrics,
+}
+
+/// Step 3b: the alarm policy's persistence, on the training part.
+fn choose_alarm(l: &Loaded, params: &TuneParams, tuned: &Tuned, cfg: &Config) -> AlarmChoice {
+    use crate::alarm::persistence::{choose, evaluate, CANDIDATES};
+    let base = crate::alarm::AlarmPolicy {
+        score: tuned.tuned.score.clone(),
+        alert: tuned.tuned.alert.clone(),
+        module_pss: None,
+        persistence: CANDIDATES[0],
+        pool_max_windows: 0,
+        min_window_traces: cfg.min_window_traces,
+        source: "pss-tune".into(),
+    };
+    let (train, val): (Vec<_>, Vec<_>) = l.data.windows.iter().partition(|w| w.window.start < tuned.split_at);
+    let inc = &l.data.incidents;
+    let choice = choose(&base, &train, inc, params.lead_seconds);
+    let chosen = crate::alarm::AlarmPolicy { persistence: choice.persistence, ..base.clone() };
+    AlarmChoice {
+        choice,
+        validation: evaluate(&chosen, &val, inc, params.lead_seconds),
+        validation_eager: evaluate(&base, &val, inc, params.lead_seconds),
+    }
 }
 
 /// Why the job stopped.
@@ -207,6 +242,7 @@ fn write_outputs(
     tuned: &Tuned,
     promotion: &Promotion,
     verdict_text: &str,
+    alarm: &AlarmChoice,
 ) -> Result<NightlyOutputs, NightlyError> {
     let objective = params.objective.name();
     let config = if promotion.promoted { out.to_path_buf() } else { sibling(out, ".candidate.toml") };
@@ -218,11 +254,18 @@ fn write_outputs(
         l.window,
         params.seed,
     );
-    std::fs::write(&config, config_toml(&tuned.tuned, l.window, &header))
-        .map_err(|e| output_err(&config)(e.to_string()))?;
+    let p = alarm.choice.persistence;
+    let text = config_toml(&tuned.tuned, l.window, &header)
+        + &format!(
+            "\n# The alarm policy's persistence, chosen on the training part (pss alarms replays it).\n[pss.alarm]\n\
+             fire_after = {}\nfire_window = {}\nresolve_after = {}\n",
+            p.fire_after, p.fire_window, p.resolve_after
+        );
+    std::fs::write(&config, text).map_err(|e| output_err(&config)(e.to_string()))?;
     let card_path = sibling(&config, ".card.json");
     let mut card = model_card(tuned, params, &l.services, l.window, verdict_text);
     card["decision"] = promotion.to_json();
+    card["alarm_policy"] = serde_json::to_value(alarm).expect("plain struct");
     card["config"] = config.display().to_string().into();
     std::fs::write(&card_path, serde_json::to_string_pretty(&card).expect("a card serializes") + "\n")
         .map_err(|e| output_err(&card_path)(e.to_string()))?;
@@ -261,7 +304,8 @@ pub fn run(
     }
     let promotion = decide(job, &out, &checked, &l.data, &tuned)?;
     let verdict_text = verdict(&tuned, params.objective.name());
-    let outputs = write_outputs(&out, &l, &params, &tuned, &promotion, &verdict_text)?;
+    let alarm = choose_alarm(&l, &params, &tuned, cfg);
+    let outputs = write_outputs(&out, &l, &params, &tuned, &promotion, &verdict_text, &alarm)?;
     let finished = crate::timefmt::now();
     let run_id = store.record_run(&RunRecord {
         kind: "tune",
@@ -293,6 +337,7 @@ pub fn run(
         detectors,
         seconds: finished - started,
         verdict: verdict_text,
+        alarm,
     })
 }
 

@@ -69,6 +69,27 @@ pub(super) fn nightly(r: &NightlyReport, job: &NightlyJob) -> String {
         let ids: Vec<String> = r.unscorable.iter().map(|i| i.id.clone()).collect();
         text += &format!("{}\n", crate::cli::unscorable_note(&ids));
     }
+    let a = &r.alarm;
+    let (pc, v, e) = (a.choice.persistence, a.validation, a.validation_eager);
+    text += &format!(
+        "Alarm policy: page after {} of {} alarming windows, resolve after {} clean (chosen on training: {} of {} \
+         incidents, {:.1} false-alarm episodes/day). Validation: {} of {} incidents, {} false-alarm episodes \
+         ({:.1}/day); paging on every alarming window: {} of {}, {} ({:.1}/day).\n",
+        pc.fire_after,
+        pc.fire_window,
+        pc.resolve_after,
+        a.choice.train.caught,
+        a.choice.train.incidents,
+        a.choice.train.false_per_day,
+        v.caught,
+        v.incidents,
+        v.false_episodes,
+        v.false_per_day,
+        e.caught,
+        e.incidents,
+        e.false_episodes,
+        e.false_per_day
+    );
     let p = &r.promotion;
     if p.promote_if_better {
         match p.active_validation_objective {
