@@ -35,6 +35,11 @@ pub fn format_time(t: f64) -> String {
     }
 }
 
+/// `2026-11-26T10:00:00Z` (RFC 3339, as Alertmanager's API wants it).
+pub fn format_rfc3339(t: f64) -> String {
+    format_time(t).replace(' ', "T")
+}
+
 /// `90d`, `2h`, `45m`, `30s`: the largest whole unit.
 pub fn format_duration(secs: f64) -> String {
     for (unit, n) in [("d", 86400.0), ("h", 3600.0), ("m", 60.0)] {

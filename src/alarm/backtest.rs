@@ -171,11 +171,7 @@ pub fn run(store: &dyn Store, policy: &AlarmPolicy, b: &Backtest) -> Result<Repl
 
 /// Episodes of one stream of windows (scored windows only).
 pub fn replay(policy: &AlarmPolicy, service: &str, module: &str, ws: &[Window]) -> Vec<Episode> {
-    let steps: Vec<Step> = ws
-        .iter()
-        .filter(|w| !w.too_small)
-        .map(|w| Step { start: w.start, end: w.start + w.seconds, pss: policy.pss(w), rules: policy.fire(w) })
-        .collect();
+    let steps: Vec<Step> = ws.iter().filter(|w| !w.too_small).map(|w| policy.step(w)).collect();
     episodes(&steps, &policy.persistence)
         .into_iter()
         .map(|span| Episode { service: service.to_string(), module: module.to_string(), span })

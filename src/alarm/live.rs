@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::episodes::{Event, Step, Tracker};
+use super::episodes::{Event, Tracker};
 use super::AlarmPolicy;
 use crate::store::{Store, StoreError};
 
@@ -153,12 +153,7 @@ impl Live {
                 scored.push(w.clone());
             }
             for w in scored.iter().filter(|w| !w.too_small) {
-                let step = Step {
-                    start: w.start,
-                    end: w.start + w.seconds,
-                    pss: self.policy.pss(w),
-                    rules: self.policy.fire(w),
-                };
+                let step = self.policy.step(w);
                 if let Some(event) = stream.tracker.push(step) {
                     let resolved = matches!(event, Event::Resolved(_));
                     out.push(LiveEvent { service: service.to_string(), module: module.to_string(), event });

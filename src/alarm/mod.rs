@@ -18,8 +18,9 @@ pub mod pool;
 use serde::Serialize;
 
 use crate::config::{AlertParams, Config, ScoreParams};
-use crate::domain::{SubScores, Window};
-use crate::score::rescore::rescore;
+use crate::domain::Window;
+use crate::score::rescore::{fired_rules, rescore};
+use episodes::Step;
 pub use episodes::{Persistence, Span};
 
 /// Why a policy cannot be used.
@@ -51,8 +52,8 @@ pub struct AlarmPolicy {
     pub source: String,
 }
 
-/// The rule names, as `pss alarms` prints them.
-pub const RULE_PSS: &str = "pss";
+/// The rule names, as `pss alarms` prints them (and the sub-scores' short codes).
+pub use crate::score::rescore::RULE_PSS;
 pub const RULE_MODULE_PSS: &str = "module_pss";
 
 impl AlarmPolicy {
@@ -106,32 +107,27 @@ impl AlarmPolicy {
         AlarmPolicy::from_config(&cfg)
     }
 
-    /// The rules a window fires under this policy (empty: clean). Windows
-    /// too small to score fire nothing.
-    pub fn fire(&self, w: &Window) -> Vec<&'static str> {
-        if w.too_small {
-            return Vec::new();
-        }
+    /// A window as the episode logic sees it: its PSS under this policy's
+    /// parameters and the rules it fires (none when it is too small to
+    /// score): service windows [`alarms`](crate::score::rescore::alarms)'
+    /// rules, module windows the module rule.
+    pub fn step(&self, w: &Window) -> Step {
         let r = rescore(w, &self.score);
-        let mut rules = Vec::new();
-        if w.module.is_empty() {
-            if r.pss < self.alert.pss {
-                rules.push(RULE_PSS);
-            }
-            for (i, (v, t)) in r.breakdown.to_array().iter().zip(self.alert.sub.to_array()).enumerate() {
-                if t > 0.0 && *v < t {
-                    rules.push(SubScores::KEYS[i].1);
-                }
-            }
+        let rules = if w.too_small {
+            Vec::new()
+        } else if w.module.is_empty() {
+            fired_rules(&r, &self.alert).collect()
         } else if self.module_pss.is_some_and(|t| r.pss < t) {
-            rules.push(RULE_MODULE_PSS);
-        }
-        rules
+            vec![RULE_MODULE_PSS]
+        } else {
+            Vec::new()
+        };
+        Step { start: w.start, end: w.start + w.seconds, pss: r.pss, rules }
     }
 
-    /// The window's PSS under this policy's parameters.
-    pub fn pss(&self, w: &Window) -> f64 {
-        rescore(w, &self.score).pss
+    /// The rules a window fires under this policy (empty: clean).
+    pub fn fire(&self, w: &Window) -> Vec<&'static str> {
+        self.step(w).rules
     }
 }
 

@@ -17,6 +17,14 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel, in pypss's sending order.
+    pub const ALL: [Channel; 4] = [Channel::Slack, Channel::Teams, Channel::Webhook, Channel::Alertmanager];
+
+    /// The channel of a name (as stored in the outbox).
+    pub fn from_name(name: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Channel::Slack => "slack",
@@ -95,7 +103,7 @@ pub(crate) fn webhook(a: &Alert) -> Value {
 /// pypss leaves out: `startsAt`, `endsAt` (the alert holds for the cooldown,
 /// as no later run re-sends it sooner) and `generatorURL`.
 fn alertmanager(alerts: &[Alert], hold_seconds: f64) -> Value {
-    let at = |t: f64| crate::timefmt::format_time(t).replace(' ', "T");
+    let at = crate::timefmt::format_rfc3339;
     Value::Array(
         alerts
             .iter()
@@ -118,18 +126,19 @@ pub fn posts(cfg: &AlertConfig, alerts: &[Alert]) -> Vec<Post> {
     if alerts.is_empty() {
         return out;
     }
-    let each = |out: &mut Vec<Post>, channel, url: &Option<String>, f: fn(&Alert) -> Value| {
-        if let Some(u) = url {
-            out.extend(alerts.iter().map(|a| Post { channel, url: u.clone(), body: f(a) }));
-        }
-    };
-    each(&mut out, Channel::Slack, &cfg.slack, slack);
-    each(&mut out, Channel::Teams, &cfg.teams, teams);
-    each(&mut out, Channel::Webhook, &cfg.webhook, webhook);
-    if let Some(u) = &cfg.alertmanager {
-        // Alertmanager's v2 API under the base URL (pypss posts to the URL as given).
-        let url = super::outbox::alertmanager_endpoint(u);
-        out.push(Post { channel: Channel::Alertmanager, url, body: alertmanager(alerts, cfg.cooldown_seconds) });
+    for channel in Channel::ALL {
+        let Some(url) = cfg.endpoint(channel) else { continue };
+        let one: fn(&Alert) -> Value = match channel {
+            Channel::Slack => slack,
+            Channel::Teams => teams,
+            Channel::Webhook => webhook,
+            // One list of every alert.
+            Channel::Alertmanager => {
+                out.push(Post { channel, url, body: alertmanager(alerts, cfg.cooldown_seconds) });
+                continue;
+            }
+        };
+        out.extend(alerts.iter().map(|a| Post { channel, url: url.clone(), body: one(a) }));
     }
     out
 }
@@ -141,6 +150,18 @@ pub struct Delivery {
     /// `None` when delivered (a 2xx); else why not, without the URL.
     pub error: Option<String>,
     pub attempts: u32,
+}
+
+/// One POST of a JSON body; the error says what went wrong without the
+/// URL (a secret, which reqwest's messages name).
+pub(crate) fn post_once(client: &reqwest::blocking::Client, url: &str, body: &Value) -> Result<(), String> {
+    match client.post(url).json(body).send() {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("no answer in time".into()),
+        Err(e) if e.is_connect() => Err("connection refused or unreachable".into()),
+        Err(_) => Err("request failed".into()),
+    }
 }
 
 /// Sends each post with pypss's retry policy (3 attempts, 1 s then 2 s
@@ -160,16 +181,9 @@ pub fn send(posts: &[Post]) -> Vec<Delivery> {
             let mut attempts = 0;
             for attempt in 0..3u32 {
                 attempts = attempt + 1;
-                match client.post(&p.url).json(&p.body).send() {
-                    Ok(r) if r.status().is_success() => {
-                        error = None;
-                        break;
-                    }
-                    Ok(r) => error = Some(format!("HTTP {}", r.status().as_u16())),
-                    // reqwest's message names the URL: keep only the kind.
-                    Err(e) if e.is_timeout() => error = Some("no answer within 10 s".into()),
-                    Err(e) if e.is_connect() => error = Some("connection refused or unreachable".into()),
-                    Err(_) => error = Some("request failed".into()),
+                error = post_once(client, &p.url, &p.body).err();
+                if error.is_none() {
+                    break;
                 }
                 if attempt < 2 {
                     std::thread::sleep(std::time::Duration::from_secs(u64::from(attempt) + 1));

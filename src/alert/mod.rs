@@ -170,9 +170,27 @@ impl AlertConfig {
         })
     }
 
+    /// Where a channel posts, when it is configured: its URL, and for
+    /// Alertmanager its v2 API under the base URL (pypss posts to the URL
+    /// as given).
+    pub fn endpoint(&self, c: channels::Channel) -> Option<String> {
+        use channels::Channel;
+        match c {
+            Channel::Slack => self.slack.clone(),
+            Channel::Teams => self.teams.clone(),
+            Channel::Webhook => self.webhook.clone(),
+            Channel::Alertmanager => self.alertmanager.as_deref().map(outbox::alertmanager_endpoint),
+        }
+    }
+
+    /// The configured channels, in sending order.
+    pub fn channels(&self) -> Vec<channels::Channel> {
+        channels::Channel::ALL.into_iter().filter(|c| self.endpoint(*c).is_some()).collect()
+    }
+
     /// Whether any channel is configured.
     pub fn has_channels(&self) -> bool {
-        self.slack.is_some() || self.teams.is_some() || self.webhook.is_some() || self.alertmanager.is_some()
+        !self.channels().is_empty()
     }
 }
 

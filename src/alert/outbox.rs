@@ -49,20 +49,6 @@ pub fn notifications(cfg: &AlertConfig, ev: &LiveEvent, alert_pss: f64, now: f64
         module: (!ev.module.is_empty()).then(|| ev.module.clone()),
     };
     let kind = if resolved { "resolved" } else { "fired" };
-    let mut out = Vec::new();
-    let mut add = |channel: Channel, url: &Option<String>, body: Value| {
-        if url.is_some() {
-            out.push(NewNotification {
-                key: format!("{}|{}|{}|{}|{kind}", channel.name(), ev.service, ev.module, span.start),
-                created: now,
-                channel: channel.name().into(),
-                body,
-            });
-        }
-    };
-    add(Channel::Slack, &cfg.slack, super::channels::slack(&alert));
-    add(Channel::Teams, &cfg.teams, super::channels::teams(&alert));
-    add(Channel::Webhook, &cfg.webhook, super::channels::webhook(&alert));
     let mut labels = json!({"alertname": "PSS alarm", "severity": severity.as_str(), "service": ev.service});
     if !ev.module.is_empty() {
         labels["module"] = ev.module.clone().into();
@@ -70,29 +56,27 @@ pub fn notifications(cfg: &AlertConfig, ev: &LiveEvent, alert_pss: f64, now: f64
     let mut am = json!({
         "labels": labels,
         "annotations": {"summary": alert.message, "rules": rules, "peak": crate::pystats::py_repr(span.peak)},
-        "startsAt": rfc3339(span.start),
+        "startsAt": crate::timefmt::format_rfc3339(span.start),
     });
     if resolved {
-        am["endsAt"] = rfc3339(span.end).into();
+        am["endsAt"] = crate::timefmt::format_rfc3339(span.end).into();
     }
-    add(Channel::Alertmanager, &cfg.alertmanager, Value::Array(vec![am]));
+    let mut out = Vec::new();
+    for channel in cfg.channels() {
+        let body = match channel {
+            Channel::Slack => super::channels::slack(&alert),
+            Channel::Teams => super::channels::teams(&alert),
+            Channel::Webhook => super::channels::webhook(&alert),
+            Channel::Alertmanager => Value::Array(vec![am.clone()]),
+        };
+        out.push(NewNotification {
+            key: format!("{}|{}|{}|{}|{kind}", channel.name(), ev.service, ev.module, span.start),
+            created: now,
+            channel: channel.name().into(),
+            body,
+        });
+    }
     out
-}
-
-fn rfc3339(t: f64) -> String {
-    crate::timefmt::format_time(t).replace(' ', "T")
-}
-
-/// The URL of a channel, from the configuration (never stored).
-fn url<'a>(cfg: &'a AlertConfig, channel: &str) -> Option<&'a str> {
-    match channel {
-        "slack" => cfg.slack.as_deref(),
-        "teams" => cfg.teams.as_deref(),
-        "webhook" => cfg.webhook.as_deref(),
-        // Alertmanager's API under the configured base URL.
-        "alertmanager" => cfg.alertmanager.as_deref(),
-        _ => None,
-    }
 }
 
 /// Alertmanager's v2 endpoint under a base URL (a URL already naming an API path is kept).
@@ -121,19 +105,11 @@ pub fn deliver_due(
 ) -> Result<Pass, StoreError> {
     let mut pass = Pass::default();
     for n in store.due_notifications(now, 100)? {
-        let Some(base) = url(cfg, &n.channel) else {
+        let Some(target) = Channel::from_name(&n.channel).and_then(|c| cfg.endpoint(c)) else {
             store.notification_failed(n.id, now + 300.0, "the channel is no longer configured")?;
             continue;
         };
-        let target = if n.channel == "alertmanager" { alertmanager_endpoint(base) } else { base.to_string() };
-        let result = match client.post(&target).json(&n.body).send() {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-            // reqwest's message names the URL, a secret: keep only the kind.
-            Err(e) if e.is_timeout() => Err("no answer in time".to_string()),
-            Err(e) if e.is_connect() => Err("connection refused or unreachable".to_string()),
-            Err(_) => Err("request failed".to_string()),
-        };
+        let result = super::channels::post_once(client, &target, &n.body);
         pass.attempts.push((n.channel.clone(), result.is_ok()));
         match result {
             Ok(()) => store.notification_sent(n.id, now)?,

@@ -169,17 +169,7 @@ fn alerting(a: &ServeArgs, cfg: &Config) -> Result<Option<crate::serve::alerting
 
 /// The line saying where alerts go and under which policy.
 fn alerting_banner(al: &crate::serve::alerting::Alerting) -> String {
-    let c = &al.alerts;
-    let channels: Vec<&str> = [
-        ("slack", c.slack.is_some()),
-        ("teams", c.teams.is_some()),
-        ("webhook", c.webhook.is_some()),
-        ("alertmanager", c.alertmanager.is_some()),
-    ]
-    .iter()
-    .filter(|x| x.1)
-    .map(|x| x.0)
-    .collect();
+    let channels: Vec<&str> = al.alerts.channels().iter().map(|c| c.name()).collect();
     format!("pss serve: alerting to {} with the alarm policy {}", channels.join(", "), al.policy.source)
 }
 

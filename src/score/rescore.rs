@@ -45,13 +45,20 @@ pub fn rescore(w: &Window, p: &ScoreParams) -> Rescored {
 /// alerting): PSS below `alert.pss`, or a sub-score below its threshold (a
 /// threshold of 0 disables that rule). Windows too small to score never alarm.
 pub fn alarms(w: &Window, r: &Rescored, alert: &AlertParams) -> bool {
-    if w.too_small {
-        return false;
-    }
-    if r.pss < alert.pss {
-        return true;
-    }
-    r.breakdown.to_array().iter().zip(alert.sub.to_array()).any(|(&v, t)| t > 0.0 && v < t)
+    !w.too_small && fired_rules(r, alert).next().is_some()
+}
+
+/// The name of the PSS rule; the sub-score rules are named by their short
+/// codes (`ts` … `cc`).
+pub const RULE_PSS: &str = "pss";
+
+/// The rules of [`alarms`] that fire on scores `r`, by name, PSS first.
+pub fn fired_rules<'a>(r: &'a Rescored, alert: &'a AlertParams) -> impl Iterator<Item = &'static str> + 'a {
+    let subs = r.breakdown.to_array().into_iter().zip(alert.sub.to_array()).zip(SubScores::KEYS);
+    (r.pss < alert.pss)
+        .then_some(RULE_PSS)
+        .into_iter()
+        .chain(subs.filter(|((v, t), _)| *t > 0.0 && v < t).map(|(_, (_, code))| code))
 }
 
 #[cfg(test)]
