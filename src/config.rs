@@ -82,6 +82,11 @@ pub struct PssKeys {
     pub alarm_resolve_after: Option<i64>,
     /// Pool too-small windows over up to this many windows (0: off).
     pub alarm_pool_max_windows: Option<i64>,
+    /// The window detector rule: alarm when a window's score reaches this
+    /// quantile of the service's promoted detector's training scores.
+    pub alarm_detector_quantile: Option<f64>,
+    /// Whether the PSS and sub-score thresholds page (default true).
+    pub alarm_score_rules: Option<bool>,
 }
 
 /// The rest of pypss 1.3.1's `PSSConfig` keys: accepted, type-checked and
@@ -692,8 +697,8 @@ mod tests {
             field_names::<PypssKeys>(),
         ];
         let all: Vec<&str> = groups.concat();
-        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 17 of its own.
-        assert_eq!(all.len(), 115, "{all:?}");
+        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 19 of its own.
+        assert_eq!(all.len(), 117, "{all:?}");
         let mut unique = all.clone();
         unique.sort();
         unique.dedup();

@@ -75,6 +75,9 @@ pub struct Judged {
     /// Median of (first catching episode fired − incident start), seconds;
     /// negative is early.
     pub median_delay: Option<f64>,
+    /// Each caught incident's delay, in `caught`'s order.
+    #[serde(skip)]
+    pub delays: Vec<f64>,
     /// Share of the replayed time inside a service-level episode: a policy
     /// that alarms all the time catches everything and means nothing.
     pub alarming_share: f64,
@@ -93,16 +96,9 @@ pub fn judge(episodes: &[Episode], incidents: &[crate::domain::Incident], lead: 
         }
     }
     let false_episodes = episodes.iter().filter(|e| !incidents.iter().any(|i| overlaps(e, i))).count();
-    delays.sort_by(f64::total_cmp);
-    let median_delay = (!delays.is_empty()).then(|| {
-        let n = delays.len();
-        if n % 2 == 1 {
-            delays[n / 2]
-        } else {
-            (delays[n / 2 - 1] + delays[n / 2]) / 2.0
-        }
-    });
+    let median_delay = median(&delays);
     Judged {
+        delays,
         incidents: incidents.len(),
         caught,
         false_episodes,
@@ -114,6 +110,14 @@ pub fn judge(episodes: &[Episode], incidents: &[crate::domain::Incident], lead: 
             0.0
         },
     }
+}
+
+/// The median of `xs` (`None` when empty).
+pub fn median(xs: &[f64]) -> Option<f64> {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 /// Replays a service's stored windows (and its modules') through `policy`.

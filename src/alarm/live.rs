@@ -38,6 +38,10 @@ pub struct Live {
     /// Module name for traces without one (pooled spans are scored from traces).
     unknown_module: String,
     streams: BTreeMap<(String, String), Stream>,
+    /// Services whose promoted detector was looked for under this policy,
+    /// and what was found (drained by [`Live::take_detector_notes`]).
+    detector_tried: std::collections::BTreeSet<String>,
+    detector_notes: Vec<(String, super::DetectorSource)>,
 }
 
 impl Live {
@@ -49,6 +53,8 @@ impl Live {
             lookback: 86400.0,
             unknown_module: unknown_module.to_string(),
             streams: BTreeMap::new(),
+            detector_tried: Default::default(),
+            detector_notes: Vec::new(),
         }
     }
 
@@ -62,7 +68,26 @@ impl Live {
     /// open one resolves under the rules it fired with).
     pub fn set_policy(&mut self, policy: AlarmPolicy) {
         self.policy = policy;
+        self.detector_tried.clear();
         self.adopt_persistence();
+    }
+
+    /// What was found for each service's detector rule since the last call.
+    pub fn take_detector_notes(&mut self) -> Vec<(String, super::DetectorSource)> {
+        std::mem::take(&mut self.detector_notes)
+    }
+
+    fn attach_detectors(&mut self, store: &dyn Store, services: &[String]) -> Result<(), StoreError> {
+        if self.policy.detector_quantile.is_none() {
+            return Ok(());
+        }
+        for s in services {
+            if self.detector_tried.insert(s.clone()) {
+                let found = self.policy.attach_promoted(store, s, self.seconds)?;
+                self.detector_notes.push((s.clone(), found));
+            }
+        }
+        Ok(())
     }
 
     fn adopt_persistence(&mut self) {
@@ -77,6 +102,7 @@ impl Live {
     /// Evaluates every closed window of `services` (and their modules) not
     /// evaluated yet; returns the episodes that fired or resolved.
     pub fn advance(&mut self, store: &dyn Store, services: &[String], now: f64) -> Result<Vec<LiveEvent>, StoreError> {
+        self.attach_detectors(store, services)?;
         let mut out = Vec::new();
         for service in services {
             let latest = self.push_stream(store, service, "", None, now, &mut out)?;

@@ -25,8 +25,9 @@ windows) and hysteresis (resolve after m clean ones). Quiet hours: windows with 
 their neighbours and scored over the longer span.\n\n\
 Policy: --policy FILE, else models/<service>/pss-tuned.toml, else models/all/pss-tuned.toml (what pss-tune \
 promoted), else the configuration (pss.toml / pypss.toml / pyproject.toml, or pypss's defaults). Policy keys go \
-in [pss.alarm]: module_pss, fire_after, fire_window, resolve_after, pool_max_windows; a policy file with a key \
-pss does not know is refused.\n\n\
+in [pss.alarm]: module_pss, fire_after, fire_window, resolve_after, pool_max_windows, detector_quantile (the \
+service's promoted window detector as a rule: alarm at this quantile of its training scores), score_rules \
+(false: the PSS and sub-score thresholds do not page); a policy file with a key pss does not know is refused.\n\n\
 CSV columns: service,module,start,end,peak,rules (epoch seconds; module empty for the service-level rules; \
 rules joined by +).\n\nExit codes: 0 done (also when nothing fires); 2 unknown service, window length never \
 ingested, or a bad policy file.")]
@@ -78,10 +79,11 @@ pub fn policy_for(
 
 /// `pss alarms`.
 pub fn run_alarms(a: AlarmsArgs) -> CmdResult {
-    let (policy, _) = policy_for(&a.policy, &a.service, &Config::discover(None)?)?;
+    let (mut policy, _) = policy_for(&a.policy, &a.service, &Config::discover(None)?)?;
     let store = crate::store::open(&a.history)?;
     let cfg = Config::default();
     let window = super::read_window(&a.window, &cfg, &*store, std::slice::from_ref(&a.service))?;
+    let detector = policy.attach_promoted(&*store, &a.service, window)?;
     let b = Backtest {
         service: a.service.clone(),
         window_seconds: window,
@@ -97,7 +99,7 @@ pub fn run_alarms(a: AlarmsArgs) -> CmdResult {
     print(&match a.format {
         AlarmFormat::Csv => csv(&r),
         AlarmFormat::Json => serde_json::to_string_pretty(&r).expect("a replay serializes") + "\n",
-        AlarmFormat::Table => table(&r, &policy),
+        AlarmFormat::Table => table(&r, &policy, &detector),
     })
 }
 
@@ -124,18 +126,19 @@ fn csv(r: &Replay) -> String {
     out
 }
 
-fn table(r: &Replay, p: &AlarmPolicy) -> String {
+fn table(r: &Replay, p: &AlarmPolicy, detector: &crate::alarm::DetectorSource) -> String {
     let days = r.seconds / 86400.0;
     let service = r.episodes.iter().filter(|e| e.module.is_empty()).count();
     let mut out = format!(
         "Policy {} — fire after {} of {} windows, resolve after {} clean; module rule {}; quiet windows pooled over \
-         up to {}.\n",
+         up to {}; {}.\n",
         p.source,
         p.persistence.fire_after,
         p.persistence.fire_window,
         p.persistence.resolve_after,
         p.module_pss.map_or("off".to_string(), |t| format!("PSS < {t}")),
-        p.pool_max_windows
+        p.pool_max_windows,
+        detector
     );
     out += &format!(
         "{} episode{} ({} service-level, {} module-level) over {:.2} days: {:.1} per day. {} windows, {} too small \

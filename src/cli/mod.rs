@@ -248,3 +248,15 @@ pub fn finish(res: CmdResult) -> i32 {
         }
     }
 }
+
+/// A progress bar on a terminal, nothing otherwise.
+pub(crate) fn progress(len: usize, template: &str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b
+}

@@ -6,6 +6,7 @@ pub mod iforest;
 pub mod model;
 pub mod nab;
 pub(crate) mod nab_corpus;
+pub(crate) mod nab_loco;
 pub mod patterns;
 pub mod registry;
 pub mod series;

@@ -92,7 +92,15 @@ pub struct DetectorModel {
     pub rows: usize,
     /// Metrics on the training data against incident labels, when there are any.
     pub metrics: serde_json::Value,
+    /// The training rows' scores at quantiles 0, 0.001, …, 1 (1,001 points;
+    /// empty in files written before pss 0.14): an alarm policy's threshold
+    /// is a quantile of these, so it carries over when the model is retrained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub score_quantiles: Vec<f64>,
 }
+
+/// The quantile grid of [`DetectorModel::score_quantiles`].
+const QUANTILE_STEPS: usize = 1000;
 
 /// pypss's trace features of the complete rows of `c`, in order.
 pub fn trace_features(c: &TraceColumns) -> Array2<f64> {
@@ -165,7 +173,23 @@ impl super::Fit<Array2<f64>> for CheckedDetectorParams {
     fn fit(&self, x: &Array2<f64>) -> Result<DetectorModel, ForestError> {
         let p = &self.params;
         let scaler = Scaler::fit(x);
-        let forest = self.forest.fit(&scaler.transform(x).view())?;
+        let z = scaler.transform(x);
+        let forest = self.forest.fit(&z.view())?;
+        let mut scores = forest.score(&z.view());
+        scores.sort_by(f64::total_cmp);
+        let score_quantiles = if scores.is_empty() {
+            Vec::new()
+        } else {
+            let last = (scores.len() - 1) as f64;
+            (0..=QUANTILE_STEPS)
+                .map(|i| {
+                    // Linear interpolation between order statistics (numpy's default).
+                    let pos = last * i as f64 / QUANTILE_STEPS as f64;
+                    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+                    scores[lo] + (scores[hi] - scores[lo]) * (pos - lo as f64)
+                })
+                .collect()
+        };
         Ok(DetectorModel {
             schema_version: MODEL_SCHEMA_VERSION,
             pss_version: env!("CARGO_PKG_VERSION").into(),
@@ -180,6 +204,7 @@ impl super::Fit<Array2<f64>> for CheckedDetectorParams {
             data_to: p.range.1,
             rows: x.nrows(),
             metrics: serde_json::Value::Null,
+            score_quantiles,
         })
     }
 }
@@ -188,6 +213,19 @@ impl DetectorModel {
     /// Scores raw feature rows.
     pub fn score(&self, x: &Array2<f64>) -> Vec<f64> {
         self.forest.score(&self.scaler.transform(x).view())
+    }
+
+    /// The training rows' score at quantile `q` (0–1), linearly interpolated
+    /// on the stored grid; `None` for a model file without one.
+    pub fn score_at_quantile(&self, q: f64) -> Option<f64> {
+        let g = &self.score_quantiles;
+        if g.len() < 2 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let pos = q * (g.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = (lo + 1).min(g.len() - 1);
+        Some(g[lo] + (g[hi] - g[lo]) * (pos - lo as f64))
     }
 
     /// Flags from the contamination threshold (when trained with one).

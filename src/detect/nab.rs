@@ -113,7 +113,7 @@ pub fn raw_score(s: &Series, threshold: f64, p: &Profile) -> f64 {
 /// The best single threshold for a corpus under `p` and its raw score,
 /// trying every distinct score (NAB's sweep): rows are added from the
 /// highest score down, keeping each window's earliest detection.
-fn best_threshold(corpus: &[Series], p: &Profile) -> (f64, f64) {
+pub(crate) fn best_threshold(corpus: &[Series], p: &Profile) -> (f64, f64) {
     let mut rows: Vec<(f64, Effect)> = Vec::new();
     let mut offset = 0;
     let mut misses = 0usize;
@@ -184,26 +184,47 @@ pub fn score_corpus(corpus: &[Series]) -> Vec<ProfileScore> {
     PROFILES
         .iter()
         .map(|p| {
-            let windows: usize = corpus.iter().map(|s| s.windows.len()).sum();
-            let null = -p.fn_ * windows as f64;
-            // The perfect detector flags the first row of every window.
-            let perfect: f64 = corpus
-                .iter()
-                .map(|s| {
-                    let mut ideal = vec![0.0; s.scores.len()];
-                    for &(a, _) in &s.windows {
-                        if a < ideal.len() {
-                            ideal[a] = 1.0;
-                        }
-                    }
-                    raw_score(&Series { name: s.name.clone(), scores: ideal, windows: s.windows.clone() }, 0.5, p)
-                })
-                .sum();
+            let (null, perfect) = bounds(corpus, p);
             let (threshold, raw) = best_threshold(corpus, p);
-            let normalized = if perfect > null { 100.0 * (raw - null) / (perfect - null) } else { 0.0 };
-            ProfileScore { profile: p.name, threshold, raw, null, perfect, normalized }
+            ProfileScore { profile: p.name, threshold, raw, null, perfect, normalized: normalize(raw, null, perfect) }
         })
         .collect()
+}
+
+/// The raw scores of the null detector (flags nothing) and the perfect one
+/// (flags the first row of every window) on a corpus under `p`.
+pub(crate) fn bounds(corpus: &[Series], p: &Profile) -> (f64, f64) {
+    let windows: usize = corpus.iter().map(|s| s.windows.len()).sum();
+    let null = -p.fn_ * windows as f64;
+    let perfect: f64 = corpus
+        .iter()
+        .map(|s| {
+            let mut ideal = vec![0.0; s.scores.len()];
+            for &(a, _) in &s.windows {
+                if a < ideal.len() {
+                    ideal[a] = 1.0;
+                }
+            }
+            raw_score(&Series { name: s.name.clone(), scores: ideal, windows: s.windows.clone() }, 0.5, p)
+        })
+        .sum();
+    (null, perfect)
+}
+
+/// 0 for the null detector's raw score, 100 for the perfect one's.
+pub(crate) fn normalize(raw: f64, null: f64, perfect: f64) -> f64 {
+    if perfect > null {
+        100.0 * (raw - null) / (perfect - null)
+    } else {
+        0.0
+    }
+}
+
+/// A corpus's normalized score (0 null, 100 perfect) at a given threshold:
+/// how a threshold chosen elsewhere does here.
+pub fn normalized_at(corpus: &[Series], threshold: f64, p: &Profile) -> f64 {
+    let (null, perfect) = bounds(corpus, p);
+    normalize(corpus.iter().map(|s| raw_score(s, threshold, p)).sum(), null, perfect)
 }
 
 /// How one series fares at a corpus threshold: what the profile table

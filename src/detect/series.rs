@@ -266,7 +266,7 @@ fn raw_scores(values: &[f64], periods: &[Option<usize>], v: View, view: u64, p: 
 /// raw score seen so far, decaying back towards the running mean with time
 /// constant `memory` — in units of the running mean absolute deviation
 /// (time constant `spread`), mapped monotonically into [0, 1] (0.5 = at the
-/// bar). A point must beat what this series has recently done, by a margin
+/// bar; 0 while the raw scores have not varied at all). A point must beat what this series has recently done, by a margin
 /// measured in its own noise, to score high; after a large surprise the
 /// bar comes back down, so the next incident can alarm again.
 fn excess_over_bar(raw: &[f64], memory: usize, spread: usize) -> Vec<f64> {
@@ -282,6 +282,13 @@ fn excess_over_bar(raw: &[f64], memory: usize, spread: usize) -> Vec<f64> {
         bar = x.max(mean + (bar - mean) * keep);
         if t - first < 32 {
             continue; // too few scores to know what is usual
+        }
+        if dev <= 1e-12 && (raw[t] - bar).abs() <= 1e-12 {
+            // Nothing has varied and nothing does now (a flat line): no
+            // evidence of anything, not "at the bar" — else every point of
+            // a constant series would tie with the bar of a noisy one, and
+            // a threshold chosen on other series just below 0.5 floods it.
+            continue;
         }
         let e = (raw[t] - bar) / dev.max(1e-9);
         out[t] = 0.5 + 0.5 * e / (1.0 + e.abs());
@@ -314,6 +321,15 @@ mod tests {
         assert!(s.iter().all(|x| (0.0..=1.0).contains(x)));
         let top = s.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         assert!((700..708).contains(&top), "top at {top}");
+    }
+
+    #[test]
+    fn a_flat_line_scores_zero_until_it_moves() {
+        let mut v = vec![3.0; 1500];
+        v[1200] = 9.0;
+        let s = score_series(&v, &SeriesParams::default().check().unwrap());
+        assert!(s[..1200].iter().all(|&x| x == 0.0), "{:?}", &s[1100..1200]);
+        assert!(s[1200] > 0.9, "the first move stands out: {}", s[1200]);
     }
 
     #[test]

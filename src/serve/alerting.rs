@@ -100,6 +100,11 @@ impl Evaluator {
         let now = crate::timefmt::now();
         let services = store.services()?;
         let events = self.live.advance(&*store, &services, now)?;
+        if let Some(n) = &self.notice {
+            for (service, found) in self.live.take_detector_notes() {
+                n(&format!("{service}: {found}"));
+            }
+        }
         let alert_pss = self.live.policy().alert.pss;
         let silences = if events.is_empty() { Vec::new() } else { store.silences(now)? };
         let items: Vec<_> = events

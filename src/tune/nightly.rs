@@ -13,7 +13,8 @@ use super::space::{Candidate, Space};
 use super::tuner::{CheckedTuneParams, TuneData, TuneError, TuneParams, Tuned};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::{retrain_window_detectors, DetectorOutcome, RegistryError};
-use crate::domain::Incident;
+use crate::detect::IsolationForestParams;
+use crate::domain::{Incident, LabeledWindow};
 use crate::store::{RunRecord, Store, StoreError};
 
 /// What to run.
@@ -37,6 +38,9 @@ pub struct NightlyJob {
     pub promote_if_better: bool,
     /// Retrain the window detectors into this folder (`None`: do not).
     pub detectors_dir: Option<PathBuf>,
+    /// The alarm policy's page budget: false-alarm episodes per service-day
+    /// it may page on the training part (see [`crate::alarm::persistence::choose`]).
+    pub page_budget: f64,
 }
 
 /// The promotion decision.
@@ -78,36 +82,103 @@ pub struct NightlyReport {
     pub alarm: AlarmChoice,
 }
 
-/// The persistence written to `[pss.alarm]`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+/// The alarm policy written to `[pss.alarm]`: persistence and detector
+/// rule, chosen on a nested split of the training part.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AlarmChoice {
     pub choice: crate::alarm::persistence::Choice,
     pub validation: crate::alarm::persistence::EpisodeMetrics,
-    /// The most eager persistence (page on every alarming window) on the validation part, for comparison.
+    /// The most eager policy (the tuned thresholds, no detector rule,
+    /// paging on every alarming window) on the validation part.
     pub validation_eager: crate::alarm::persistence::EpisodeMetrics,
+    /// Random search's best thresholds given the same choice procedure, on
+    /// the validation part: what the tuner must not be worse than.
+    pub validation_random: crate::alarm::persistence::EpisodeMetrics,
+    pub random_choice: crate::alarm::persistence::Choice,
+    /// `"nested"`: chosen on the training part's last 30 % for thresholds
+    /// searched on its first 70 %; `"training"`: that inner search could not
+    /// run (too little training data), chosen on the whole training part.
+    pub chosen_on: &'static str,
 }
 
-/// Step 3b: the alarm policy's persistence, on the training part.
-fn choose_alarm(l: &Loaded, params: &TuneParams, tuned: &Tuned, cfg: &Config) -> AlarmChoice {
-    use crate::alarm::persistence::{choose, evaluate, CANDIDATES};
-    let base = crate::alarm::AlarmPolicy {
-        score: tuned.tuned.score.clone(),
-        alert: tuned.tuned.alert.clone(),
+/// Step 3b: the alarm policy — persistence, the detector rule (off, beside
+/// the score rules, or alone at a quantile of the detector's training
+/// scores) and the module rule — the candidate catching the most incidents
+/// within the page budget, chosen where the thresholds it will run with
+/// were not fit: the search is run again on the training part's first 70 %
+/// (cross-fitting), and the policy chosen for those thresholds on the
+/// training part's last 30 %, with detectors fit on its first 70 %. On the
+/// training part itself the tuned thresholds fit so well that every
+/// candidate looks clean and the most eager one wins (measured: README,
+/// "Alarm policy"). The validation part is then judged with the tuned
+/// thresholds and detectors fit on the whole training part, as the nightly
+/// retraining fits them. Random search's thresholds get the same procedure.
+fn choose_alarm(
+    l: &Loaded,
+    job: &NightlyJob,
+    checked: &CheckedTuneParams,
+    tuned: &Tuned,
+    cfg: &Config,
+) -> Result<AlarmChoice, NightlyError> {
+    let (params, budget) = (&job.params, job.page_budget);
+    use crate::alarm::persistence::{choose, evaluate, with_detectors, Windows, CANDIDATES};
+    let base_of = |c: &Candidate| crate::alarm::AlarmPolicy {
+        score: c.score.clone(),
+        alert: c.alert.clone(),
+        score_rules: true,
         module_pss: None,
         persistence: CANDIDATES[0],
         pool_max_windows: 0,
         min_window_traces: cfg.min_window_traces,
+        detector_quantile: None,
+        detectors: Vec::new(),
         source: "pss-tune".into(),
     };
     let (train, val): (Vec<_>, Vec<_>) = l.data.windows.iter().partition(|w| w.window.start < tuned.split_at);
+    let (mtrain, mval): (Vec<_>, Vec<_>) = l.module_windows.iter().partition(|w| w.window.start < tuned.split_at);
+    let val_w = Windows { service: &val, modules: &mval };
+    let forest =
+        IsolationForestParams { extended: true, contamination: Some(0.05), seed: params.seed, ..Default::default() };
+    let detectors = |a: &[&LabeledWindow], b: &[&LabeledWindow]| {
+        crate::detect::evaluate::forest_scores(a, b, &forest)
+            .map(|f| f.models)
+            .map_err(|e| NightlyError::Input(format!("window detectors for the alarm policy: {e}")))
+    };
+    let models = detectors(&train, &val)?;
     let inc = &l.data.incidents;
-    let choice = choose(&base, &train, inc, params.lead_seconds);
-    let chosen = crate::alarm::AlarmPolicy { persistence: choice.persistence, ..base.clone() };
-    AlarmChoice {
+    let lead = params.lead_seconds;
+    // The inner search: the same search on the training part alone.
+    let inner_data = TuneData { windows: train.iter().map(|w| (*w).clone()).collect(), incidents: inc.clone() };
+    let inner = checked.fit(&inner_data, &mut |_, _| {}).ok();
+    let (chosen_on, inner_tuned, inner_random, choose_from) = match &inner {
+        Some(t) => ("nested", &t.tuned, &t.random_best, t.split_at),
+        None => ("training", &tuned.tuned, &tuned.random_best, f64::NEG_INFINITY),
+    };
+    let (early, late): (Vec<_>, Vec<_>) = train.iter().copied().partition(|w| w.window.start < choose_from);
+    let mlate: Vec<&LabeledWindow> = mtrain.iter().copied().filter(|w| w.window.start >= choose_from).collect();
+    let inner_models = if early.is_empty() { models.clone() } else { detectors(&early, &late)? };
+    let late_w = Windows { service: &late, modules: &mlate };
+    let pick = |inner_c: &Candidate, c: &Candidate| {
+        let choice = choose(&base_of(inner_c), &inner_models, late_w, inc, lead, budget);
+        let base = base_of(c);
+        let chosen = crate::alarm::AlarmPolicy {
+            persistence: choice.persistence,
+            score_rules: choice.score_rules,
+            module_pss: choice.module_pss,
+            ..with_detectors(&base, choice.detector_quantile, &models)
+        };
+        (choice, evaluate(&chosen, val_w, inc, lead), base)
+    };
+    let (choice, validation, base) = pick(inner_tuned, &tuned.tuned);
+    let (random_choice, validation_random, _) = pick(inner_random, &tuned.random_best);
+    Ok(AlarmChoice {
         choice,
-        validation: evaluate(&chosen, &val, inc, params.lead_seconds),
-        validation_eager: evaluate(&base, &val, inc, params.lead_seconds),
-    }
+        validation,
+        validation_eager: evaluate(&base, val_w, inc, lead),
+        validation_random,
+        random_choice,
+        chosen_on,
+    })
 }
 
 /// Why the job stopped.
@@ -165,6 +236,8 @@ struct Loaded {
     services: Vec<String>,
     window: f64,
     data: TuneData,
+    /// The services' module windows (for the alarm policy's module rule).
+    module_windows: Vec<crate::domain::LabeledWindow>,
 }
 
 /// Step 1: the services, the window length (asked, else the one the history
@@ -182,7 +255,13 @@ fn load(store: &dyn Store, job: &NightlyJob, cfg: &Config) -> Result<Loaded, Nig
             crate::timefmt::format_duration(window)
         )));
     }
-    Ok(Loaded { services, window, data: TuneData { windows, incidents } })
+    let mut module_windows = Vec::new();
+    for s in &services {
+        for m in store.window_modules(s, window)? {
+            module_windows.extend(store.windows(s, Some(&m), window, job.from, job.to)?);
+        }
+    }
+    Ok(Loaded { services, window, data: TuneData { windows, incidents }, module_windows })
 }
 
 /// The search hyperparameters with the configured bounds.
@@ -255,10 +334,27 @@ fn write_outputs(
         params.seed,
     );
     let p = alarm.choice.persistence;
+    let detector = match alarm.choice.detector_quantile {
+        Some(q) => format!(
+            "# Alarm when a window's detector score reaches this quantile of the promoted\n\
+             # window detector's training scores (models/<service>/window-detector.json).\n\
+             detector_quantile = {q}\n"
+        ),
+        None => "# No window detector rule: it did not pay on the training part.\n".into(),
+    };
+    let detector = if alarm.choice.score_rules {
+        detector
+    } else {
+        detector + "# The PSS and sub-score thresholds above stay pypss's; they do not page.\nscore_rules = false\n"
+    };
+    let detector = match alarm.choice.module_pss {
+        Some(t) => detector + &format!("# Page when a module's window PSS is below this.\nmodule_pss = {t}\n"),
+        None => detector,
+    };
     let text = config_toml(&tuned.tuned, l.window, &header)
         + &format!(
-            "\n# The alarm policy's persistence, chosen on the training part (pss alarms replays it).\n[pss.alarm]\n\
-             fire_after = {}\nfire_window = {}\nresolve_after = {}\n",
+            "\n# The alarm policy, chosen on the training part (pss alarms replays it).\n[pss.alarm]\n\
+             fire_after = {}\nfire_window = {}\nresolve_after = {}\n{detector}",
             p.fire_after, p.fire_window, p.resolve_after
         );
     std::fs::write(&config, text).map_err(|e| output_err(&config)(e.to_string()))?;
@@ -304,7 +400,7 @@ pub fn run(
     }
     let promotion = decide(job, &out, &checked, &l.data, &tuned)?;
     let verdict_text = verdict(&tuned, params.objective.name());
-    let alarm = choose_alarm(&l, &params, &tuned, cfg);
+    let alarm = choose_alarm(&l, job, &checked, &tuned, cfg)?;
     let outputs = write_outputs(&out, &l, &params, &tuned, &promotion, &verdict_text, &alarm)?;
     let finished = crate::timefmt::now();
     let run_id = store.record_run(&RunRecord {
@@ -356,6 +452,7 @@ mod tests {
             output: None,
             promote_if_better: false,
             detectors_dir: None,
+            page_budget: 5.0,
         }
     }
 

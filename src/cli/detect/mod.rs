@@ -72,6 +72,11 @@ pub struct EvalArgs {
     pub format: EvalFormat,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// With --nab: choose the detector's parameters (among a few candidates)
+    /// and threshold on all categories but one, score the one left out, for
+    /// each category; reports the held-out mean beside the in-sample score.
+    #[arg(long)]
+    pub leave_one_category_out: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -111,6 +116,11 @@ pub struct PatternsArgs {
     pub format: EvalFormat,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// With --nab: choose the detector's parameters (among a few candidates)
+    /// and threshold on all categories but one, score the one left out, for
+    /// each category; reports the held-out mean beside the in-sample score.
+    #[arg(long)]
+    pub leave_one_category_out: bool,
 }
 
 #[derive(Args, Debug)]

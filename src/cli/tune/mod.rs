@@ -1,7 +1,7 @@
 //! `pss-tune`: the nightly job. Bayesian optimization of the score's weights
 //! and thresholds against labeled incidents in the history database.
 
-use std::io::IsTerminal;
+use crate::cli::progress;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -98,24 +98,17 @@ pub struct TuneArgs {
     /// validation AUC-PR).
     #[arg(long)]
     pub no_detectors: bool,
+    /// The alarm policy's page budget: the most false-alarm episodes per
+    /// service-day it may page on the training part. The persistence and the
+    /// detector rule are chosen to catch the most incidents within it.
+    #[arg(long, default_value_t = 5.0, value_name = "PER_DAY")]
+    pub page_budget: f64,
     /// Folder for detector files.
     #[arg(long, default_value = "models", value_name = "DIR")]
     pub models_dir: PathBuf,
     /// Configuration file (`[pss.tune_bounds]` sets search bounds).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-}
-
-/// A progress bar on a terminal, nothing otherwise.
-fn progress(len: usize, template: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(len as u64);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    b
 }
 
 impl From<NightlyError> for Failure {
@@ -178,7 +171,14 @@ pub fn run(a: TuneArgs) -> CmdResult {
         output: a.output.clone(),
         promote_if_better: a.promote_if_better,
         detectors_dir: (!a.no_detectors).then(|| a.models_dir.clone()),
+        page_budget: a.page_budget,
     };
+    if !(a.page_budget >= 0.0 && a.page_budget.is_finite()) {
+        return Err(Failure::input(format!(
+            "--page-budget {} must be a non-negative number of episodes per day",
+            a.page_budget
+        )));
+    }
     let bar = progress(a.iterations, "{bar:40} {pos}/{len} evaluations, best {msg}");
     let mut best = f64::NEG_INFINITY;
     let report = crate::tune::nightly::run(&job, &cfg, &mut |_, v| {

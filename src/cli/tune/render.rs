@@ -69,27 +69,7 @@ pub(super) fn nightly(r: &NightlyReport, job: &NightlyJob) -> String {
         let ids: Vec<String> = r.unscorable.iter().map(|i| i.id.clone()).collect();
         text += &format!("{}\n", crate::cli::unscorable_note(&ids));
     }
-    let a = &r.alarm;
-    let (pc, v, e) = (a.choice.persistence, a.validation, a.validation_eager);
-    text += &format!(
-        "Alarm policy: page after {} of {} alarming windows, resolve after {} clean (chosen on training: {} of {} \
-         incidents, {:.1} false-alarm episodes/day). Validation: {} of {} incidents, {} false-alarm episodes \
-         ({:.1}/day); paging on every alarming window: {} of {}, {} ({:.1}/day).\n",
-        pc.fire_after,
-        pc.fire_window,
-        pc.resolve_after,
-        a.choice.train.caught,
-        a.choice.train.incidents,
-        a.choice.train.false_per_day,
-        v.caught,
-        v.incidents,
-        v.false_episodes,
-        v.false_per_day,
-        e.caught,
-        e.incidents,
-        e.false_episodes,
-        e.false_per_day
-    );
+    text += &alarm_text(&r.alarm);
     let p = &r.promotion;
     if p.promote_if_better {
         match p.active_validation_objective {
@@ -169,5 +149,49 @@ pub(super) fn baseline(r: &BaselineReport) -> String {
         t.w_cc,
         r.config.display(),
         r.card.display()
+    )
+}
+
+/// The alarm policy chosen, and its episodes on validation beside paging on
+/// every alarming window and beside random search's thresholds.
+fn alarm_text(a: &crate::tune::nightly::AlarmChoice) -> String {
+    use crate::alarm::persistence::{Choice, EpisodeMetrics};
+    let rule = |c: &Choice| {
+        let p = c.persistence;
+        let d = match (c.detector_quantile, c.score_rules) {
+            (None, _) => "no detector rule".to_string(),
+            (Some(q), true) => format!("detector rule at quantile {q} beside the score rules"),
+            (Some(q), false) => format!("the detector rule alone at quantile {q}"),
+        };
+        let m = c.module_pss.map_or("no module rule".to_string(), |t| format!("module rule PSS < {t}"));
+        format!(
+            "page after {} of {} alarming windows, resolve after {} clean, {d}, {m}",
+            p.fire_after, p.fire_window, p.resolve_after
+        )
+    };
+    let m = |e: &EpisodeMetrics| {
+        format!(
+            "{} of {} incidents, {} false-alarm episodes ({:.1}/day), median delay {}",
+            e.caught,
+            e.incidents,
+            e.false_episodes,
+            e.false_per_day,
+            e.median_delay.map_or("-".to_string(), |d| format!("{d:+.0} s"))
+        )
+    };
+    format!(
+        "Alarm policy: {} (chosen {}: {}).\n  Validation: {}.\n  \
+         Paging on every alarming window: {}.\n  Random search's thresholds, same choice ({}): {}.\n",
+        rule(&a.choice),
+        if a.chosen_on == "nested" {
+            "on the training part's last 30 %, for thresholds searched on its first 70 %"
+        } else {
+            "on the training part (too little of it for a nested search)"
+        },
+        m(&a.choice.train),
+        m(&a.validation),
+        m(&a.validation_eager),
+        rule(&a.random_choice),
+        m(&a.validation_random)
     )
 }
