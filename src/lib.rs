@@ -25,6 +25,7 @@
 
 pub mod alarm;
 pub mod alert;
+pub mod board;
 pub mod cli;
 pub mod config;
 pub mod detect;

@@ -172,6 +172,27 @@ impl AlarmPolicy {
         })
     }
 
+    /// The policy in force for `service`: `explicit`, else
+    /// `<models>/<service>/pss-tuned.toml`, else `<models>/all/pss-tuned.toml`
+    /// (what pss-tune promoted), else `cfg`'s; with the file it came from.
+    pub fn in_force(
+        explicit: Option<&std::path::Path>,
+        service: &str,
+        cfg: &Config,
+        models: &std::path::Path,
+    ) -> Result<(AlarmPolicy, Option<std::path::PathBuf>), PolicyError> {
+        if let Some(p) = explicit {
+            return Ok((AlarmPolicy::from_file(p)?, Some(p.to_path_buf())));
+        }
+        for dir in [service, "all"] {
+            let p = models.join(dir).join("pss-tuned.toml");
+            if p.is_file() {
+                return Ok((AlarmPolicy::from_file(&p)?, Some(p)));
+            }
+        }
+        Ok((AlarmPolicy::from_config(cfg)?, None))
+    }
+
     /// Loads a policy file strictly: a key that is neither pypss's nor a
     /// policy key is an error (a typo must not silently change what pages).
     pub fn from_file(path: &std::path::Path) -> Result<AlarmPolicy, PolicyError> {

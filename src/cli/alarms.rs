@@ -64,17 +64,8 @@ pub fn policy_for(
     service: &str,
     cfg: &Config,
 ) -> Result<(AlarmPolicy, Option<PathBuf>), Failure> {
-    let bad = |e: crate::alarm::PolicyError| Failure::input(e.to_string());
-    if let Some(p) = flag {
-        return Ok((AlarmPolicy::from_file(p).map_err(bad)?, Some(p.clone())));
-    }
-    for dir in [service, "all"] {
-        let p = PathBuf::from("models").join(dir).join("pss-tuned.toml");
-        if p.is_file() {
-            return Ok((AlarmPolicy::from_file(&p).map_err(bad)?, Some(p)));
-        }
-    }
-    Ok((AlarmPolicy::from_config(cfg).map_err(bad)?, None))
+    AlarmPolicy::in_force(flag.as_deref(), service, cfg, std::path::Path::new("models"))
+        .map_err(|e| Failure::input(e.to_string()))
 }
 
 /// `pss alarms`.

@@ -10,6 +10,7 @@
 pub(crate) mod alarms;
 pub(crate) mod alerts;
 pub(crate) mod analyze;
+pub(crate) mod board;
 pub(crate) mod detect;
 pub(crate) mod diagnose;
 pub(crate) mod history;
@@ -107,6 +108,8 @@ pub enum Command {
     Report(diagnose::ReportArgs),
     /// Collection service: gRPC (pypss's protocol), HTTP, Redis and files into the history, with /metrics.
     Serve(serve::ServeArgs),
+    /// A live web dashboard over trace files or a history database.
+    Board(board::BoardArgs),
     /// Write a simulated labeled history: traces of a few services with injected incidents.
     Simulate(simulate::SimulateArgs),
 }
@@ -134,6 +137,20 @@ pub fn print(s: &str) -> CmdResult {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Failure { code: 0, message: String::new() }),
         Err(e) => Err(Failure::input(format!("cannot write to standard output: {e}"))),
     }
+}
+
+/// The bearer token from a `--token-file` (warned about when others can read it).
+pub(crate) fn token_from_file(file: &Option<std::path::PathBuf>) -> Result<Option<String>, Failure> {
+    let Some(p) = file else { return Ok(None) };
+    if let Some(why) = crate::serve::token_file_exposure(p) {
+        warn(&why);
+    }
+    let t = std::fs::read_to_string(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))?;
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        return Err(Failure::input(format!("{}: the token file is empty", p.display())));
+    }
+    Ok(Some(t))
 }
 
 /// A warning on stderr.
@@ -170,6 +187,7 @@ where
         Command::Diagnose(a) => diagnose::run(a),
         Command::Report(a) => diagnose::report(a),
         Command::Serve(a) => serve::run_serve(a),
+        Command::Board(a) => board::run(a),
     };
     finish(res)
 }

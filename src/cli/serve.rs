@@ -138,20 +138,6 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     super::print(&format!("pss serve: stopped; {total} traces stored this run\n"))
 }
 
-/// The bearer token from `--token-file` (warned about when others can read it).
-fn token(a: &ServeArgs) -> Result<Option<String>, Failure> {
-    let Some(p) = &a.token_file else { return Ok(None) };
-    if let Some(why) = crate::serve::token_file_exposure(p) {
-        super::warn(&why);
-    }
-    let t = std::fs::read_to_string(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))?;
-    let t = t.trim().to_string();
-    if t.is_empty() {
-        return Err(Failure::input(format!("{}: the token file is empty", p.display())));
-    }
-    Ok(Some(t))
-}
-
 /// Live alerting, when the configuration enables it.
 fn alerting(a: &ServeArgs, cfg: &Config) -> Result<Option<crate::serve::alerting::Alerting>, Failure> {
     let alerts = crate::alert::AlertConfig::from_config(cfg).map_err(|e| Failure::input(e.to_string()))?;
@@ -221,7 +207,7 @@ fn serve_config(a: &ServeArgs, cfg: &Config) -> Result<ServeConfig, Failure> {
             chunk_bytes: 8 << 20,
         }),
         service: a.service.clone(),
-        token: token(a)?,
+        token: super::token_from_file(&a.token_file)?,
         writer: crate::serve::writer::WriterConfig {
             capacity: a.queue,
             max_jobs_per_commit: 64,

@@ -88,6 +88,7 @@ pub fn model_card(
             "random_search": split_json(&t.metrics_random),
         },
         "convergence": { "bayesian": t.convergence_bo, "bayesian_stage1": t.convergence_stage1, "random_search": t.convergence_random },
+        "pr_curve": { "default": t.pr_default, "tuned": t.pr_tuned },
         "verdict": verdict,
     })
 }

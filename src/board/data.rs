@@ -1,0 +1,440 @@
+//! What the board's pages show, computed from a history: the same
+//! operations the CLI calls (a report of a time range as `pss analyze`
+//! builds it, stored windows as `pss windows` reads them, `pss alarms`'
+//! replay, the promoted detector's scores), shaped for charts. Nothing here
+//! knows about HTTP.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::alarm::backtest::{run as replay, Backtest, Episode, Judged};
+use crate::alarm::AlarmPolicy;
+use crate::config::Config;
+use crate::detect::model::{window_features, DetectorModel};
+use crate::domain::{Incident, Window};
+use crate::report::model::{build, Detail};
+use crate::score::GroupBy;
+use crate::store::{Store, StoreError};
+
+/// Why a board query failed: the page shows the message.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Input(String),
+}
+
+/// A time range and window length asked for; `None`s mean everything and
+/// the service's stored length.
+#[derive(Debug, Clone, Default)]
+pub struct Range {
+    pub service: String,
+    pub window: Option<f64>,
+    pub from: Option<f64>,
+    pub to: Option<f64>,
+}
+
+/// One service as the service picker shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// Window lengths stored for it, seconds.
+    pub windows: Vec<f64>,
+    /// First window start and last window end, epoch seconds.
+    pub from: Option<f64>,
+    pub to: Option<f64>,
+    pub incidents: usize,
+}
+
+/// The services, their window lengths and time ranges.
+pub fn services(store: &dyn Store) -> Result<Vec<ServiceInfo>, QueryError> {
+    let mut out = Vec::new();
+    for name in store.services()? {
+        let windows = store.window_lengths(Some(&name))?;
+        let (mut from, mut to) = (None, None);
+        if let Some(&w) = windows.first() {
+            let ws = store.windows(&name, None, w, None, None)?;
+            from = ws.first().map(|lw| lw.window.start);
+            to = ws.last().map(|lw| lw.window.start + lw.window.seconds);
+        }
+        let incidents = store.incidents(Some(&name))?.len();
+        out.push(ServiceInfo { name, windows, from, to, incidents });
+    }
+    Ok(out)
+}
+
+fn window_of(store: &dyn Store, r: &Range) -> Result<f64, QueryError> {
+    let lengths = store.window_lengths(Some(&r.service))?;
+    match r.window {
+        Some(w) if lengths.contains(&w) => Ok(w),
+        Some(w) => Err(QueryError::Input(format!(
+            "'{}' has no windows of {w} s (stored: {})",
+            r.service,
+            lengths.iter().map(|l| format!("{l} s")).collect::<Vec<_>>().join(", ")
+        ))),
+        None => lengths.first().copied().ok_or_else(|| QueryError::Input(format!("'{}' has no windows", r.service))),
+    }
+}
+
+fn known(store: &dyn Store, service: &str) -> Result<(), QueryError> {
+    if store.services()?.iter().any(|s| s == service) {
+        Ok(())
+    } else {
+        Err(QueryError::Input(format!("no service '{service}'")))
+    }
+}
+
+/// The overview of a range: `pss analyze`'s JSON report of the range's
+/// stored traces (PSS, sub-scores, modules worst first, the advisor,
+/// latency), the range and how many traces it holds.
+pub fn overview(store: &dyn Store, r: &Range, cfg: &Config) -> Result<Value, QueryError> {
+    known(store, &r.service)?;
+    let from = r.from.unwrap_or(f64::MIN);
+    let to = r.to.unwrap_or(f64::MAX);
+    let slice = store.trace_slice(&r.service, from, to, &cfg.unknown_module)?;
+    let report = build(&slice.columns, &[], cfg, GroupBy::Module, Detail { summaries: true, charts: false });
+    let mut v = crate::report::json::to_value(&report);
+    // The module table, worst first (the JSON object keeps pypss's order).
+    let mut modules: Vec<(String, i64, usize, usize)> = report
+        .groups
+        .iter()
+        .map(|g| (g.key.clone(), g.score.pss, g.traces, g.errors))
+        .collect();
+    modules.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    v["modules_worst_first"] = serde_json::json!(modules
+        .iter()
+        .map(|(m, p, t, e)| serde_json::json!({ "module": m, "pss": p, "traces": t, "errors": e }))
+        .collect::<Vec<_>>());
+    v["range"] = serde_json::json!({ "from": r.from, "to": r.to });
+    Ok(v)
+}
+
+/// Window series for charts, downsampled to at most `points` buckets of
+/// consecutive windows: per bucket the lowest PSS and sub-scores (a dip
+/// stays visible), the highest latency percentiles, summed traces and
+/// errors. `step` says how many windows a point stands for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Series {
+    pub service: String,
+    pub module: String,
+    pub window: f64,
+    pub step: usize,
+    pub t: Vec<f64>,
+    pub pss: Vec<Option<f64>>,
+    pub ts: Vec<Option<f64>>,
+    pub ms: Vec<Option<f64>>,
+    pub ev: Vec<Option<f64>>,
+    pub be: Vec<Option<f64>>,
+    pub cc: Vec<Option<f64>>,
+    pub traces: Vec<u64>,
+    pub errors: Vec<u64>,
+    pub p50: Vec<Option<f64>>,
+    pub p95: Vec<Option<f64>>,
+    pub p99: Vec<Option<f64>>,
+    pub wait_mean: Vec<Option<f64>>,
+    pub error_rate: Vec<Option<f64>>,
+    pub tag_entropy: Vec<Option<f64>>,
+    /// Windows too small to score: their scores are gaps (`null`).
+    pub too_small: usize,
+}
+
+fn fold(xs: impl Iterator<Item = f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
+    xs.fold(None, |acc, x| Some(acc.map_or(x, |a| pick(a, x))))
+}
+
+/// Downsamples scored windows (in time order) into `points` buckets.
+pub fn downsample(service: &str, module: &str, window: f64, ws: &[Window], points: usize) -> Series {
+    let step = ws.len().div_ceil(points.max(1)).max(1);
+    let mut s = Series {
+        service: service.into(),
+        module: module.into(),
+        window,
+        step,
+        too_small: ws.iter().filter(|w| w.too_small).count(),
+        ..Series::default()
+    };
+    for chunk in ws.chunks(step) {
+        let scored: Vec<&Window> = chunk.iter().filter(|w| !w.too_small).collect();
+        let min = |f: fn(&Window) -> f64| fold(scored.iter().map(|w| f(w)), f64::min);
+        let max = |f: fn(&Window) -> f64| fold(scored.iter().map(|w| f(w)), f64::max);
+        s.t.push(chunk[0].start);
+        s.pss.push(min(|w| w.pss));
+        s.ts.push(min(|w| w.sub.timing_stability));
+        s.ms.push(min(|w| w.sub.memory_stability));
+        s.ev.push(min(|w| w.sub.error_volatility));
+        s.be.push(min(|w| w.sub.branching_entropy));
+        s.cc.push(min(|w| w.sub.concurrency_chaos));
+        s.traces.push(chunk.iter().map(|w| w.traces).sum());
+        s.errors.push(chunk.iter().map(|w| w.errors).sum());
+        s.p50.push(max(|w| w.features.lat_p50));
+        s.p95.push(max(|w| w.features.lat_p95));
+        s.p99.push(max(|w| w.features.lat_p99));
+        s.wait_mean.push(max(|w| w.features.wait_mean));
+        s.error_rate.push(max(|w| w.features.error_rate));
+        s.tag_entropy.push(max(|w| w.features.tag_entropy));
+    }
+    s
+}
+
+/// A service's (or one module's) stored windows in the range, downsampled.
+pub fn series(store: &dyn Store, r: &Range, module: Option<&str>, points: usize) -> Result<Series, QueryError> {
+    known(store, &r.service)?;
+    let w = window_of(store, r)?;
+    let ws: Vec<Window> = store.windows(&r.service, module, w, r.from, r.to)?.into_iter().map(|l| l.window).collect();
+    Ok(downsample(&r.service, module.unwrap_or(""), w, &ws, points))
+}
+
+/// A time × module matrix of one window feature (errors: error rate;
+/// entropy: branch-tag entropy), modules as rows, downsampled like
+/// [`series`] (highest value per bucket).
+#[derive(Debug, Clone, Serialize)]
+pub struct Heatmap {
+    pub kind: String,
+    pub t: Vec<f64>,
+    pub modules: Vec<String>,
+    /// `values[module][bucket]`, `null` where the module had no window.
+    pub values: Vec<Vec<Option<f64>>>,
+    pub max: f64,
+}
+
+/// The heatmap of `kind` (`errors` or `entropy`) over the range.
+pub fn heatmap(store: &dyn Store, r: &Range, kind: &str, points: usize) -> Result<Heatmap, QueryError> {
+    known(store, &r.service)?;
+    let pick: fn(&Window) -> f64 = match kind {
+        "errors" => |w| w.features.error_rate,
+        "entropy" => |w| w.features.tag_entropy,
+        other => return Err(QueryError::Input(format!("heatmap kind '{other}': use errors or entropy"))),
+    };
+    let w = window_of(store, r)?;
+    let service: Vec<Window> = store.windows(&r.service, None, w, r.from, r.to)?.into_iter().map(|l| l.window).collect();
+    let step = service.len().div_ceil(points.max(1)).max(1);
+    let t: Vec<f64> = service.chunks(step).map(|c| c[0].start).collect();
+    let bucket = |start: f64| -> Option<usize> {
+        let first = service.first()?.start;
+        let k = ((start - first) / w).round();
+        (k >= 0.0).then(|| (k as usize / step).min(t.len().saturating_sub(1)))
+    };
+    let modules = store.window_modules(&r.service, w)?;
+    let mut values = Vec::with_capacity(modules.len());
+    let mut max = 0.0f64;
+    for m in &modules {
+        let mut row: Vec<Option<f64>> = vec![None; t.len()];
+        for lw in store.windows(&r.service, Some(m), w, r.from, r.to)? {
+            if lw.window.too_small && lw.window.traces == 0 {
+                continue;
+            }
+            if let Some(b) = bucket(lw.window.start) {
+                let v = pick(&lw.window);
+                max = max.max(v);
+                row[b] = Some(row[b].map_or(v, |x: f64| x.max(v)));
+            }
+        }
+        values.push(row);
+    }
+    Ok(Heatmap { kind: kind.into(), t, modules, values, max })
+}
+
+/// One failed trace, for the module drill-down.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedTrace {
+    pub timestamp: f64,
+    pub name: String,
+    pub duration: f64,
+}
+
+/// A module's latency percentiles and its failed traces over the range.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleDetail {
+    pub service: String,
+    pub module: String,
+    pub traces: usize,
+    pub errors: usize,
+    /// p50, p90, p95, p99 and max of its traces' durations, seconds.
+    pub latency: Vec<(String, f64)>,
+    /// Its failed traces, latest first (at most 200).
+    pub failed: Vec<FailedTrace>,
+}
+
+/// The module drill-down.
+pub fn module_detail(store: &dyn Store, r: &Range, module: &str, cfg: &Config) -> Result<ModuleDetail, QueryError> {
+    known(store, &r.service)?;
+    let slice = store.trace_slice(&r.service, r.from.unwrap_or(f64::MIN), r.to.unwrap_or(f64::MAX), &cfg.unknown_module)?;
+    let c = &slice.columns;
+    let rows: Vec<usize> = (0..c.duration.len()).filter(|&i| c.modules.get(c.module[i]) == module).collect();
+    if rows.is_empty() {
+        return Err(QueryError::Input(format!("no traces of module '{module}' in '{}' in this range", r.service)));
+    }
+    let mut d: Vec<f64> = rows.iter().map(|&i| c.duration[i]).collect();
+    let max = d.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let q = crate::pystats::percentiles(&mut d, &[49, 89, 94, 98]).unwrap_or_else(|| vec![max; 4]);
+    let latency = ["p50", "p90", "p95", "p99"].iter().zip(&q).map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>();
+    let mut failed: Vec<FailedTrace> = rows
+        .iter()
+        .filter(|&&i| c.error[i])
+        .map(|&i| FailedTrace { timestamp: c.timestamp[i], name: c.names.get(c.name[i]).to_string(), duration: c.duration[i] })
+        .collect();
+    let errors = failed.len();
+    failed.sort_by(|a, b| b.timestamp.total_cmp(&a.timestamp));
+    failed.truncate(200);
+    let mut latency = latency;
+    latency.push(("max".into(), max));
+    Ok(ModuleDetail { service: r.service.clone(), module: module.into(), traces: rows.len(), errors, latency, failed })
+}
+
+/// Incidents of a service that overlap the range.
+pub fn incidents(store: &dyn Store, r: &Range) -> Result<Vec<Incident>, QueryError> {
+    known(store, &r.service)?;
+    let (from, to) = (r.from.unwrap_or(f64::MIN), r.to.unwrap_or(f64::MAX));
+    Ok(store.incidents(Some(&r.service))?.into_iter().filter(|i| i.end > from && i.start < to).collect())
+}
+
+/// The alarm episodes the policy in force would have paged in the range
+/// (`pss alarms`' replay), the policy and where it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alarms {
+    pub policy_file: Option<String>,
+    pub policy: AlarmPolicy,
+    pub detector: String,
+    pub episodes: Vec<Episode>,
+    pub judged: Judged,
+    /// The policy's model card (pss-tune's `.card.json` beside it), when there is one.
+    pub card: Option<Value>,
+}
+
+/// Replays the range through the policy in force (see [`AlarmPolicy::in_force`]).
+pub fn alarms(
+    store: &dyn Store,
+    r: &Range,
+    cfg: &Config,
+    policy_file: Option<&std::path::Path>,
+    models: &std::path::Path,
+) -> Result<Alarms, QueryError> {
+    known(store, &r.service)?;
+    let w = window_of(store, r)?;
+    let (mut policy, file) = AlarmPolicy::in_force(policy_file, &r.service, cfg, models)
+        .map_err(|e| QueryError::Input(e.to_string()))?;
+    let detector = policy.attach_promoted(store, &r.service, w)?.to_string();
+    let b = Backtest {
+        service: r.service.clone(),
+        window_seconds: w,
+        from: r.from,
+        to: r.to,
+        unknown_module: cfg.unknown_module.clone(),
+        lead: 2.0 * w,
+    };
+    let rep = replay(store, &policy, &b).map_err(|e| QueryError::Input(e.to_string()))?;
+    let card = file.as_ref().and_then(|f| {
+        let p = crate::tune::nightly::sibling(f, ".card.json");
+        serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+    });
+    Ok(Alarms {
+        policy_file: file.map(|f| f.display().to_string()),
+        policy,
+        detector,
+        episodes: rep.episodes,
+        judged: rep.judged,
+        card,
+    })
+}
+
+/// The promoted window detector's score of each window in the range
+/// (downsampled: the highest per bucket), and its flag threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectorScores {
+    pub model: Option<String>,
+    pub t: Vec<f64>,
+    pub score: Vec<Option<f64>>,
+    pub threshold: Option<f64>,
+    /// Why there are no scores, when there are none.
+    pub note: Option<String>,
+}
+
+/// The detector overlay.
+pub fn detector_scores(store: &dyn Store, r: &Range, points: usize) -> Result<DetectorScores, QueryError> {
+    known(store, &r.service)?;
+    let w = window_of(store, r)?;
+    let none = |note: String| DetectorScores { model: None, t: vec![], score: vec![], threshold: None, note: Some(note) };
+    let kind = crate::detect::registry::WINDOW_DETECTOR_KIND;
+    let Some(reg) = store.active_model(&r.service, kind)? else {
+        return Ok(none("no promoted window detector (pss-tune promotes one)".into()));
+    };
+    let model = match DetectorModel::load(std::path::Path::new(&reg.path)) {
+        Ok(m) if m.window_seconds == Some(w) => m,
+        Ok(_) => return Ok(none(format!("{}: a detector of another window length", reg.path))),
+        Err(e) => return Ok(none(e.to_string())),
+    };
+    let ws: Vec<Window> = store.windows(&r.service, None, w, r.from, r.to)?.into_iter().map(|l| l.window).collect();
+    let step = ws.len().div_ceil(points.max(1)).max(1);
+    let mut t = Vec::new();
+    let mut score = Vec::new();
+    for chunk in ws.chunks(step) {
+        let scored: Vec<&Window> = chunk.iter().filter(|w| !w.too_small).collect();
+        t.push(chunk[0].start);
+        score.push(if scored.is_empty() {
+            None
+        } else {
+            model.score(&window_features(&scored)).into_iter().reduce(f64::max)
+        });
+    }
+    Ok(DetectorScores { model: Some(reg.path), t, score, threshold: model.forest.threshold, note: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Features, SubScores};
+
+    fn w(k: usize, pss: f64, small: bool) -> Window {
+        let f = Features { lat_p99: k as f64, ..Features::default() };
+        Window {
+            traces: 10,
+            errors: 1,
+            too_small: small,
+            pss,
+            sub: SubScores { timing_stability: pss / 100.0, ..SubScores::default() },
+            ..Window::unscored("s", k as f64 * 60.0, 60.0, f)
+        }
+    }
+
+    #[test]
+    fn downsampling_keeps_dips_and_sums_counts() {
+        let ws: Vec<Window> = (0..10).map(|k| w(k, if k == 7 { 20.0 } else { 90.0 }, k == 9)).collect();
+        let s = downsample("s", "", 60.0, &ws, 3);
+        assert_eq!(s.step, 4);
+        assert_eq!(s.t, vec![0.0, 240.0, 480.0]);
+        assert_eq!(s.pss, vec![Some(90.0), Some(20.0), Some(90.0)], "the dip at 7 is the second bucket's value");
+        assert_eq!(s.traces, vec![40, 40, 20]);
+        assert_eq!(s.p99, vec![Some(3.0), Some(7.0), Some(8.0)], "too-small window 9 is left out");
+        assert_eq!(s.too_small, 1);
+        let all = downsample("s", "", 60.0, &ws, 1000);
+        assert_eq!((all.step, all.t.len()), (1, 10));
+        assert_eq!(all.pss[9], None, "a too-small window is a gap");
+    }
+}
+
+/// The incident's diagnosis document (what `pss diagnose` writes), as HTML;
+/// source files are not read (no source root on the board).
+pub fn diagnosis_html(store: &dyn Store, service: &str, incident: &str, cfg: &Config) -> Result<String, QueryError> {
+    use crate::diagnose::incident::{diagnose, DiagnoseParams, Subject};
+    known(store, service)?;
+    let i = store
+        .incidents(Some(service))?
+        .into_iter()
+        .find(|i| i.id == incident)
+        .ok_or_else(|| QueryError::Input(format!("no incident '{incident}' of '{service}'")))?;
+    let w = window_of(store, &Range { service: service.into(), ..Range::default() })?;
+    let detector = store
+        .active_model(service, crate::detect::registry::WINDOW_DETECTOR_KIND)?
+        .and_then(|m| DetectorModel::load(std::path::Path::new(&m.path)).ok())
+        .filter(|m| m.window_seconds == Some(w));
+    let p = DiagnoseParams {
+        window_seconds: w,
+        detector,
+        seed: 7,
+        baseline_days: 7,
+        source: crate::diagnose::source::SourcePolicy::under(None),
+    };
+    let d = diagnose(store, Subject::incident(&i), cfg, &p).map_err(|e| QueryError::Input(e.to_string()))?;
+    Ok(crate::diagnose::render::html(&d))
+}
