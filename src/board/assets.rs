@@ -8,3 +8,4 @@ pub const APP_CSS: &str = include_str!("assets/app.css");
 pub const UPLOT_JS: &str = include_str!("assets/vendor/uplot/uPlot.iife.min.js");
 pub const UPLOT_CSS: &str = include_str!("assets/vendor/uplot/uPlot.min.css");
 pub const UPLOT_LICENSE: &str = include_str!("assets/vendor/uplot/LICENSE");
+pub const ICON_SVG: &str = include_str!("assets/icon.svg");

@@ -40,6 +40,12 @@ pub struct BoardState {
     pub generation: Arc<AtomicU64>,
 }
 
+impl std::fmt::Debug for BoardState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoardState").field("mode", &self.mode).field("label", &self.label).finish()
+    }
+}
+
 /// The CSP every response carries: scripts and styles from this origin only.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                        connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -63,6 +69,8 @@ pub fn router(state: BoardState) -> Router {
         .route("/assets/uplot.js", get(|| async { page(assets::UPLOT_JS, "text/javascript; charset=utf-8") }))
         .route("/assets/uplot.css", get(|| async { page(assets::UPLOT_CSS, "text/css; charset=utf-8") }))
         .route("/assets/uplot-LICENSE.txt", get(|| async { page(assets::UPLOT_LICENSE, "text/plain; charset=utf-8") }))
+        .route("/assets/icon.svg", get(|| async { page(assets::ICON_SVG, "image/svg+xml") }))
+        .route("/favicon.ico", get(|| async { page(assets::ICON_SVG, "image/svg+xml") }))
         .route("/api/meta", get(meta))
         .route("/api/overview", get(overview))
         .route("/api/series", get(series))

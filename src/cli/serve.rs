@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Configuration file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Serve the dashboard (pss board's pages and API) on the HTTP address too;
+    /// it shows the history live (with --token-file, the API wants the token).
+    #[arg(long, requires = "http")]
+    pub board: bool,
     /// Alarm policy for live alerting (with alerts_enabled; default: the
     /// promoted models/<service|all>/pss-tuned.toml, else the configuration).
     #[arg(long, value_name = "FILE")]
@@ -119,6 +123,9 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
         }
         if let Some(h) = b.http {
             let _ = writeln!(out, "pss serve: HTTP on http://{h} (POST /v1/traces, GET /metrics, GET /healthz)");
+            if a.board {
+                let _ = writeln!(out, "pss serve: board on http://{h}/");
+            }
         }
         if let Some(r) = &a.redis {
             let _ = writeln!(out, "pss serve: Redis list {} at {r}", a.redis_key);
@@ -175,6 +182,17 @@ fn serve_config(a: &ServeArgs, cfg: &Config) -> Result<ServeConfig, Failure> {
     let grpc_idle = secs("grpc-idle-timeout", &a.grpc_idle_timeout, true)?;
     let header_timeout = secs("header-timeout", &a.header_timeout, true)?;
     let request_timeout = secs("request-timeout", &a.request_timeout, true)?;
+    let token = super::token_from_file(&a.token_file)?;
+    let board = a.board.then(|| crate::board::BoardState {
+        history: std::sync::Arc::new(std::sync::RwLock::new(a.history.clone())),
+        mode: "history",
+        label: a.history.display().to_string(),
+        cfg: std::sync::Arc::new(cfg.clone()),
+        models: PathBuf::from("models"),
+        policy_file: a.policy.clone(),
+        token: token.clone().map(std::sync::Arc::new),
+        generation: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    });
     Ok(ServeConfig {
         alerting: alerting(a, cfg)?,
         history: a.history.clone(),
@@ -194,6 +212,7 @@ fn serve_config(a: &ServeArgs, cfg: &Config) -> Result<ServeConfig, Failure> {
             header_timeout,
             request_timeout,
             body_budget_bytes: a.body_budget_mib.max(1) << 20,
+            board: board.clone(),
         }),
         redis: a.redis.clone().map(|url| RedisConfig {
             url,
@@ -207,7 +226,7 @@ fn serve_config(a: &ServeArgs, cfg: &Config) -> Result<ServeConfig, Failure> {
             chunk_bytes: 8 << 20,
         }),
         service: a.service.clone(),
-        token: super::token_from_file(&a.token_file)?,
+        token,
         writer: crate::serve::writer::WriterConfig {
             capacity: a.queue,
             max_jobs_per_commit: 64,

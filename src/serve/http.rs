@@ -47,6 +47,9 @@ pub struct HttpConfig {
     /// Bytes of request bodies held in memory at once (received, queued or
     /// being stored), over all connections.
     pub body_budget_bytes: usize,
+    /// The dashboard's pages and API, served beside the input (`pss serve --board`).
+    #[serde(skip)]
+    pub board: Option<crate::board::BoardState>,
 }
 
 #[derive(Clone)]
@@ -226,6 +229,10 @@ pub(super) async fn build(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(move || async move { ([("content-type", "text/plain; version=0.0.4")], m.render()) }))
         .with_state(ctx);
+    let app = match cfg.board.clone() {
+        Some(b) => app.merge(crate::board::router(b)),
+        None => app,
+    };
     let metrics = input.metrics;
     let serve = async move {
         let gate = Arc::new(Semaphore::new(cfg.max_connections.max(1)));

@@ -6,6 +6,7 @@ mod common;
 
 mod alarms;
 mod alert;
+mod board;
 mod cli_analyze;
 mod detect;
 mod diagnose;
