@@ -2,23 +2,27 @@
 # Runs every check and test of pss. Works on a fresh clone: it installs what
 # the tests need before running them — pypss 1.3.1 with grpcio, protobuf and
 # redis from PyPI into target/pypss-venv (differential tests, and the real
-# pypss clients `pss serve` is tested with), and Debian's redis-server,
-# prometheus-alertmanager and prometheus-pushgateway.
+# pypss clients `pss serve` is tested with) with selenium (the board's
+# browser test), and Debian's redis-server, prometheus-alertmanager,
+# prometheus-pushgateway, chromium and chromium-driver (selenium is pointed
+# at Debian's driver: nothing is downloaded at run time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=target/pypss-venv
-if ! "$VENV/bin/python" -c 'import pypss, grpc, redis, google.protobuf, prometheus_client, importlib.metadata as m; assert m.version("pypss") == "1.3.1"' 2>/dev/null; then
-    echo "==> installing pypss==1.3.1, grpcio, protobuf, redis, prometheus-client into $VENV"
+if ! "$VENV/bin/python" -c 'import pypss, grpc, redis, google.protobuf, prometheus_client, selenium, importlib.metadata as m; assert m.version("pypss") == "1.3.1"' 2>/dev/null; then
+    echo "==> installing pypss==1.3.1, grpcio, protobuf, redis, prometheus-client, selenium into $VENV"
     mkdir -p target
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check pypss==1.3.1 grpcio==1.85.3 protobuf==7.36.2 redis==8.1.0 prometheus-client==0.26.0
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check pypss==1.3.1 grpcio==1.85.3 protobuf==7.36.2 redis==8.1.0 prometheus-client==0.26.0 selenium==4.51.0
 fi
 # Debian's real servers the tests start on 127.0.0.1.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]} (Debian)"
     if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

@@ -175,10 +175,10 @@ pub fn with_detectors(base: &AlarmPolicy, q: Option<f64>, detectors: &[DetectorM
 /// has not seen), then the simplest. When
 /// no candidate keeps the budget, the one with the fewest false-alarm
 /// episodes. Without detectors only the persistence is chosen.
-pub fn choose(
+pub fn choose<'a>(
     base: &AlarmPolicy,
     detectors: &[DetectorModel],
-    w: Windows<'_>,
+    w: Windows<'a>,
     incidents: &[Incident],
     lead: f64,
     budget: f64,
@@ -186,20 +186,77 @@ pub fn choose(
     let quantiles: &[Option<f64>] = if detectors.is_empty() { &DETECTOR_QUANTILES[..1] } else { &DETECTOR_QUANTILES };
     let module_rules: &[Option<f64>] = if w.modules.is_empty() { &MODULE_PSS[..1] } else { &MODULE_PSS };
     let sc = scopes(w.service, incidents);
-    // Module streams depend only on the module threshold: stepped once each.
+    // Stepping is the costly part (rescoring; the detector's forest), so
+    // each window is stepped once: module windows with their PSS (the rule
+    // is a comparison per threshold), service windows with the score rules'
+    // result and the detector's score (a comparison per quantile).
+    let module_base = streams(&AlarmPolicy { module_pss: Some(f64::INFINITY), ..base.clone() }, w.modules);
     let module_streams: Vec<Vec<Stream<'_>>> = module_rules
         .iter()
         .map(|&m| match m {
             None => Vec::new(),
-            Some(_) => streams(&AlarmPolicy { module_pss: m, ..base.clone() }, w.modules),
+            Some(t) => module_base
+                .iter()
+                .map(|st| Stream {
+                    service: st.service,
+                    module: st.module,
+                    steps: st
+                        .steps
+                        .iter()
+                        .map(|x| Step {
+                            rules: if x.pss < t { vec![super::RULE_MODULE_PSS] } else { Vec::new() },
+                            ..x.clone()
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let plain = AlarmPolicy { detector_quantile: None, detectors: Vec::new(), score_rules: true, ..base.clone() };
+    let service_base = streams(&plain, w.service);
+    // Each service window's detector score, once (the service's detector, if any).
+    let any = with_detectors(base, Some(0.5), detectors);
+    let scores: Vec<Option<Vec<f64>>> = service_base
+        .iter()
+        .map(|st| {
+            let d = any.detectors.iter().find(|d| d.service == st.service)?;
+            let mut ws: Vec<&Window> = w
+                .service
+                .iter()
+                .filter(|lw| lw.window.service == st.service && lw.window.module.is_empty() && !lw.window.too_small)
+                .map(|lw| &lw.window)
+                .collect();
+            ws.sort_by(|a, b| a.start.total_cmp(&b.start));
+            Some(d.model.score(&crate::detect::model::window_features(&ws)))
         })
         .collect();
     let mut tried: Vec<Choice> = Vec::new();
     for &q in quantiles {
+        let thresholds = with_detectors(base, q, detectors);
         // With a detector rule, also the detector alone (score rules off).
         for score_rules in if q.is_some() { &[true, false][..] } else { &[true][..] } {
-            let policy = AlarmPolicy { score_rules: *score_rules, ..with_detectors(base, q, detectors) };
-            let service = streams(&policy, w.service);
+            let service: Vec<Stream<'_>> = service_base
+                .iter()
+                .zip(&scores)
+                .map(|(st, det)| {
+                    let thr = thresholds.detectors.iter().find(|d| d.service == st.service).map(|d| d.threshold);
+                    let steps = st
+                        .steps
+                        .iter()
+                        .enumerate()
+                        .map(|(k, x)| {
+                            let mut rules = if *score_rules { x.rules.clone() } else { Vec::new() };
+                            if let (Some(t), Some(det)) = (thr, det) {
+                                if det[k] >= t {
+                                    rules.push(super::RULE_DETECTOR);
+                                }
+                            }
+                            Step { rules, ..x.clone() }
+                        })
+                        .collect();
+                    Stream { service: st.service, module: st.module, steps }
+                })
+                .collect();
             for (&module_pss, ms) in module_rules.iter().zip(&module_streams) {
                 let all: Vec<&Stream<'_>> = service.iter().chain(ms).collect();
                 for p in CANDIDATES {

@@ -54,9 +54,9 @@ pub fn services(store: &dyn Store) -> Result<Vec<ServiceInfo>, QueryError> {
         let windows = store.window_lengths(Some(&name))?;
         let (mut from, mut to) = (None, None);
         if let Some(&w) = windows.first() {
-            let ws = store.windows(&name, None, w, None, None)?;
-            from = ws.first().map(|lw| lw.window.start);
-            to = ws.last().map(|lw| lw.window.start + lw.window.seconds);
+            if let Some(r) = store.window_span(&name, w)? {
+                (from, to) = (Some(r.from), Some(r.to));
+            }
         }
         let incidents = store.incidents(Some(&name))?.len();
         out.push(ServiceInfo { name, windows, from, to, incidents });
@@ -96,11 +96,8 @@ pub fn overview(store: &dyn Store, r: &Range, cfg: &Config) -> Result<Value, Que
     let report = build(&slice.columns, &[], cfg, GroupBy::Module, Detail { summaries: true, charts: false });
     let mut v = crate::report::json::to_value(&report);
     // The module table, worst first (the JSON object keeps pypss's order).
-    let mut modules: Vec<(String, i64, usize, usize)> = report
-        .groups
-        .iter()
-        .map(|g| (g.key.clone(), g.score.pss, g.traces, g.errors))
-        .collect();
+    let mut modules: Vec<(String, i64, usize, usize)> =
+        report.groups.iter().map(|g| (g.key.clone(), g.score.pss, g.traces, g.errors)).collect();
     modules.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     v["modules_worst_first"] = serde_json::json!(modules
         .iter()
@@ -207,7 +204,8 @@ pub fn heatmap(store: &dyn Store, r: &Range, kind: &str, points: usize) -> Resul
         other => return Err(QueryError::Input(format!("heatmap kind '{other}': use errors or entropy"))),
     };
     let w = window_of(store, r)?;
-    let service: Vec<Window> = store.windows(&r.service, None, w, r.from, r.to)?.into_iter().map(|l| l.window).collect();
+    let service: Vec<Window> =
+        store.windows(&r.service, None, w, r.from, r.to)?.into_iter().map(|l| l.window).collect();
     let step = service.len().div_ceil(points.max(1)).max(1);
     let t: Vec<f64> = service.chunks(step).map(|c| c[0].start).collect();
     let bucket = |start: f64| -> Option<usize> {
@@ -259,7 +257,8 @@ pub struct ModuleDetail {
 /// The module drill-down.
 pub fn module_detail(store: &dyn Store, r: &Range, module: &str, cfg: &Config) -> Result<ModuleDetail, QueryError> {
     known(store, &r.service)?;
-    let slice = store.trace_slice(&r.service, r.from.unwrap_or(f64::MIN), r.to.unwrap_or(f64::MAX), &cfg.unknown_module)?;
+    let slice =
+        store.trace_slice(&r.service, r.from.unwrap_or(f64::MIN), r.to.unwrap_or(f64::MAX), &cfg.unknown_module)?;
     let c = &slice.columns;
     let rows: Vec<usize> = (0..c.duration.len()).filter(|&i| c.modules.get(c.module[i]) == module).collect();
     if rows.is_empty() {
@@ -272,7 +271,11 @@ pub fn module_detail(store: &dyn Store, r: &Range, module: &str, cfg: &Config) -
     let mut failed: Vec<FailedTrace> = rows
         .iter()
         .filter(|&&i| c.error[i])
-        .map(|&i| FailedTrace { timestamp: c.timestamp[i], name: c.names.get(c.name[i]).to_string(), duration: c.duration[i] })
+        .map(|&i| FailedTrace {
+            timestamp: c.timestamp[i],
+            name: c.names.get(c.name[i]).to_string(),
+            duration: c.duration[i],
+        })
         .collect();
     let errors = failed.len();
     failed.sort_by(|a, b| b.timestamp.total_cmp(&a.timestamp));
@@ -312,8 +315,8 @@ pub fn alarms(
 ) -> Result<Alarms, QueryError> {
     known(store, &r.service)?;
     let w = window_of(store, r)?;
-    let (mut policy, file) = AlarmPolicy::in_force(policy_file, &r.service, cfg, models)
-        .map_err(|e| QueryError::Input(e.to_string()))?;
+    let (mut policy, file) =
+        AlarmPolicy::in_force(policy_file, &r.service, cfg, models).map_err(|e| QueryError::Input(e.to_string()))?;
     let detector = policy.attach_promoted(store, &r.service, w)?.to_string();
     let b = Backtest {
         service: r.service.clone(),
@@ -354,7 +357,8 @@ pub struct DetectorScores {
 pub fn detector_scores(store: &dyn Store, r: &Range, points: usize) -> Result<DetectorScores, QueryError> {
     known(store, &r.service)?;
     let w = window_of(store, r)?;
-    let none = |note: String| DetectorScores { model: None, t: vec![], score: vec![], threshold: None, note: Some(note) };
+    let none =
+        |note: String| DetectorScores { model: None, t: vec![], score: vec![], threshold: None, note: Some(note) };
     let kind = crate::detect::registry::WINDOW_DETECTOR_KIND;
     let Some(reg) = store.active_model(&r.service, kind)? else {
         return Ok(none("no promoted window detector (pss-tune promotes one)".into()));
@@ -378,6 +382,32 @@ pub fn detector_scores(store: &dyn Store, r: &Range, points: usize) -> Result<De
         });
     }
     Ok(DetectorScores { model: Some(reg.path), t, score, threshold: model.forest.threshold, note: None })
+}
+
+/// The incident's diagnosis document (what `pss diagnose` writes), as HTML;
+/// source files are not read (no source root on the board).
+pub fn diagnosis_html(store: &dyn Store, service: &str, incident: &str, cfg: &Config) -> Result<String, QueryError> {
+    use crate::diagnose::incident::{diagnose, DiagnoseParams, Subject};
+    known(store, service)?;
+    let i = store
+        .incidents(Some(service))?
+        .into_iter()
+        .find(|i| i.id == incident)
+        .ok_or_else(|| QueryError::Input(format!("no incident '{incident}' of '{service}'")))?;
+    let w = window_of(store, &Range { service: service.into(), ..Range::default() })?;
+    let detector = store
+        .active_model(service, crate::detect::registry::WINDOW_DETECTOR_KIND)?
+        .and_then(|m| DetectorModel::load(std::path::Path::new(&m.path)).ok())
+        .filter(|m| m.window_seconds == Some(w));
+    let p = DiagnoseParams {
+        window_seconds: w,
+        detector,
+        seed: 7,
+        baseline_days: 7,
+        source: crate::diagnose::source::SourcePolicy::under(None),
+    };
+    let d = diagnose(store, Subject::incident(&i), cfg, &p).map_err(|e| QueryError::Input(e.to_string()))?;
+    Ok(crate::diagnose::render::html(&d))
 }
 
 #[cfg(test)]
@@ -411,30 +441,4 @@ mod tests {
         assert_eq!((all.step, all.t.len()), (1, 10));
         assert_eq!(all.pss[9], None, "a too-small window is a gap");
     }
-}
-
-/// The incident's diagnosis document (what `pss diagnose` writes), as HTML;
-/// source files are not read (no source root on the board).
-pub fn diagnosis_html(store: &dyn Store, service: &str, incident: &str, cfg: &Config) -> Result<String, QueryError> {
-    use crate::diagnose::incident::{diagnose, DiagnoseParams, Subject};
-    known(store, service)?;
-    let i = store
-        .incidents(Some(service))?
-        .into_iter()
-        .find(|i| i.id == incident)
-        .ok_or_else(|| QueryError::Input(format!("no incident '{incident}' of '{service}'")))?;
-    let w = window_of(store, &Range { service: service.into(), ..Range::default() })?;
-    let detector = store
-        .active_model(service, crate::detect::registry::WINDOW_DETECTOR_KIND)?
-        .and_then(|m| DetectorModel::load(std::path::Path::new(&m.path)).ok())
-        .filter(|m| m.window_seconds == Some(w));
-    let p = DiagnoseParams {
-        window_seconds: w,
-        detector,
-        seed: 7,
-        baseline_days: 7,
-        source: crate::diagnose::source::SourcePolicy::under(None),
-    };
-    let d = diagnose(store, Subject::incident(&i), cfg, &p).map_err(|e| QueryError::Input(e.to_string()))?;
-    Ok(crate::diagnose::render::html(&d))
 }

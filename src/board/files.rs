@@ -73,7 +73,10 @@ pub fn add_length(db: &Path, opts: &[IngestOptions], seconds: f64) -> Result<(),
 }
 
 fn stamp(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
-    files.iter().map(|f| std::fs::metadata(f).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))).collect()
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len())))
+        .collect()
 }
 
 /// Builds the board's history from `files` in `dir` and keeps it current:

@@ -188,8 +188,7 @@ async fn incidents(State(s): State<BoardState>, headers: HeaderMap, Query(p): Qu
 }
 
 async fn alarms(State(s): State<BoardState>, headers: HeaderMap, Query(p): Query<Params>) -> Response {
-    api(s, headers, move |store, s| data::alarms(store, &p.range()?, &s.cfg, s.policy_file.as_deref(), &s.models))
-        .await
+    api(s, headers, move |store, s| data::alarms(store, &p.range()?, &s.cfg, s.policy_file.as_deref(), &s.models)).await
 }
 
 async fn detector(State(s): State<BoardState>, headers: HeaderMap, Query(p): Query<Params>) -> Response {

@@ -84,8 +84,15 @@ pub fn run(a: BoardArgs) -> CmdResult {
     if mode == "files" {
         let started = std::time::Instant::now();
         let notice: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|m: &str| eprintln!("pss board: {m}"));
-        crate::board::files::start(a.files.clone(), tmp.path().to_path_buf(), cfg, &state, Duration::from_secs(1), notice)
-            .map_err(|e| Failure::input(e.to_string()))?;
+        crate::board::files::start(
+            a.files.clone(),
+            tmp.path().to_path_buf(),
+            cfg,
+            &state,
+            Duration::from_secs(1),
+            notice,
+        )
+        .map_err(|e| Failure::input(e.to_string()))?;
         eprintln!("pss board: read {} file(s) in {:.2} s", a.files.len(), started.elapsed().as_secs_f64());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

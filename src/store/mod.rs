@@ -241,6 +241,9 @@ pub trait Store {
     fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError>;
     /// The window lengths stored (of one service, or any), shortest first.
     fn window_lengths(&self, service: Option<&str>) -> Result<Vec<f64>, StoreError>;
+    /// The first window start and the last window end of a service's
+    /// service-level windows of length `seconds` (`None`: it has none).
+    fn window_span(&self, service: &str, seconds: f64) -> Result<Option<TimeRange>, StoreError>;
     /// Each service's and module's latest window of this length (live scores).
     fn latest_windows(&self, seconds: f64) -> Result<Vec<Window>, StoreError>;
     /// Services with traces or incidents.

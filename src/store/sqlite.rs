@@ -439,15 +439,50 @@ impl Store for SqliteStore {
     }
 
     fn window_lengths(&self, service: Option<&str>) -> Result<Vec<f64>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT DISTINCT w.seconds FROM windows w JOIN services s ON s.id = w.service_id \
-                 WHERE ?1 IS NULL OR s.name = ?1 ORDER BY 1",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![service], |r| r.get(0)).map_err(|e| self.err(e))?;
+        if let Some(service) = service {
+            // A loose index scan on the primary key (service_id, module,
+            // seconds, start): one seek per distinct length, not a pass over
+            // every window (the board asks every few seconds).
+            let mut out = Vec::new();
+            let mut after = f64::NEG_INFINITY;
+            loop {
+                let next: Option<f64> = self
+                    .conn
+                    .query_row(
+                        "SELECT MIN(w.seconds) FROM windows w WHERE w.service_id = \
+                         (SELECT id FROM services WHERE name = ?1) AND w.module = '' AND w.seconds > ?2",
+                        params![service, after],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| self.err(e))?;
+                match next {
+                    Some(s) => {
+                        out.push(s);
+                        after = s;
+                    }
+                    None => return Ok(out),
+                }
+            }
+        }
+        let mut stmt =
+            self.conn.prepare("SELECT DISTINCT w.seconds FROM windows w ORDER BY 1").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn window_span(&self, service: &str, seconds: f64) -> Result<Option<TimeRange>, StoreError> {
+        // Two primary-key seeks, not a scan.
+        let edge = |order: &str| -> Result<Option<f64>, StoreError> {
+            let sql = format!(
+                "SELECT w.start FROM windows w JOIN services s ON s.id = w.service_id \
+                 WHERE s.name = ?1 AND w.module = '' AND w.seconds = ?2 ORDER BY w.start {order} LIMIT 1"
+            );
+            self.conn.query_row(&sql, params![service, seconds], |r| r.get(0)).optional().map_err(|e| self.err(e))
+        };
+        Ok(match (edge("ASC")?, edge("DESC")?) {
+            (Some(from), Some(last)) => Some(TimeRange { from, to: last + seconds }),
+            _ => None,
+        })
     }
 
     fn trace_rows(&self, service: &str, from: Option<f64>, to: Option<f64>) -> Result<Vec<TraceRow>, StoreError> {

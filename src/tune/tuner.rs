@@ -260,20 +260,38 @@ impl CheckedTuneParams {
                     present[((r.pss as usize) + 1).min(PSS_CUTS - 1)] = true;
                 }
             }
-            let mut best = (u.to_vec(), f64::NEG_INFINITY, 0.0);
-            let mut auc = None; // the same for every cut: computed on the first
             let tried = cuts.iter().rev().enumerate().filter(|&(t, _)| present[t]).map(|(_, c)| c).rev();
-            for sub in std::iter::once(pick(u, &cut_dims)).chain(tried.cloned()) {
-                let point = embed(u, &cut_dims, &sub);
+            let subs: Vec<Vec<f64>> = std::iter::once(pick(u, &cut_dims)).chain(tried.cloned()).collect();
+            // One cut judged: the point and its constrained objective and AUC-PR.
+            let judge_cut = |j: &mut Vec<Judged>, sub: &[f64], auc: Option<f64>| {
+                let point = embed(u, &cut_dims, sub);
                 let alert = p.space.decode(&point).alert;
                 for ((x, lw), r) in j.iter_mut().zip(&train).zip(&rescored) {
                     x.alarm = alarms(&lw.window, r, &alert);
                 }
-                let m = train_groups.evaluate(&j, lead, auc);
-                auc = Some(m.auc_pr);
+                let m = train_groups.evaluate(j, lead, auc);
                 let v = obj.value(&m) - 5.0 * (floor - m.incident_recall).max(0.0);
-                if v > best.1 {
-                    best = (point, v, m.auc_pr);
+                (point, v, m.auc_pr)
+            };
+            // The ranking's AUC-PR is the same for every cut: computed on the
+            // first; the other cuts are judged on two threads (each cut is
+            // independent, so the result is the sequential one).
+            let first = judge_cut(&mut j, &subs[0], None);
+            let auc = Some(first.2);
+            let rest = &subs[1..];
+            let half = rest.len().div_ceil(2);
+            let (a, b) = std::thread::scope(|scope| {
+                let (left, right) = rest.split_at(half.min(rest.len()));
+                let mut j2 = j.clone();
+                let h = scope.spawn(move || right.iter().map(|sub| judge_cut(&mut j2, sub, auc)).collect::<Vec<_>>());
+                let a: Vec<_> = left.iter().map(|sub| judge_cut(&mut j, sub, auc)).collect();
+                (a, h.join().expect("a cut's judgement does not panic"))
+            });
+            // The first best in the sequential order wins ties, as before.
+            let mut best = (u.to_vec(), f64::NEG_INFINITY, 0.0);
+            for c in std::iter::once(first).chain(a).chain(b) {
+                if c.1 > best.1 {
+                    best = c;
                 }
             }
             best

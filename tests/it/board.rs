@@ -69,11 +69,13 @@ fn the_api_gives_the_numbers_pss_analyze_and_pss_windows_give() {
     assert_eq!(meta["mode"], "files");
     assert_eq!(meta["services"][0]["name"], "sample-traces");
     let o = b.json("/api/overview?service=sample-traces");
-    let a: serde_json::Value = serde_json::from_str(&ok(&pss(d, &["analyze", sample.to_str().unwrap(), "--format", "json"]))).unwrap();
+    let a: serde_json::Value =
+        serde_json::from_str(&ok(&pss(d, &["analyze", sample.to_str().unwrap(), "--format", "json"]))).unwrap();
     assert_eq!(o["pss"], a["pss"]);
     assert_eq!(o["breakdown"], a["breakdown"]);
     assert_eq!(o["modules"], a["modules"], "every module's PSS, sub-scores, traces and errors");
-    let worst: Vec<i64> = o["modules_worst_first"].as_array().unwrap().iter().map(|m| m["pss"].as_i64().unwrap()).collect();
+    let worst: Vec<i64> =
+        o["modules_worst_first"].as_array().unwrap().iter().map(|m| m["pss"].as_i64().unwrap()).collect();
     assert!(worst.windows(2).all(|w| w[0] <= w[1]), "{worst:?}");
     // The window lengths a trace file offers arrive in the background.
     assert!(crate::common::wait_until(std::time::Duration::from_secs(20), || {
@@ -100,6 +102,9 @@ fn the_api_gives_the_numbers_pss_analyze_and_pss_windows_give() {
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let t: Vec<f64> = s["t"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(t.len(), rows.len());
+    let meta = b.json("/api/meta");
+    assert_eq!(meta["services"][0]["from"].as_f64(), Some(t[0]));
+    assert_eq!(meta["services"][0]["to"].as_f64(), Some(t[t.len() - 1] + 300.0));
     for (k, r) in rows.iter().enumerate() {
         assert_eq!(r[ci].parse::<f64>().unwrap(), t[k]);
         let small = matches!(r[cs], "true" | "1");
@@ -118,7 +123,10 @@ fn the_api_gives_the_numbers_pss_analyze_and_pss_windows_give() {
     assert_eq!(status, 200);
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
-    assert!(!page.contains("<script>") && !page.contains("http://") && !page.contains("https://"), "no inline script, nothing fetched from elsewhere");
+    assert!(
+        !page.contains("<script>") && !page.contains("http://") && !page.contains("https://"),
+        "no inline script, nothing fetched from elsewhere"
+    );
     let (_, _, js) = b.get("/assets/uplot.js");
     assert!(js.len() > 40_000, "uPlot is embedded");
     let first_load: usize = ["/", "/assets/app.js", "/assets/app.css", "/assets/uplot.js", "/assets/uplot.css"]
@@ -129,7 +137,10 @@ fn the_api_gives_the_numbers_pss_analyze_and_pss_windows_give() {
     // A diagnosis is one click away.
     let (status, headers, doc) = b.get("/diagnosis?service=payments&incident=payments-1");
     assert_eq!(status, 200, "{doc}");
-    assert!(doc.contains("payments-1") && headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(
+        doc.contains("payments-1")
+            && headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'")
+    );
     drop(b);
 
     // A token: the API wants it.
@@ -143,11 +154,7 @@ fn the_api_gives_the_numbers_pss_analyze_and_pss_windows_give() {
         "pss board: ",
     );
     assert_eq!(b.get("/api/meta").0, 401);
-    let r = reqwest::blocking::Client::new()
-        .get(format!("{}/api/meta", b.base))
-        .bearer_auth("s3cret")
-        .send()
-        .unwrap();
+    let r = reqwest::blocking::Client::new().get(format!("{}/api/meta", b.base)).bearer_auth("s3cret").send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(b.get("/").0, 200, "the page itself loads and asks for the token");
 }
@@ -163,12 +170,7 @@ fn the_board_works_in_a_real_browser_and_updates_live() {
         "pss serve: board on ",
     );
     let shots = std::env::var("PSS_BOARD_SCREENSHOTS").unwrap_or_else(|_| "-".into());
-    let out = Command::new(python())
-        .arg(repo("tests/it/board_browser.py"))
-        .arg(&s.base)
-        .arg(&shots)
-        .output()
-        .unwrap();
+    let out = Command::new(python()).arg(repo("tests/it/board_browser.py")).arg(&s.base).arg(&shots).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("all board checks passed"), "{text}");
