@@ -85,6 +85,20 @@ fn the_api_gives_the_numbers_pss_analyze_and_pss_windows_give() {
     assert!(m["traces"].as_u64().unwrap() > 0 && !m["latency"].as_array().unwrap().is_empty());
     drop(b);
 
+    // A file that changes is read again, as pypss's board does.
+    let all: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&sample).unwrap()).unwrap();
+    std::fs::write(d.join("live.json"), serde_json::to_string(&all[..600]).unwrap()).unwrap();
+    let b = Running::start(d, &["board", "live.json", "--http", "127.0.0.1:0"], "pss board: ");
+    let before = b.json("/api/overview?service=live")["traces"].as_u64().unwrap();
+    std::fs::write(d.join("live.json"), serde_json::to_string(&all).unwrap()).unwrap();
+    assert!(
+        crate::common::wait_until(std::time::Duration::from_secs(20), || {
+            b.json("/api/overview?service=live")["traces"].as_u64().unwrap() == all.len() as u64
+        }),
+        "the board did not re-read the file ({before} traces before)"
+    );
+    drop(b);
+
     // A history: the series are `pss windows`' window scores.
     let db = shipped_history(d, &["payments"]);
     let b = Running::start(d, &["board", "--history", db.to_str().unwrap(), "--http", "127.0.0.1:0"], "pss board: ");
