@@ -384,6 +384,68 @@ pub fn detector_scores(store: &dyn Store, r: &Range, points: usize) -> Result<De
     Ok(DetectorScores { model: Some(reg.path), t, score, threshold: model.forest.threshold, note: None })
 }
 
+/// A pattern as the Diagnostics tab lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatternRow {
+    pub id: usize,
+    pub description: String,
+    pub windows: usize,
+    pub first: f64,
+    /// End of its last window.
+    pub last: f64,
+    pub incidents: Vec<String>,
+}
+
+/// The flagged windows' patterns (`pss detect patterns`) over the range,
+/// scored by the promoted window detector (else one trained on the range).
+pub fn patterns(store: &dyn Store, r: &Range) -> Result<Value, QueryError> {
+    use crate::detect::patterns::{service_patterns, PatternParams};
+    known(store, &r.service)?;
+    let w = window_of(store, r)?;
+    let model = store
+        .active_model(&r.service, crate::detect::registry::WINDOW_DETECTOR_KIND)?
+        .and_then(|m| DetectorModel::load(std::path::Path::new(&m.path)).ok())
+        .filter(|m| m.window_seconds == Some(w));
+    let forest = crate::detect::IsolationForestParams { contamination: Some(0.05), seed: 7, ..Default::default() };
+    let sp = match service_patterns(
+        store,
+        &r.service,
+        w,
+        r.from,
+        r.to,
+        model.as_ref(),
+        &forest,
+        &PatternParams::default(),
+    ) {
+        Ok(sp) => sp,
+        // Too few windows is what the range holds, not a bad request.
+        Err(crate::detect::patterns::PatternError::Data(note)) => {
+            return Ok(
+                serde_json::json!({ "detector": "none", "flagged": 0, "windows": 0, "patterns": [], "note": note }),
+            )
+        }
+        Err(e) => return Err(QueryError::Input(e.to_string())),
+    };
+    let rows: Vec<PatternRow> = sp
+        .patterns
+        .iter()
+        .map(|p| PatternRow {
+            id: p.id,
+            description: p.description.clone(),
+            windows: p.windows.len(),
+            first: p.windows.iter().copied().fold(f64::INFINITY, f64::min),
+            last: p.windows.iter().copied().fold(f64::NEG_INFINITY, f64::max) + w,
+            incidents: p.incidents.clone(),
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "detector": sp.detector,
+        "flagged": sp.scores.iter().filter(|s| s.2).count(),
+        "windows": sp.scores.len(),
+        "patterns": rows,
+    }))
+}
+
 /// The incident's diagnosis document (what `pss diagnose` writes), as HTML;
 /// source files are not read (no source root on the board).
 pub fn diagnosis_html(store: &dyn Store, service: &str, incident: &str, cfg: &Config) -> Result<String, QueryError> {

@@ -80,6 +80,7 @@ pub fn router(state: BoardState) -> Router {
         .route("/api/alarms", get(alarms))
         .route("/api/detector", get(detector))
         .route("/api/alerts", get(alerts))
+        .route("/api/patterns", get(patterns))
         .route("/diagnosis", get(diagnosis))
         .with_state(state)
 }
@@ -193,6 +194,10 @@ async fn alarms(State(s): State<BoardState>, headers: HeaderMap, Query(p): Query
 
 async fn detector(State(s): State<BoardState>, headers: HeaderMap, Query(p): Query<Params>) -> Response {
     api(s, headers, move |store, _| data::detector_scores(store, &p.range()?, p.points())).await
+}
+
+async fn patterns(State(s): State<BoardState>, headers: HeaderMap, Query(p): Query<Params>) -> Response {
+    api(s, headers, move |store, _| data::patterns(store, &p.range()?)).await
 }
 
 async fn alerts(State(s): State<BoardState>, headers: HeaderMap, Query(p): Query<Params>) -> Response {

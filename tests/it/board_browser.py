@@ -21,7 +21,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 CHARTS = {
     "overview": ["gauge", "trend", "modules"],
     "metrics": ["m-pss", "m-sub", "m-traffic"],
-    "diagnostics": ["h-errors", "h-entropy"],
+    "diagnostics": ["h-errors", "h-entropy", "patterns"],
     "performance": ["p-latency", "p-wait"],
     "alarms": ["a-chart"],
 }

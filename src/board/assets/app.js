@@ -314,6 +314,27 @@
     const [e, h] = await Promise.all([api("heatmap", { kind: "errors", points: 300 }), api("heatmap", { kind: "entropy", points: 300 })]);
     heat("h-errors", e, [215, 48, 39]);
     heat("h-entropy", h, [47, 111, 221]);
+    const body = $("patterns").tBodies[0];
+    clear(body);
+    try {
+      const p = await api("patterns");
+      $("pat-summary").textContent = p.note ? p.note : `${p.flagged} of ${p.windows} windows flagged by ${p.detector}.`;
+      for (const r of p.patterns) {
+        const row = el("tr");
+        row.appendChild(el("td", r.id === 0 ? "unclustered" : `#${r.id}`));
+        row.appendChild(el("td", r.description));
+        row.appendChild(el("td", r.windows, "num"));
+        row.appendChild(el("td", fmtTime(r.first)));
+        row.appendChild(el("td", fmtTime(r.last)));
+        row.appendChild(el("td", r.incidents.join(", ")));
+        body.appendChild(row);
+      }
+      probe.drawn.patterns = p.patterns.length;
+    } catch (err) {
+      // Too few windows for patterns is not an error of the page.
+      $("pat-summary").textContent = err.message;
+      probe.drawn.patterns = 0;
+    }
   }
 
   function heat(id, m, rgb) {
