@@ -19,7 +19,7 @@ pub struct Backtest {
     pub to: Option<f64>,
     /// Module name for traces without one (pooling rescores stored traces).
     pub unknown_module: String,
-    /// An episode catches an incident it overlaps from this long before its start.
+    /// An episode catches an incident when it fires from this long before its start to its end.
     pub lead: f64,
 }
 
@@ -65,11 +65,12 @@ pub struct Replay {
 /// Episodes against incidents: what a person paged by them would have seen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Judged {
-    /// Incidents in the replayed range, and those an episode overlapped
-    /// within `[start - lead, end]`.
+    /// Incidents in the replayed range, and those an episode paged for:
+    /// fired within `[start - lead, end]`.
     pub incidents: usize,
     pub caught: Vec<String>,
-    /// Episodes that overlapped no incident (with the lead).
+    /// Episodes that overlapped no incident (with the lead). An episode
+    /// that overlaps one without having fired for it is neither.
     pub false_episodes: usize,
     pub false_per_day: f64,
     /// Median of (first catching episode fired − incident start), seconds;
@@ -86,10 +87,15 @@ pub struct Judged {
 /// Judges episodes against incidents.
 pub fn judge(episodes: &[Episode], incidents: &[crate::domain::Incident], lead: f64, seconds: f64) -> Judged {
     let overlaps = |e: &Episode, i: &crate::domain::Incident| e.span.start < i.end && e.span.end > i.start - lead;
+    // A page catches an incident when it goes out within [start - lead,
+    // end]: an episode already open since long before (a policy alarming
+    // for a day) pages nobody about this incident.
+    let pages_for =
+        |e: &Episode, i: &crate::domain::Incident| e.span.fired_at >= i.start - lead && e.span.fired_at <= i.end;
     let mut caught = Vec::new();
     let mut delays = Vec::new();
     for i in incidents {
-        let first = episodes.iter().filter(|e| overlaps(e, i)).map(|e| e.span.fired_at).fold(f64::INFINITY, f64::min);
+        let first = episodes.iter().filter(|e| pages_for(e, i)).map(|e| e.span.fired_at).fold(f64::INFINITY, f64::min);
         if first.is_finite() {
             caught.push(i.id.clone());
             delays.push(first - i.start);
@@ -331,6 +337,11 @@ mod tests {
         assert_eq!((j.incidents, j.false_episodes), (3, 1));
         assert_eq!(j.median_delay, Some(((160.0 - 120.0) + (560.0 - 580.0)) / 2.0));
         assert_eq!(judge(&eps, &incs, 0.0, 86400.0).caught, vec!["a"], "without the lead b is missed");
+        // A day-long episode that fired before the incident's lead did not page for it.
+        let long = [Episode { span: Span { fired_at: 100.0, ..ep(0.0, 86400.0).span }, ..ep(0.0, 0.0) }];
+        let j = judge(&long, &[inc("d", 5000.0, 5100.0)], 30.0, 86400.0);
+        assert_eq!((j.caught.len(), j.false_episodes), (0, 0), "{j:?}");
+        assert!(j.alarming_share > 0.99);
     }
 
     /// What the backtest says would have fired is what live evaluation fires.
