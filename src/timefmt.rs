@@ -50,6 +50,38 @@ pub fn format_duration(secs: f64) -> String {
     format!("{secs}s")
 }
 
+/// A duration as a person reads it: "0.4 s", "19 s", "8 min 11 s",
+/// "2 h 5 min", "1 d 3 h" — rounded to what matters at that scale.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.abs();
+    if !s.is_finite() {
+        return "–".into();
+    }
+    if s < 9.95 && s.fract() != 0.0 {
+        return format!("{s:.1} s");
+    }
+    let t = s.round() as u64;
+    let pair = |a: u64, ua: &str, b: u64, ub: &str| {
+        if b == 0 {
+            format!("{a} {ua}")
+        } else {
+            format!("{a} {ua} {b} {ub}")
+        }
+    };
+    match t {
+        0..=59 => format!("{t} s"),
+        60..=3599 => pair(t / 60, "min", t % 60, "s"),
+        3600..=86399 => {
+            let m = (t + 30) / 60;
+            pair(m / 60, "h", m % 60, "min")
+        }
+        _ => {
+            let h = (t + 1800) / 3600;
+            pair(h / 24, "d", h % 24, "h")
+        }
+    }
+}
+
 /// Seconds since the epoch: the process clock, read here and passed down
 /// (the store and the library's computations take times, not a clock).
 pub fn now() -> f64 {
@@ -59,6 +91,18 @@ pub fn now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_as_people_read_them() {
+        assert_eq!(human_duration(18.610000133514404), "19 s");
+        assert_eq!(human_duration(491.385999917984), "8 min 11 s");
+        assert_eq!(human_duration(23.307999849319458), "23 s");
+        assert_eq!(human_duration(0.42), "0.4 s");
+        assert_eq!(human_duration(300.0), "5 min");
+        assert_eq!(human_duration(7500.0), "2 h 5 min");
+        assert_eq!(human_duration(97200.0), "1 d 3 h");
+        assert_eq!(human_duration(-60.0), "1 min");
+    }
 
     #[test]
     fn forms() {

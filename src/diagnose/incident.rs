@@ -145,7 +145,7 @@ impl Onset {
     pub fn lead(&self) -> String {
         format!(
             "{} {}",
-            crate::timefmt::format_duration(self.lead_seconds.abs()),
+            crate::timefmt::human_duration(self.lead_seconds.abs()),
             if self.lead_seconds >= 0.0 { "before" } else { "after" }
         )
     }
@@ -194,6 +194,8 @@ pub struct Diagnosis {
     pub window_seconds: f64,
     pub timeline: Vec<TimelinePoint>,
     pub onset: Option<Onset>,
+    /// Where the onset was looked for from (epoch seconds; see [`onset_lookback`]).
+    pub onset_from: f64,
     pub detector: Option<String>,
     pub patterns: Vec<Pattern>,
     pub anomalous_traces: Vec<AnomalousTrace>,
@@ -316,9 +318,12 @@ fn find_baseline(
         return Ok(BaselineFound { baseline: None, pss });
     }
     pss.extend(scorable_pss(store.windows(svc, None, w, Some(a), Some(s))?));
+    // Fewer than a dozen windows is a thin baseline: said, not hidden.
+    let windows = ((s - a) / w).floor() as u64;
+    let thin = if windows < 12 { format!(" — a thin baseline ({windows} windows)") } else { String::new() };
     let description = format!(
-        "the {} before it, without an incident (no earlier day at the same hours had clean data)",
-        crate::timefmt::format_duration(s - a)
+        "the {} before it, without an incident (no earlier day at the same hours had clean data){thin}",
+        crate::timefmt::human_duration(s - a)
     );
     Ok(BaselineFound {
         baseline: Some(Baseline { kind: "preceding-healthy-period", description, ranges: vec![(a, s)] }),
@@ -472,13 +477,18 @@ fn regression(
 fn findings(d: &Diagnosis) -> Vec<String> {
     let (s, e, w, kind) = (d.subject.start, d.subject.end, d.window_seconds, d.subject.kind);
     let mut out = Vec::new();
-    if let Some(o) = &d.onset {
-        out.push(format!(
+    match &d.onset {
+        Some(o) => out.push(format!(
             "Departure from baseline began at {} ({}), {} the {kind} start.",
             crate::timefmt::format_time(o.at),
             o.by,
             o.lead()
-        ));
+        )),
+        None if !d.timeline.is_empty() => out.push(format!(
+            "No clear onset: no window departed from the baseline and stayed away into the {kind} (looked back {}).",
+            crate::timefmt::human_duration(s - d.onset_from)
+        )),
+        None => {}
     }
     for pat in d.patterns.iter().filter(|p| p.id > 0) {
         let inside = pat.windows.iter().filter(|&&t| t < e && t + w > s).count();
@@ -555,10 +565,11 @@ pub fn diagnose(
     let before_report = baseline_traces(store, &svc, base.baseline.as_ref(), cfg)?;
     let mut unavailable = Vec::new();
     let tl = timeline(store, &subject, p, &mut unavailable)?;
-    // Step 4, the onset: the first window from two hours before the start
-    // whose PSS departs from the baseline windows' (median − max(3 robust σ,
-    // 5)), or that the detector flags — and the next window departs too.
-    let onset = onset(&tl.points, &base.pss, s, e);
+    // Step 4, the onset: where the run of departing windows that reaches
+    // into the subject began (see `onset`), looked for at the subject's own
+    // scale and never across an earlier incident.
+    let previous_end = incidents.iter().map(|i| i.end).filter(|&x| x <= s).fold(f64::NEG_INFINITY, f64::max);
+    let onset = onset(&tl.points, &base.pss, s, e, w, previous_end);
     let mut traces = Vec::new();
     if let Some((_, bc)) = &before_report {
         if bc.len() >= 2 && !cols.is_empty() {
@@ -580,6 +591,7 @@ pub fn diagnose(
         window_seconds: w,
         timeline: tl.points,
         onset,
+        onset_from: onset_lookback(s, e, w, previous_end),
         detector: tl.detector,
         patterns: tl.patterns,
         anomalous_traces: traces,
@@ -622,7 +634,22 @@ pub fn module_rows(during: &Report, baseline: Option<&Report>) -> Vec<ModuleRow>
     modules
 }
 
-fn onset(t: &[TimelinePoint], base: &[f64], s: f64, e: f64) -> Option<Onset> {
+/// How far before the start the onset is looked for: three subject lengths
+/// or six windows, whichever is longer, at most two hours — and never
+/// before an earlier incident's end plus two windows (its recovery).
+pub fn onset_lookback(s: f64, e: f64, w: f64, previous_end: f64) -> f64 {
+    let scale = (3.0 * (e - s)).max(6.0 * w).min(7200.0);
+    (s - scale).max(previous_end + 2.0 * w)
+}
+
+/// The onset: a window departs when its PSS is below the baseline windows'
+/// median − max(3 robust σ, 5), or the detector flags it. Among the
+/// windows from [`onset_lookback`] to the end, the first departing window
+/// inside the subject is found and its run followed back (one clean window
+/// may interrupt it): the onset is where that run began. A departure that
+/// does not persist into the subject is not an onset; `None` when nothing
+/// inside the subject departs ("no clear onset").
+fn onset(t: &[TimelinePoint], base: &[f64], s: f64, e: f64, w: f64, previous_end: f64) -> Option<Onset> {
     let limit = if base.len() >= 3 {
         let mut v = base.to_vec();
         v.sort_by(f64::total_cmp);
@@ -634,24 +661,28 @@ fn onset(t: &[TimelinePoint], base: &[f64], s: f64, e: f64) -> Option<Onset> {
     } else {
         None
     };
-    let departs = |p: &TimelinePoint| (limit.is_some_and(|l| p.traces > 0 && p.pss < l), p.flagged);
-    let cands: Vec<&TimelinePoint> = t.iter().filter(|p| p.start >= s - 7200.0 && p.start < e).collect();
-    for (k, p) in cands.iter().enumerate() {
-        let (a, b) = departs(p);
-        if !(a || b) {
-            continue;
-        }
-        let next = cands.get(k + 1).map(|n| departs(n)).is_some_and(|(x, y)| x || y);
-        if next || p.start >= s {
-            let by = match (a, b) {
-                (true, true) => "PSS below baseline and detector flag",
-                (true, false) => "PSS below baseline",
-                _ => "detector flag",
-            };
-            return Some(Onset { at: p.start, by: by.into(), lead_seconds: s - p.start });
+    let from = onset_lookback(s, e, w, previous_end);
+    let cands: Vec<&TimelinePoint> = t.iter().filter(|p| p.start >= from && p.start < e).collect();
+    let departs = |p: &TimelinePoint| (limit.is_some_and(|l| p.traces > 0 && !p.too_small && p.pss < l), p.flagged);
+    let d: Vec<bool> = cands.iter().map(|p| departs(p).0 || departs(p).1).collect();
+    let first_in = cands.iter().enumerate().position(|(k, p)| p.start + w > s && d[k])?;
+    let mut k = first_in;
+    loop {
+        if k >= 1 && d[k - 1] {
+            k -= 1;
+        } else if k >= 2 && d[k - 2] {
+            k -= 2;
+        } else {
+            break;
         }
     }
-    None
+    let p = cands[k];
+    let by = match departs(p) {
+        (true, true) => "PSS below baseline and detector flag",
+        (true, false) => "PSS below baseline",
+        _ => "detector flag",
+    };
+    Some(Onset { at: p.start, by: by.into(), lead_seconds: s - p.start })
 }
 
 /// pypss's `extract_function_code`: the function starting at `lineno`, up
@@ -696,4 +727,62 @@ pub fn snippet(policy: &SourcePolicy, filename: &str, lineno: i64, duration: f64
     s.code = Some(block.join("\n"));
     s.note = if total > 40 { format!("first 40 of {total} lines") } else { String::new() };
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 5-second windows from t=0: PSS 90 except where `bad` says, flagged where `flag` says.
+    fn series(n: usize, bad: &[usize], flag: &[usize]) -> Vec<TimelinePoint> {
+        (0..n)
+            .map(|k| TimelinePoint {
+                start: k as f64 * 5.0,
+                pss: if bad.contains(&k) { 40.0 } else { 90.0 + (k % 3) as f64 },
+                sub_scores: SubScores::default(),
+                traces: 50,
+                in_subject: false,
+                too_small: false,
+                detector_score: None,
+                flagged: flag.contains(&k),
+            })
+            .collect()
+    }
+    const BASE: [f64; 6] = [90.0, 91.0, 92.0, 90.0, 91.0, 92.0];
+
+    #[test]
+    fn an_earlier_unrelated_flag_is_not_the_onset_of_a_short_incident() {
+        // A 19 s incident at 600 s (windows 120-123); a lone flag 8 minutes
+        // earlier (window 22); the incident's windows depart.
+        let t = series(200, &[120, 121, 122, 123], &[22]);
+        let o = onset(&t, &BASE, 600.0, 619.0, 5.0, f64::NEG_INFINITY).unwrap();
+        assert_eq!((o.at, o.lead_seconds), (600.0, 0.0), "{o:?}");
+        assert!(onset_lookback(600.0, 619.0, 5.0, f64::NEG_INFINITY) >= 540.0, "a few incident lengths back");
+    }
+
+    #[test]
+    fn a_departure_that_persists_into_the_incident_is_its_onset() {
+        // Departing from window 115 (25 s before), one clean window in the run.
+        let t = series(200, &[115, 116, 118, 119, 120, 121], &[]);
+        let o = onset(&t, &BASE, 600.0, 619.0, 5.0, f64::NEG_INFINITY).unwrap();
+        assert_eq!(o.at, 575.0, "{o:?}");
+        assert_eq!(crate::timefmt::human_duration(o.lead_seconds), "25 s");
+        assert_eq!(o.by, "PSS below baseline");
+        // A departure that recovered before the incident is not its onset.
+        let t = series(200, &[112, 113, 120], &[]);
+        assert_eq!(onset(&t, &BASE, 600.0, 619.0, 5.0, f64::NEG_INFINITY).unwrap().at, 600.0);
+    }
+
+    #[test]
+    fn nothing_departing_inside_means_no_clear_onset_and_earlier_incidents_bound_the_search() {
+        let t = series(200, &[100, 101], &[]);
+        assert!(onset(&t, &BASE, 600.0, 619.0, 5.0, f64::NEG_INFINITY).is_none());
+        // An earlier incident ended at 590 s: the search starts two windows after it.
+        assert_eq!(onset_lookback(600.0, 619.0, 5.0, 590.0), 600.0);
+        let t = series(200, &[117, 118, 119, 120], &[]);
+        let o = onset(&t, &BASE, 600.0, 619.0, 5.0, 590.0).unwrap();
+        assert_eq!(o.at, 600.0, "the run is not followed into the earlier incident's recovery: {o:?}");
+        // Long incidents look back further, at most two hours.
+        assert_eq!(onset_lookback(10_000.0, 13_600.0, 60.0, f64::NEG_INFINITY), 10_000.0 - 7200.0);
+    }
 }

@@ -6,7 +6,7 @@
 //! cut at the budget with a marker. The prompt says what was left out.
 
 use super::incident::Diagnosis;
-use crate::timefmt::{format_duration, format_time};
+use crate::timefmt::format_time;
 
 /// The system message: the reviewer's role and what to write.
 pub const SYSTEM: &str = "You are a senior site reliability engineer writing the diagnosis section of an incident \
@@ -47,7 +47,7 @@ pub fn build_prompt(d: &Diagnosis, budget: usize) -> String {
         sub.service,
         format_time(sub.start),
         format_time(sub.end),
-        format_duration(sub.end - sub.start),
+        crate::timefmt::human_duration(sub.end - sub.start),
         if sub.severity.is_empty() { String::new() } else { format!(", severity {}", sub.severity) }
     );
     head += &side("during", &d.during);

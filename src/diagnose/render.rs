@@ -80,7 +80,7 @@ pub fn markdown(d: &Diagnosis) -> String {
         "{} → {} ({}). Baseline: {}.\n",
         format_time(s.start),
         format_time(s.end),
-        format_duration(s.end - s.start),
+        crate::timefmt::human_duration(s.end - s.start),
         d.baseline.as_ref().map_or("none available".to_string(), |b| md(&b.description))
     );
     let _ = writeln!(o, "## Summary\n\n{}\n", md(&d.advice.summary));
@@ -94,14 +94,24 @@ pub fn markdown(d: &Diagnosis) -> String {
     for (n, a, b) in compare_rows(d) {
         let _ = writeln!(o, "| {n} | {a} | {b} |");
     }
-    if let Some(o2) = &d.onset {
-        let _ = writeln!(
-            o,
-            "\n## Onset\n\nFirst departure at {} ({}), {} the declared start.",
-            format_time(o2.at),
-            o2.by,
-            o2.lead()
-        );
+    match &d.onset {
+        Some(o2) => {
+            let _ = writeln!(
+                o,
+                "\n## Onset\n\nFirst departure at {} ({}), {} the declared start.",
+                format_time(o2.at),
+                o2.by,
+                o2.lead()
+            );
+        }
+        None if !d.timeline.is_empty() => {
+            let _ = writeln!(
+                o,
+                "\n## Onset\n\nNo clear onset: nothing departed from the baseline and stayed away into it (looked back {}).",
+                crate::timefmt::human_duration(d.subject.start - d.onset_from)
+            );
+        }
+        None => {}
     }
     let _ = writeln!(o, "\n## Timeline ({} windows)\n", format_duration(d.window_seconds));
     let _ = writeln!(o, "| window | PSS | TS | MS | EV | BE | CC | traces | detector | |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -306,7 +316,7 @@ pub fn html(d: &Diagnosis) -> String {
         h1 { (title) }
         p.muted {
             (s.title) @if !s.severity.is_empty() { " (" (s.severity) ")" }
-            " · " (format_time(s.start)) " → " (format_time(s.end)) " (" (format_duration(s.end - s.start)) ")"
+            " · " (format_time(s.start)) " → " (format_time(s.end)) " (" (crate::timefmt::human_duration(s.end - s.start)) ")"
             " · baseline: " (d.baseline.as_ref().map_or("none available", |b| b.description.as_str()))
         }
         div.card {

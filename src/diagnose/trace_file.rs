@@ -80,6 +80,7 @@ pub fn diagnose_files(files: &[String], cfg: &Config, source: &SourcePolicy) -> 
         window_seconds: 60.0,
         timeline: Vec::new(),
         onset: None,
+        onset_from: lo,
         detector: None,
         patterns: Vec::new(),
         anomalous_traces: Vec::new(),
