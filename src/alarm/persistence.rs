@@ -307,26 +307,28 @@ mod tests {
     use super::*;
     use crate::domain::{Features, Window};
 
+    /// A one-minute window `k` of service `s` (or one of its modules):
+    /// erratic latency when `bad`, calm otherwise.
+    fn minute(module: &str, k: usize, bad: bool, incident: bool) -> LabeledWindow {
+        let f = Features {
+            rows: 100.0,
+            lat_cv: if bad { 5.0 } else { 0.0 },
+            tail_ratio: 1.0,
+            be_raw: 1.0,
+            ..Features::default()
+        };
+        LabeledWindow {
+            window: Window { module: module.into(), traces: 100, ..Window::unscored("s", k as f64 * 60.0, 60.0, f) },
+            incident: incident.then(|| "i".to_string()),
+        }
+    }
+
     #[test]
     fn persistence_drops_blips_but_keeps_the_incidents() {
         // 60 one-minute windows: lone bad windows (blips) every 10 minutes,
         // and a 4-window incident at 30-33.
-        let ws: Vec<LabeledWindow> = (0..60)
-            .map(|k| {
-                let bad = k % 10 == 5 || (30..34).contains(&k);
-                let f = Features {
-                    rows: 100.0,
-                    lat_cv: if bad { 5.0 } else { 0.0 },
-                    tail_ratio: 1.0,
-                    be_raw: 1.0,
-                    ..Features::default()
-                };
-                LabeledWindow {
-                    window: Window { traces: 100, ..Window::unscored("s", k as f64 * 60.0, 60.0, f) },
-                    incident: (30..34).contains(&k).then(|| "i".to_string()),
-                }
-            })
-            .collect();
+        let ws: Vec<LabeledWindow> =
+            (0..60).map(|k| minute("", k, k % 10 == 5 || (30..34).contains(&k), (30..34).contains(&k))).collect();
         let refs: Vec<&LabeledWindow> = ws.iter().collect();
         let inc = Incident {
             id: "i".into(),
@@ -425,23 +427,7 @@ mod tests {
     fn the_module_rule_is_chosen_for_an_incident_only_one_module_shows() {
         // Two hours of minute windows; at 60-63 one module's latency turns
         // erratic while the service's windows stay calm.
-        let win = |module: &str, k: usize, bad: bool| {
-            let f = Features {
-                rows: 100.0,
-                lat_cv: if bad { 5.0 } else { 0.0 },
-                tail_ratio: 1.0,
-                be_raw: 1.0,
-                ..Features::default()
-            };
-            LabeledWindow {
-                window: Window {
-                    module: module.into(),
-                    traces: 100,
-                    ..Window::unscored("s", k as f64 * 60.0, 60.0, f)
-                },
-                incident: None,
-            }
-        };
+        let win = |module: &str, k: usize, bad: bool| minute(module, k, bad, false);
         let service: Vec<LabeledWindow> = (0..120).map(|k| win("", k, false)).collect();
         let modules: Vec<LabeledWindow> =
             (0..120).flat_map(|k| [win("app.db", k, (60..64).contains(&k)), win("app.web", k, false)]).collect();
