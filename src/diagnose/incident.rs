@@ -154,8 +154,12 @@ impl Onset {
 /// An unusual trace in the subject, by the trace detector.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnomalousTrace {
+    /// Of the worst example.
     pub at: f64,
     pub function: String,
+    /// How many of the subject's most anomalous traces (the top 100) are
+    /// this function's: near-identical rows are one line with a count.
+    pub count: usize,
     pub duration: f64,
     pub wait_time: f64,
     pub error: bool,
@@ -413,7 +417,8 @@ fn timeline(
 }
 
 /// Step 5, trace-level anomalies: a forest fitted on the baseline's traces
-/// scores the subject's; the ten highest.
+/// scores the subject's; the 100 highest, grouped by function (worst
+/// example and count), the ten worst functions.
 fn anomalous_traces(
     baseline: &TraceColumns,
     cols: &TraceColumns,
@@ -428,18 +433,25 @@ fn anomalous_traces(
     let sc = m.score(&trace_features(cols));
     let mut idx: Vec<usize> = (0..sc.len()).collect();
     idx.sort_by(|a, b| sc[*b].total_cmp(&sc[*a]));
-    Ok(idx
-        .iter()
-        .take(10)
-        .map(|&i| AnomalousTrace {
-            at: cols.timestamp[i],
-            function: format!("{}:{}", cols.modules.get(cols.module[i]), cols.names.get(cols.name[i])),
-            duration: cols.duration[i],
-            wait_time: cols.wait_time[i],
-            error: cols.error[i],
-            score: sc[i],
-        })
-        .collect())
+    let mut groups: Vec<AnomalousTrace> = Vec::new();
+    for &i in idx.iter().take(100) {
+        let function = format!("{}:{}", cols.modules.get(cols.module[i]), cols.names.get(cols.name[i]));
+        // In score order: the first of a function is its worst example.
+        match groups.iter_mut().find(|g| g.function == function) {
+            Some(g) => g.count += 1,
+            None => groups.push(AnomalousTrace {
+                at: cols.timestamp[i],
+                function,
+                count: 1,
+                duration: cols.duration[i],
+                wait_time: cols.wait_time[i],
+                error: cols.error[i],
+                score: sc[i],
+            }),
+        }
+    }
+    groups.truncate(10);
+    Ok(groups)
 }
 
 /// Step 6, regression: against the baseline, and against the service's

@@ -130,8 +130,9 @@ pub fn build_prompt(d: &Diagnosis, budget: usize) -> String {
             .take(5)
             .map(|t| {
                 format!(
-                    "- {} at {}: duration {:.4}s, wait {:.4}s{}, score {:.2}\n",
+                    "- {} ({} of the 100 most anomalous traces; worst at {}): duration {:.4}s, wait {:.4}s{}, score {:.2}\n",
                     t.function,
+                    t.count,
                     format_time(t.at),
                     t.duration,
                     t.wait_time,

@@ -175,13 +175,14 @@ pub fn markdown(d: &Diagnosis) -> String {
         }
     }
     if !d.anomalous_traces.is_empty() {
-        let _ = writeln!(o, "\n## Most anomalous traces\n\n| time | function | duration | wait | error | score |\n|---|---|---:|---:|---|---:|");
+        let _ = writeln!(o, "\n## Most anomalous traces\n\nThe 100 highest-scoring traces by function: the worst example of each and how many of the 100 are that function's.\n\n| time | function | traces | duration | wait | error | score |\n|---|---|---:|---:|---:|---|---:|");
         for t in &d.anomalous_traces {
             let _ = writeln!(
                 o,
-                "| {} | {} | {:.4} s | {:.4} s | {} | {:.3} |",
+                "| {} | {} | {} | {:.4} s | {:.4} s | {} | {:.3} |",
                 format_time(t.at),
                 md(&t.function),
+                t.count,
                 t.duration,
                 t.wait_time,
                 if t.error { "yes" } else { "" },
@@ -232,37 +233,81 @@ pub fn markdown(d: &Diagnosis) -> String {
     o
 }
 
-/// The timeline chart: PSS and the five sub-scores per window, the subject
-/// shaded, detector-flagged windows marked.
+/// The clock-time axis of a timeline spanning `span` seconds from `t0`: the
+/// unit of x (seconds, minutes or hours) and an origin at a round time
+/// (minute, hour, day), so ticks at nice numbers of the unit fall on round
+/// clock times.
+fn clock_axis(t0: f64, span: f64) -> (f64, f64) {
+    let (unit, align) = if span <= 900.0 {
+        (1.0, 60.0)
+    } else if span <= 36_000.0 {
+        (60.0, 3600.0)
+    } else {
+        (3600.0, 86_400.0)
+    };
+    (unit, (t0 / align).floor() * align)
+}
+
+/// The timeline chart: PSS and the five sub-scores per window on a UTC
+/// clock-time axis, the subject shaded and labelled, the baseline shaded
+/// and labelled where it falls on the chart, detector-flagged windows
+/// marked, the legend beside the plot (never over the data).
 pub fn timeline_svg(d: &Diagnosis) -> Option<String> {
     let t = &d.timeline;
     if t.len() < 2 {
         return None;
     }
     let t0 = t[0].start;
-    let hours = |x: f64| (x - t0) / 3600.0;
-    let x1 = hours(t[t.len() - 1].start + d.window_seconds);
+    let t1 = t[t.len() - 1].start + d.window_seconds;
+    let (unit, origin) = clock_axis(t0, t1 - t0);
+    let x = |v: f64| (v - origin) / unit;
+    let clock = move |v: &f64| {
+        let at = origin + v * unit;
+        let secs = at.rem_euclid(86_400.0).round() as u64;
+        if unit == 1.0 {
+            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+        } else {
+            format!("{:02}:{:02}", secs / 3600, secs / 60 % 60)
+        }
+    };
+    let day = format_time(t0).chars().take(10).collect::<String>();
     let mut svg = String::new();
     let res: Result<(), Box<dyn std::error::Error>> = (|| {
         let root = SVGBackend::with_string(&mut svg, (900, 320)).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+        let (plot, side) = root.split_horizontally(770);
+        let mut chart = ChartBuilder::on(&plot)
             .margin(12)
             .caption(format!("Scores per {} window", format_duration(d.window_seconds)), ("sans-serif", 15))
             .x_label_area_size(34)
             .y_label_area_size(44)
-            .build_cartesian_2d(0.0..x1, 0.0..105.0)?;
+            .build_cartesian_2d(x(t0)..x(t1), 0.0..110.0)?;
         chart
             .configure_mesh()
             .light_line_style(RGBColor(245, 245, 245))
-            .x_desc(format!("hours from {}", format_time(t0)))
+            .x_label_formatter(&clock)
+            .x_desc(format!("time (UTC), {day}"))
             .y_desc("score (sub-scores ×100)")
             .draw()?;
-        let (a, b) = (hours(d.subject.start).max(0.0), hours(d.subject.end).min(x1));
+        let label = ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90));
+        if let Some(b) = &d.baseline {
+            for &(ba, bb) in &b.ranges {
+                let (a, z) = (ba.max(t0), bb.min(t1));
+                if z > a {
+                    chart.draw_series(std::iter::once(Rectangle::new(
+                        [(x(a), 0.0), (x(z), 110.0)],
+                        RGBColor(120, 120, 120).mix(0.08).filled(),
+                    )))?;
+                    chart.draw_series(std::iter::once(Text::new("baseline", (x(a), 109.0), label.clone())))?;
+                }
+            }
+        }
+        let (a, b) = (d.subject.start.max(t0), d.subject.end.min(t1));
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(a, 0.0), (b, 105.0)],
+            [(x(a), 0.0), (x(b), 110.0)],
             RGBColor(234, 67, 53).mix(0.12).filled(),
         )))?;
+        chart.draw_series(std::iter::once(Text::new(d.subject.kind.to_string(), (x(a), 109.0), label.clone())))?;
         let colors = [
             RGBColor(66, 133, 244),
             RGBColor(52, 168, 83),
@@ -271,37 +316,39 @@ pub fn timeline_svg(d: &Diagnosis) -> Option<String> {
             RGBColor(251, 140, 0),
         ];
         let names = ["timing", "memory", "errors", "branching", "concurrency"];
-        for k in 0..5 {
-            chart
-                .draw_series(LineSeries::new(
-                    t.iter().map(|p| (hours(p.start), p.sub_scores.to_array()[k] * 100.0)),
-                    colors[k].mix(0.6).stroke_width(1),
-                ))?
-                .label(names[k])
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colors[k]));
+        for (k, c) in colors.iter().enumerate() {
+            chart.draw_series(LineSeries::new(
+                t.iter().map(|p| (x(p.start), p.sub_scores.to_array()[k] * 100.0)),
+                c.mix(0.6).stroke_width(1),
+            ))?;
         }
-        chart
-            .draw_series(LineSeries::new(t.iter().map(|p| (hours(p.start), p.pss)), BLACK.stroke_width(2)))?
-            .label("PSS")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-        chart
-            .draw_series(
-                t.iter()
-                    .filter(|p| p.flagged)
-                    .map(|p| Circle::new((hours(p.start), p.pss), 4, RGBColor(234, 67, 53).filled())),
-            )?
-            .label("detector flag")
-            .legend(|(x, y)| Circle::new((x + 7, y), 4, RGBColor(234, 67, 53).filled()));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .position(SeriesLabelPosition::LowerLeft)
-            .draw()?;
+        chart.draw_series(LineSeries::new(t.iter().map(|p| (x(p.start), p.pss)), BLACK.stroke_width(2)))?;
+        chart.draw_series(
+            t.iter().filter(|p| p.flagged).map(|p| Circle::new((x(p.start), p.pss), 4, RGBColor(234, 67, 53).filled())),
+        )?;
+        // The legend, beside the plot.
+        let font = ("sans-serif", 12).into_font();
+        let mut y = 40;
+        side.draw(&PathElement::new([(4, y), (22, y)], BLACK.stroke_width(2)))?;
+        side.draw(&Text::new("PSS", (28, y - 6), font.clone()))?;
+        for (c, name) in colors.iter().zip(names) {
+            y += 20;
+            side.draw(&PathElement::new([(4, y), (22, y)], c.stroke_width(2)))?;
+            side.draw(&Text::new(name, (28, y - 6), font.clone()))?;
+        }
+        y += 20;
+        side.draw(&Circle::new((13, y), 4, RGBColor(234, 67, 53).filled()))?;
+        side.draw(&Text::new("detector flag", (28, y - 6), font.clone()))?;
         root.present()?;
         Ok(())
     })();
     res.ok().map(|_| svg)
+}
+
+/// The advisor's summary in words (its level in bold), no emoji.
+fn summary_html(summary: &str) -> maud::Markup {
+    let (level, text) = crate::report::advisor::summary_in_words(summary);
+    maud::html! { @if !level.is_empty() { strong { (level) ": " } } (text) }
 }
 
 /// Self-contained HTML. Built with maud: every string is escaped unless
@@ -321,7 +368,7 @@ pub fn html(d: &Diagnosis) -> String {
         }
         div.card {
             h2 { "Summary" }
-            p { (d.advice.summary) }
+            p { (summary_html(&d.advice.summary)) }
             ul { @for f in d.findings.iter().chain(d.regression.iter()) { li { (f) } } }
         }
         @if let Some(svg) = timeline_svg(d) {
@@ -388,10 +435,11 @@ pub fn html(d: &Diagnosis) -> String {
             div.card {
                 h2 { "Most anomalous traces" }
                 table {
-                    tr { th { "function" } th { "time" } th { "duration" } th { "wait" } th { "score" } }
+                    tr { th { "function" } th { "traces" } th { "worst at" } th { "duration" } th { "wait" } th { "score" } }
                     @for t in &d.anomalous_traces {
                         tr {
                             td { (t.function) @if t.error { " (error)" } }
+                            td { (t.count) }
                             td { (format_time(t.at)) }
                             td { (format!("{:.4} s", t.duration)) } td { (format!("{:.4} s", t.wait_time)) }
                             td { (format!("{:.3}", t.score)) }
@@ -402,7 +450,7 @@ pub fn html(d: &Diagnosis) -> String {
         }
         div.card {
             h2 { "Rule-based diagnosis" }
-            p { (d.advice.summary) }
+            p { (summary_html(&d.advice.summary)) }
             ul { @for x in &d.advice.diagnosis { li { (x) } } }
             @if !d.advice.advice.is_empty() {
                 p { "Recommendations:" }

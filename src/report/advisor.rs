@@ -76,6 +76,21 @@ pub fn advise(score: &Score, p: &AdvisorParams) -> Advice {
     Advice { summary: summary.into(), diagnosis: d, advice: a }
 }
 
+/// The summary as words for HTML: its level ("Excellent", "Stable", "At
+/// risk", "Critical") and its text without pypss's leading emoji, which
+/// Debian's Chromium draws as a missing glyph. Text and JSON keep pypss's
+/// summary as it is.
+pub fn summary_in_words(summary: &str) -> (&'static str, &str) {
+    let level = match summary.chars().next() {
+        Some('🚀') => "Excellent",
+        Some('✅') => "Stable",
+        Some('⚠') => "At risk",
+        Some('🔥') => "Critical",
+        _ => "",
+    };
+    (level, summary.trim_start_matches(|c: char| !c.is_ascii_alphanumeric()))
+}
+
 /// pypss's `generate_advisor_report` text block.
 pub fn render_text(adv: &Advice) -> String {
     let bullets = |v: &[String]| v.iter().map(|s| format!("- {s}")).collect::<Vec<_>>().join("\n");

@@ -100,7 +100,7 @@ pub fn render(r: &Report, title: &str) -> String {
         div.card.top {
             div.score style={ "color:" (color(pss as f64 / 100.0)) } { (pss) small { "/100" } }
             // The advisor's leading emoji adds nothing next to the coloured score.
-            div.summary { (r.advice.summary.trim_start_matches(|c: char| !c.is_ascii_alphanumeric())) }
+            div.summary { (crate::report::advisor::summary_in_words(&r.advice.summary).1) }
         }
         div.card {
             h2 { "Breakdown" }
