@@ -211,6 +211,17 @@ window_features! {
     lag_count,
 }
 
+/// How a module is shown to a person: pypss stores a trace without a module
+/// (`module: null`) under Python's `str(None)`, "None"; reports, documents
+/// and the board say "(no module)". JSON keeps pypss's key.
+pub fn module_label(name: &str) -> &str {
+    if name == "None" {
+        "(no module)"
+    } else {
+        name
+    }
+}
+
 /// One scored window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {

@@ -288,7 +288,7 @@ fn pattern(
         top.iter().map(describe).collect::<Vec<_>>().join(" and ")
     };
     if let Some((m, _)) = &module {
-        text += &format!(" in module `{m}`");
+        text += &format!(" in module `{}`", crate::domain::module_label(m));
     }
     if !top.iter().any(|d| d.feature.starts_with("error")) && error_z.abs() < p.z_abnormal {
         text += ", errors normal";

@@ -533,7 +533,10 @@ fn findings(d: &Diagnosis) -> Vec<String> {
     if let Some((drop, m)) = fell {
         out.push(format!(
             "Largest drop: module {} at PSS {} ({drop} below its baseline), weakest on {} ({:.2}).",
-            m.module, m.pss, m.weakest.0, m.weakest.1
+            crate::domain::module_label(&m.module),
+            m.pss,
+            m.weakest.0,
+            m.weakest.1
         ));
     }
     if b.latency.p99 > 0.0 && during.latency.p99 > 2.0 * b.latency.p99 {

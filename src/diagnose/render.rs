@@ -159,7 +159,7 @@ pub fn markdown(d: &Diagnosis) -> String {
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {} {:.2} |",
-            md(&m.module),
+            md(crate::domain::module_label(&m.module)),
             m.pss,
             m.baseline_pss.map_or("-".into(), |v| v.to_string()),
             m.traces,
@@ -413,7 +413,7 @@ pub fn html(d: &Diagnosis) -> String {
                 tr { th { "module" } th { "PSS" } th { "baseline" } th { "traces" } th { "errors" } th { "weakest" } }
                 @for m in &d.modules {
                     tr {
-                        td { (m.module) } td { (m.pss) }
+                        td { (crate::domain::module_label(&m.module)) } td { (m.pss) }
                         td { (m.baseline_pss.map_or("-".into(), |v| v.to_string())) }
                         td { (m.traces) } td { (m.errors) } td { (m.weakest.0) " " (format!("{:.2}", m.weakest.1)) }
                     }

@@ -133,7 +133,7 @@ pub fn render(r: &Report, title: &str) -> String {
                     @for g in &r.groups {
                         @let b = &g.score.breakdown;
                         tr {
-                            td { (ellipsize(&g.key, 120)) }
+                            td { (ellipsize(crate::domain::module_label(&g.key), 120)) }
                             td style={ "color:" (color(g.score.pss as f64 / 100.0)) } { b { (g.score.pss) } }
                             td { (f2(b.timing_stability)) } td { (f2(b.memory_stability)) }
                             td { (f2(b.error_volatility)) } td { (f2(b.branching_entropy)) }

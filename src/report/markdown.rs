@@ -54,7 +54,7 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(
                 o,
                 "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
-                escape(&ellipsize(&g.key, 60)),
+                escape(&ellipsize(crate::domain::module_label(&g.key), 60)),
                 g.score.pss,
                 b.timing_stability,
                 b.memory_stability,

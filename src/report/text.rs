@@ -62,7 +62,7 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "  {:<w$}  {:>5}  {:>5.2} {:>5.2} {:>5.2} {:>5.2} {:>5.2}  {:>8}  {:>6}",
-                ellipsize(&g.key, 40),
+                ellipsize(crate::domain::module_label(&g.key), 40),
                 g.score.pss,
                 b.timing_stability,
                 b.memory_stability,

@@ -235,3 +235,27 @@ fn html_escapes_trace_strings_and_is_self_contained() {
     assert!(md.contains("# Program Stability Score"));
     assert!(!md.contains("<script>"));
 }
+
+/// pypss's `module: null` is the module "None" in its JSON (pss's too), and
+/// "(no module)" wherever a person reads it.
+#[test]
+fn a_trace_without_a_module_reads_as_no_module() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let traces: Vec<serde_json::Value> = (0..40)
+        .map(|i| {
+            serde_json::json!({ "name": "f", "module": if i % 2 == 0 { serde_json::Value::Null } else { "app".into() },
+                "duration": 0.01 + (i % 5) as f64 * 0.001, "wait_time": 0.0, "memory": 1000, "error": false,
+                "timestamp": 1_795_680_000.0 + i as f64 })
+        })
+        .collect();
+    std::fs::write(d.join("t.json"), serde_json::to_string(&traces).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&crate::common::ok(&crate::common::pss(d, &["analyze", "t.json", "--format", "json"])))
+            .unwrap();
+    assert!(json["modules"].get("None").is_some(), "pypss's key stays: {}", json["modules"]);
+    for format in ["text", "markdown", "html"] {
+        let out = crate::common::ok(&crate::common::pss(d, &["analyze", "t.json", "--format", format]));
+        assert!(out.contains("(no module)"), "{format}: {out}");
+    }
+}

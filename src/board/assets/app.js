@@ -35,6 +35,8 @@
   const fmtSec = (s) => (s == null ? "–" : s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1000).toFixed(1)} ms`);
   const num = (v, d = 0) => (v == null || Number.isNaN(v) ? "–" : Number(v).toFixed(d));
   const clear = (node) => { while (node.firstChild) node.removeChild(node.firstChild); };
+  // pypss stores a trace without a module as "None": shown as "(no module)".
+  const moduleLabel = (m) => (m === "None" ? "(no module)" : m);
   const showError = (msg) => {
     const e = $("error");
     e.textContent = msg;
@@ -239,7 +241,7 @@
     const d = await api("module", { module });
     const box = $("module-detail");
     box.hidden = false;
-    $("md-title").textContent = `${d.module}: ${d.traces} traces, ${d.errors} failed`;
+    $("md-title").textContent = `${moduleLabel(d.module)}: ${d.traces} traces, ${d.errors} failed`;
     const lat = $("md-latency").tBodies[0];
     clear(lat);
     for (const [k, v] of d.latency) {
@@ -281,7 +283,7 @@
     clear(body);
     for (const m of o.modules_worst_first) {
       const row = el("tr");
-      row.appendChild(el("td", m.module));
+      row.appendChild(el("td", moduleLabel(m.module)));
       row.appendChild(el("td", m.pss, "num"));
       row.appendChild(el("td", m.traces, "num"));
       row.appendChild(el("td", m.errors, "num"));
@@ -357,13 +359,14 @@
       probe.drawn[id] = 0;
       return;
     }
-    const labelW = Math.min(220, Math.max(...m.modules.map((s) => ctx.measureText(s).width)) + 12);
+    const labelW = Math.min(220, Math.max(...m.modules.map((s) => ctx.measureText(moduleLabel(s)).width)) + 12);
     const cellW = (w - labelW) / m.t.length;
     let cells = 0;
     m.modules.forEach((name, r) => {
       ctx.fillStyle = "#1d2430";
       // Canvas text is drawn, never parsed: a hostile module name stays text.
-      ctx.fillText(name.length > 40 ? name.slice(0, 39) + "…" : name, 4, r * rowH + rowH / 2);
+      const shown = moduleLabel(name);
+      ctx.fillText(shown.length > 40 ? shown.slice(0, 39) + "…" : shown, 4, r * rowH + rowH / 2);
       m.values[r].forEach((v, k) => {
         const x = labelW + k * cellW;
         if (v == null) {
@@ -408,7 +411,7 @@
       const row = el("tr");
       row.appendChild(el("td", fmtTime(e.start)));
       row.appendChild(el("td", fmtDur(e.end - e.start)));
-      row.appendChild(el("td", e.module || "(service)"));
+      row.appendChild(el("td", e.module ? moduleLabel(e.module) : "(service)"));
       row.appendChild(el("td", num(e.peak), "num"));
       row.appendChild(el("td", e.rules.join(" + ")));
       eps.appendChild(row);
