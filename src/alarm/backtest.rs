@@ -102,7 +102,7 @@ pub fn judge(episodes: &[Episode], incidents: &[crate::domain::Incident], lead: 
         }
     }
     let false_episodes = episodes.iter().filter(|e| !incidents.iter().any(|i| overlaps(e, i))).count();
-    let median_delay = median(&delays);
+    let median_delay = crate::pystats::median(&mut delays.clone());
     Judged {
         delays,
         incidents: incidents.len(),
@@ -116,14 +116,6 @@ pub fn judge(episodes: &[Episode], incidents: &[crate::domain::Incident], lead: 
             0.0
         },
     }
-}
-
-/// The median of `xs` (`None` when empty).
-pub fn median(xs: &[f64]) -> Option<f64> {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 /// Replays a service's stored windows (and its modules') through `policy`.

@@ -237,10 +237,11 @@ impl AlarmPolicy {
         if self.detector_quantile.is_none() {
             return Ok(DetectorSource::Off);
         }
-        let kind = crate::detect::registry::WINDOW_DETECTOR_KIND;
-        let Some(reg) = store.active_model(service, kind)? else { return Ok(DetectorSource::NoModel) };
-        let path = reg.path.clone();
-        Ok(match DetectorModel::load(std::path::Path::new(&path)) {
+        let Some(active) = crate::detect::registry::active_window_detector(store, service)? else {
+            return Ok(DetectorSource::NoModel);
+        };
+        let path = active.path;
+        Ok(match active.model {
             Err(e) => DetectorSource::Unusable { path, reason: e.to_string() },
             Ok(m) if m.service != service => {
                 DetectorSource::Unusable { path, reason: format!("it is service '{}''s model", m.service) }

@@ -83,6 +83,17 @@ struct Stream<'a> {
     steps: Vec<Step>,
 }
 
+/// The scorable windows of one stream (a service's, or one module's), in time order.
+fn stream_windows<'a>(windows: &[&'a LabeledWindow], service: &str, module: &str) -> Vec<&'a Window> {
+    let mut ws: Vec<&Window> = windows
+        .iter()
+        .filter(|w| w.window.service == service && w.window.module == module && !w.window.too_small)
+        .map(|w| &w.window)
+        .collect();
+    ws.sort_by(|a, b| a.start.total_cmp(&b.start));
+    ws
+}
+
 fn streams<'a>(policy: &AlarmPolicy, windows: &[&'a LabeledWindow]) -> Vec<Stream<'a>> {
     let mut keys: Vec<(&str, &str)> =
         windows.iter().map(|w| (w.window.service.as_str(), w.window.module.as_str())).collect();
@@ -90,13 +101,8 @@ fn streams<'a>(policy: &AlarmPolicy, windows: &[&'a LabeledWindow]) -> Vec<Strea
     keys.dedup();
     keys.into_iter()
         .map(|(service, module)| {
-            let mut ws: Vec<&Window> = windows
-                .iter()
-                .filter(|w| w.window.service == service && w.window.module == module && !w.window.too_small)
-                .map(|w| &w.window)
-                .collect();
-            ws.sort_by(|a, b| a.start.total_cmp(&b.start));
-            Stream { service, module, steps: ws.iter().map(|w| policy.step(w)).collect() }
+            let steps = stream_windows(windows, service, module).iter().map(|w| policy.step(w)).collect();
+            Stream { service, module, steps }
         })
         .collect()
 }
@@ -127,7 +133,7 @@ fn judge_streams(scopes: &[Scope<'_>], streams: &[&Stream<'_>], p: &Persistence,
     }
     m.false_per_day = if seconds > 0.0 { m.false_episodes as f64 / (seconds / 86400.0) } else { 0.0 };
     m.alarming_share = if seconds > 0.0 { m.alarming_share / seconds } else { 0.0 };
-    m.median_delay = super::backtest::median(&delays);
+    m.median_delay = crate::pystats::median(&mut delays);
     m
 }
 
@@ -215,19 +221,11 @@ pub fn choose<'a>(
     let plain = AlarmPolicy { detector_quantile: None, detectors: Vec::new(), score_rules: true, ..base.clone() };
     let service_base = streams(&plain, w.service);
     // Each service window's detector score, once (the service's detector, if any).
-    let any = with_detectors(base, Some(0.5), detectors);
     let scores: Vec<Option<Vec<f64>>> = service_base
         .iter()
         .map(|st| {
-            let d = any.detectors.iter().find(|d| d.service == st.service)?;
-            let mut ws: Vec<&Window> = w
-                .service
-                .iter()
-                .filter(|lw| lw.window.service == st.service && lw.window.module.is_empty() && !lw.window.too_small)
-                .map(|lw| &lw.window)
-                .collect();
-            ws.sort_by(|a, b| a.start.total_cmp(&b.start));
-            Some(d.model.score(&crate::detect::model::window_features(&ws)))
+            let d = detectors.iter().find(|d| d.service == st.service)?;
+            Some(d.score(&crate::detect::model::window_features(&stream_windows(w.service, st.service, ""))))
         })
         .collect();
     let mut tried: Vec<Choice> = Vec::new();

@@ -23,6 +23,9 @@ pub enum QueryError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Input(String),
+    /// The query's thread ended without an answer.
+    #[error("the query failed")]
+    Failed,
 }
 
 /// A time range and window length asked for; `None`s mean everything and
@@ -341,6 +344,13 @@ pub fn alarms(
     })
 }
 
+/// The service's promoted window detector, when it reads and is one of `w` seconds.
+fn promoted(store: &dyn Store, service: &str, w: f64) -> Result<Option<DetectorModel>, StoreError> {
+    Ok(crate::detect::registry::active_window_detector(store, service)?
+        .and_then(|a| a.model.ok())
+        .filter(|m| m.window_seconds == Some(w)))
+}
+
 /// The promoted window detector's score of each window in the range
 /// (downsampled: the highest per bucket), and its flag threshold.
 #[derive(Debug, Clone, Serialize)]
@@ -359,13 +369,13 @@ pub fn detector_scores(store: &dyn Store, r: &Range, points: usize) -> Result<De
     let w = window_of(store, r)?;
     let none =
         |note: String| DetectorScores { model: None, t: vec![], score: vec![], threshold: None, note: Some(note) };
-    let kind = crate::detect::registry::WINDOW_DETECTOR_KIND;
-    let Some(reg) = store.active_model(&r.service, kind)? else {
+    let Some(active) = crate::detect::registry::active_window_detector(store, &r.service)? else {
         return Ok(none("no promoted window detector (pss-tune promotes one)".into()));
     };
-    let model = match DetectorModel::load(std::path::Path::new(&reg.path)) {
+    let path = active.path;
+    let model = match active.model {
         Ok(m) if m.window_seconds == Some(w) => m,
-        Ok(_) => return Ok(none(format!("{}: a detector of another window length", reg.path))),
+        Ok(_) => return Ok(none(format!("{path}: a detector of another window length"))),
         Err(e) => return Ok(none(e.to_string())),
     };
     let ws: Vec<Window> = store.windows(&r.service, None, w, r.from, r.to)?.into_iter().map(|l| l.window).collect();
@@ -381,7 +391,7 @@ pub fn detector_scores(store: &dyn Store, r: &Range, points: usize) -> Result<De
             model.score(&window_features(&scored)).into_iter().reduce(f64::max)
         });
     }
-    Ok(DetectorScores { model: Some(reg.path), t, score, threshold: model.forest.threshold, note: None })
+    Ok(DetectorScores { model: Some(path), t, score, threshold: model.forest.threshold, note: None })
 }
 
 /// A pattern as the Diagnostics tab lists it.
@@ -402,10 +412,7 @@ pub fn patterns(store: &dyn Store, r: &Range) -> Result<Value, QueryError> {
     use crate::detect::patterns::{service_patterns, PatternParams};
     known(store, &r.service)?;
     let w = window_of(store, r)?;
-    let model = store
-        .active_model(&r.service, crate::detect::registry::WINDOW_DETECTOR_KIND)?
-        .and_then(|m| DetectorModel::load(std::path::Path::new(&m.path)).ok())
-        .filter(|m| m.window_seconds == Some(w));
+    let model = promoted(store, &r.service, w)?;
     let forest = crate::detect::IsolationForestParams { contamination: Some(0.05), seed: 7, ..Default::default() };
     let sp = match service_patterns(
         store,
@@ -457,10 +464,7 @@ pub fn diagnosis_html(store: &dyn Store, service: &str, incident: &str, cfg: &Co
         .find(|i| i.id == incident)
         .ok_or_else(|| QueryError::Input(format!("no incident '{incident}' of '{service}'")))?;
     let w = window_of(store, &Range { service: service.into(), ..Range::default() })?;
-    let detector = store
-        .active_model(service, crate::detect::registry::WINDOW_DETECTOR_KIND)?
-        .and_then(|m| DetectorModel::load(std::path::Path::new(&m.path)).ok())
-        .filter(|m| m.window_seconds == Some(w));
+    let detector = promoted(store, service, w)?;
     let p = DiagnoseParams {
         window_seconds: w,
         detector,

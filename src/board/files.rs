@@ -47,26 +47,14 @@ pub fn ingest(files: &[PathBuf], db: &Path, first: f64, cfg: &Config) -> Result<
     Ok(out)
 }
 
-/// Adds the windows of `seconds` for each file's service.
+/// Adds the windows of `seconds` for each file's service, over the range
+/// its first length's windows already cover (every trace is in one).
 pub fn add_length(db: &Path, opts: &[IngestOptions], seconds: f64) -> Result<(), StoreError> {
     let mut store = crate::store::open(db)?;
     for o in opts {
-        let o = IngestOptions { window_seconds: seconds, ..o.clone() };
-        let all = TimeRange { from: f64::MIN / 4.0, to: f64::MAX / 4.0 };
-        let mut range = None;
-        store.scan_traces(&o.service, all, &mut |t| {
-            let ts = match t {
-                crate::store::StoredTrace::Regular { row, .. } => row.timestamp,
-                crate::store::StoredTrace::System { timestamp, .. } => timestamp,
-            };
-            if ts.is_finite() {
-                let r: &mut (f64, f64) = range.get_or_insert((ts, ts));
-                r.0 = r.0.min(ts);
-                r.1 = r.1.max(ts);
-            }
-        })?;
-        if let Some((from, to)) = range {
-            recompute_windows(&mut *store, TimeRange { from, to: to + seconds }, &o)?;
+        if let Some(span) = store.window_span(&o.service, o.window_seconds)? {
+            let o = IngestOptions { window_seconds: seconds, ..o.clone() };
+            recompute_windows(&mut *store, TimeRange { from: span.from, to: span.to + seconds }, &o)?;
         }
     }
     Ok(())

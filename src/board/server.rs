@@ -126,6 +126,21 @@ fn json_response(status: StatusCode, v: serde_json::Value) -> Response {
 }
 
 /// Runs a query on a fresh connection to the history, off the async threads.
+async fn query<T, F>(s: BoardState, f: F) -> Result<T, QueryError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn crate::store::Store, &BoardState) -> Result<T, QueryError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let path = s.history.read().expect("the history path lock is not poisoned").clone();
+        let store = crate::store::open(&path)?;
+        f(&*store, &s)
+    })
+    .await
+    .unwrap_or_else(|_| Err(QueryError::Failed))
+}
+
+/// An API call: the token checked, the query run, its value or error as JSON.
 async fn api<T, F>(s: BoardState, headers: HeaderMap, f: F) -> Response
 where
     T: serde::Serialize + Send + 'static,
@@ -134,17 +149,10 @@ where
     if !authorized(&s, &headers) {
         return json_response(StatusCode::UNAUTHORIZED, serde_json::json!({ "error": "a bearer token is required" }));
     }
-    let out = tokio::task::spawn_blocking(move || {
-        let path = s.history.read().expect("the history path lock is not poisoned").clone();
-        let store = crate::store::open(&path)?;
-        f(&*store, &s)
-    })
-    .await;
-    match out {
-        Ok(Ok(v)) => json_response(StatusCode::OK, serde_json::to_value(v).expect("API values serialize")),
-        Ok(Err(QueryError::Input(m))) => json_response(StatusCode::BAD_REQUEST, serde_json::json!({ "error": m })),
-        Ok(Err(e)) => json_response(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": e.to_string() })),
-        Err(_) => json_response(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": "the query failed" })),
+    match query(s, f).await {
+        Ok(v) => json_response(StatusCode::OK, serde_json::to_value(v).expect("API values serialize")),
+        Err(QueryError::Input(m)) => json_response(StatusCode::BAD_REQUEST, serde_json::json!({ "error": m })),
+        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": e.to_string() })),
     }
 }
 
@@ -230,18 +238,12 @@ async fn diagnosis(State(s): State<BoardState>, headers: HeaderMap, Query(p): Qu
     if !authorized(&s, &headers) {
         return (StatusCode::UNAUTHORIZED, "a bearer token is required\n").into_response();
     }
-    let out = tokio::task::spawn_blocking(move || {
-        let path = s.history.read().expect("the history path lock is not poisoned").clone();
-        let store = crate::store::open(&path)?;
-        data::diagnosis_html(&*store, &p.service, &p.incident, &s.cfg)
-    })
-    .await;
-    let (status, body) = match out {
-        Ok(Ok(html)) => (StatusCode::OK, html),
-        Ok(Err(QueryError::Input(m))) => (StatusCode::BAD_REQUEST, m),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the diagnosis failed".to_string()),
-    };
+    let (status, body) =
+        match query(s, move |store, s| data::diagnosis_html(store, &p.service, &p.incident, &s.cfg)).await {
+            Ok(html) => (StatusCode::OK, html),
+            Err(QueryError::Input(m)) => (StatusCode::BAD_REQUEST, m),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
     let kind = if status == StatusCode::OK { "text/html; charset=utf-8" } else { "text/plain; charset=utf-8" };
     let mut r = (status, [(header::CONTENT_TYPE, kind)], body).into_response();
     let h = r.headers_mut();

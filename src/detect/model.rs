@@ -99,6 +99,18 @@ pub struct DetectorModel {
     pub score_quantiles: Vec<f64>,
 }
 
+/// The `q` quantile (0–1) of sorted values, linearly interpolated between
+/// order statistics (numpy's default); `None` when empty or `q` is outside.
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
+}
+
 /// The quantile grid of [`DetectorModel::score_quantiles`].
 const QUANTILE_STEPS: usize = 1000;
 
@@ -177,18 +189,10 @@ impl super::Fit<Array2<f64>> for CheckedDetectorParams {
         let forest = self.forest.fit(&z.view())?;
         let mut scores = forest.score(&z.view());
         scores.sort_by(f64::total_cmp);
-        let score_quantiles = if scores.is_empty() {
+        let score_quantiles: Vec<f64> = if scores.is_empty() {
             Vec::new()
         } else {
-            let last = (scores.len() - 1) as f64;
-            (0..=QUANTILE_STEPS)
-                .map(|i| {
-                    // Linear interpolation between order statistics (numpy's default).
-                    let pos = last * i as f64 / QUANTILE_STEPS as f64;
-                    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-                    scores[lo] + (scores[hi] - scores[lo]) * (pos - lo as f64)
-                })
-                .collect()
+            (0..=QUANTILE_STEPS).filter_map(|i| quantile(&scores, i as f64 / QUANTILE_STEPS as f64)).collect()
         };
         Ok(DetectorModel {
             schema_version: MODEL_SCHEMA_VERSION,
@@ -218,14 +222,10 @@ impl DetectorModel {
     /// The training rows' score at quantile `q` (0–1), linearly interpolated
     /// on the stored grid; `None` for a model file without one.
     pub fn score_at_quantile(&self, q: f64) -> Option<f64> {
-        let g = &self.score_quantiles;
-        if g.len() < 2 || !(0.0..=1.0).contains(&q) {
+        if self.score_quantiles.len() < 2 {
             return None;
         }
-        let pos = q * (g.len() - 1) as f64;
-        let lo = pos.floor() as usize;
-        let hi = (lo + 1).min(g.len() - 1);
-        Some(g[lo] + (g[hi] - g[lo]) * (pos - lo as f64))
+        quantile(&self.score_quantiles, q)
     }
 
     /// Flags from the contamination threshold (when trained with one).

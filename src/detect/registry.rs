@@ -50,6 +50,38 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
     move |source| RegistryError::Io { path: path.display().to_string(), source }
 }
 
+/// A service's active (promoted) window detector.
+#[derive(Debug)]
+pub struct ActiveDetector {
+    /// The path the registry holds.
+    pub path: String,
+    /// The model read from it, or why it could not be read.
+    pub model: Result<DetectorModel, super::model::ModelFileError>,
+}
+
+/// The service's active window detector, when one is registered.
+pub fn active_window_detector(store: &dyn Store, service: &str) -> Result<Option<ActiveDetector>, StoreError> {
+    Ok(store.active_model(service, WINDOW_DETECTOR_KIND)?.map(|m| {
+        let model = DetectorModel::load(Path::new(&m.path));
+        ActiveDetector { path: m.path, model }
+    }))
+}
+
+/// The window detectors' hyperparameters: the nightly retraining and the
+/// alarm policy's choice fit the same forest.
+pub fn window_detector_params(seed: u64) -> IsolationForestParams {
+    IsolationForestParams { extended: true, contamination: Some(0.05), seed, ..Default::default() }
+}
+
+/// Fits each service's window detector on `train` (`val` scored for the record).
+pub fn fit_window_detectors(
+    train: &[&LabeledWindow],
+    val: &[&LabeledWindow],
+    seed: u64,
+) -> Result<Vec<DetectorModel>, RegistryError> {
+    Ok(forest_scores(train, val, &window_detector_params(seed))?.models)
+}
+
 /// Retrains, registers and (when better) promotes each service's window
 /// detector; `now` gives the clock (run and registration times).
 pub fn retrain_window_detectors(
@@ -60,8 +92,22 @@ pub fn retrain_window_detectors(
     dir: &Path,
     now: &dyn Fn() -> f64,
 ) -> Result<Vec<DetectorOutcome>, RegistryError> {
-    let params = IsolationForestParams { extended: true, contamination: Some(0.05), seed, ..Default::default() };
-    let models = forest_scores(&split.train, &split.val, &params)?.models;
+    let models = fit_window_detectors(&split.train, &split.val, seed)?;
+    register_window_detectors(store, split, &models, services, seed, dir, now)
+}
+
+/// Registers `models` (fit on `split.train` by [`fit_window_detectors`]),
+/// comparing each with the active one on `split.val` and promoting it
+/// when better.
+pub fn register_window_detectors(
+    store: &mut dyn Store,
+    split: &Split<'_>,
+    models: &[DetectorModel],
+    services: &[String],
+    seed: u64,
+    dir: &Path,
+    now: &dyn Fn() -> f64,
+) -> Result<Vec<DetectorOutcome>, RegistryError> {
     let mut out = Vec::new();
     for s in services {
         let started = now();

@@ -12,8 +12,8 @@ use super::output::{config_toml, convergence_svg, model_card, pr_svg, verdict};
 use super::space::{Candidate, Space};
 use super::tuner::{CheckedTuneParams, TuneData, TuneError, TuneParams, Tuned};
 use crate::config::{Config, ConfigError};
-use crate::detect::registry::{retrain_window_detectors, DetectorOutcome, RegistryError};
-use crate::detect::IsolationForestParams;
+use crate::detect::model::DetectorModel;
+use crate::detect::registry::{register_window_detectors, DetectorOutcome, RegistryError};
 use crate::domain::{Incident, LabeledWindow};
 use crate::store::{RunRecord, Store, StoreError};
 
@@ -118,6 +118,7 @@ fn choose_alarm(
     job: &NightlyJob,
     checked: &CheckedTuneParams,
     tuned: &Tuned,
+    models: &[DetectorModel],
     cfg: &Config,
 ) -> Result<AlarmChoice, NightlyError> {
     let (params, budget) = (&job.params, job.page_budget);
@@ -137,14 +138,11 @@ fn choose_alarm(
     let (train, val): (Vec<_>, Vec<_>) = l.data.windows.iter().partition(|w| w.window.start < tuned.split_at);
     let (mtrain, mval): (Vec<_>, Vec<_>) = l.module_windows.iter().partition(|w| w.window.start < tuned.split_at);
     let val_w = Windows { service: &val, modules: &mval };
-    let forest =
-        IsolationForestParams { extended: true, contamination: Some(0.05), seed: params.seed, ..Default::default() };
     let detectors = |a: &[&LabeledWindow], b: &[&LabeledWindow]| {
-        crate::detect::evaluate::forest_scores(a, b, &forest)
-            .map(|f| f.models)
+        crate::detect::registry::fit_window_detectors(a, b, params.seed)
             .map_err(|e| NightlyError::Input(format!("window detectors for the alarm policy: {e}")))
     };
-    let models = detectors(&train, &val)?;
+
     let inc = &l.data.incidents;
     let lead = params.lead_seconds;
     // The inner search: the same search on the training part alone.
@@ -156,7 +154,7 @@ fn choose_alarm(
     };
     let (early, late): (Vec<_>, Vec<_>) = train.iter().copied().partition(|w| w.window.start < choose_from);
     let mlate: Vec<&LabeledWindow> = mtrain.iter().copied().filter(|w| w.window.start >= choose_from).collect();
-    let inner_models = if early.is_empty() { models.clone() } else { detectors(&early, &late)? };
+    let inner_models = if early.is_empty() { models.to_vec() } else { detectors(&early, &late)? };
     let late_w = Windows { service: &late, modules: &mlate };
     let pick = |inner_c: &Candidate, c: &Candidate| {
         let choice = choose(&base_of(inner_c), &inner_models, late_w, inc, lead, budget);
@@ -165,7 +163,7 @@ fn choose_alarm(
             persistence: choice.persistence,
             score_rules: choice.score_rules,
             module_pss: choice.module_pss,
-            ..with_detectors(&base, choice.detector_quantile, &models)
+            ..with_detectors(&base, choice.detector_quantile, models)
         };
         (choice, evaluate(&chosen, val_w, inc, lead), base)
     };
@@ -400,7 +398,12 @@ pub fn run(
     }
     let promotion = decide(job, &out, &checked, &l.data, &tuned)?;
     let verdict_text = verdict(&tuned, params.objective.name());
-    let alarm = choose_alarm(&l, job, &checked, &tuned, cfg)?;
+    // The window detectors, fit once on the training part: the alarm
+    // policy's choice judges with them and the registry registers them.
+    let split = crate::eval::time_split(&l.data.windows, params.validation)
+        .ok_or_else(|| NightlyError::Input("no windows to split".into()))?;
+    let models = crate::detect::registry::fit_window_detectors(&split.train, &split.val, params.seed)?;
+    let alarm = choose_alarm(&l, job, &checked, &tuned, &models, cfg)?;
     let outputs = write_outputs(&out, &l, &params, &tuned, &promotion, &verdict_text, &alarm)?;
     let finished = crate::timefmt::now();
     let run_id = store.record_run(&RunRecord {
@@ -414,11 +417,17 @@ pub fn run(
             "random_search": tuned.metrics_random, "decision": promotion.to_json(),
             "config": outputs.config.display().to_string() }),
     })?;
-    let detectors = match (&job.detectors_dir, crate::eval::time_split(&l.data.windows, params.validation)) {
-        (Some(dir), Some(split)) => {
-            retrain_window_detectors(&mut *store, &split, &l.services, params.seed, dir, &crate::timefmt::now)?
-        }
-        _ => Vec::new(),
+    let detectors = match &job.detectors_dir {
+        Some(dir) => register_window_detectors(
+            &mut *store,
+            &split,
+            &models,
+            &l.services,
+            params.seed,
+            dir,
+            &crate::timefmt::now,
+        )?,
+        None => Vec::new(),
     };
     let all: Vec<_> = l.data.windows.iter().collect();
     Ok(NightlyReport {
