@@ -3,7 +3,7 @@
 # the tests need before running them — pypss 1.3.1 with grpcio, protobuf and
 # redis from PyPI into target/pypss-venv (differential tests, and the real
 # pypss clients `pss serve` is tested with) with selenium (the board's
-# browser test), and Debian's redis-server, prometheus-alertmanager,
+# browser test) and the OpenTelemetry SDK with its OTLP exporters, and Debian's redis-server, prometheus-alertmanager,
 # prometheus-pushgateway, chromium and chromium-driver (selenium is pointed
 # at Debian's driver: nothing is downloaded at run time).
 set -euo pipefail
@@ -15,6 +15,11 @@ if ! "$VENV/bin/python" -c 'import pypss, grpc, redis, google.protobuf, promethe
     mkdir -p target
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check pypss==1.3.1 grpcio==1.85.3 protobuf==7.36.2 redis==8.1.0 prometheus-client==0.26.0 selenium==4.51.0
+fi
+# The OpenTelemetry Python SDK and its OTLP exporters (the OTLP inputs' real clients).
+if ! "$VENV/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.exporter.otlp.proto.grpc.trace_exporter' 2>/dev/null; then
+    echo "==> installing the OpenTelemetry SDK 1.45.2 with its OTLP/HTTP and OTLP/gRPC exporters into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2 opentelemetry-exporter-otlp-proto-grpc==1.45.2
 fi
 # Debian's real servers the tests start on 127.0.0.1.
 missing=()

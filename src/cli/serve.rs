@@ -10,6 +10,7 @@ use clap::Args;
 use super::{CmdResult, Failure};
 use crate::config::Config;
 use crate::ingest::IngestOptions;
+use crate::serve::otlp::{grpc::OtlpGrpcConfig, http::OtlpHttpConfig, SpanMapping};
 use crate::serve::{
     follow::FollowConfig, grpc::GrpcConfig, http::HttpConfig, redis_input::RedisConfig, run, ServeConfig,
 };
@@ -20,7 +21,9 @@ committed to the history database before it is acknowledged (gRPC/HTTP response,
 When the store falls behind, HTTP answers 429 and gRPC RESOURCE_EXHAUSTED; nothing is dropped silently.\n\n\
 Service name: HTTP header X-PSS-Service or ?service=, gRPC metadata x-pss-service (or the batch's field), \
 else --service.\n\nEndpoints: gRPC pypss.TraceService/SubmitTrace (pypss's GRPCCollector) and \
-pss.TraceBatchService/SubmitBatch; HTTP POST /v1/traces (JSON array or JSON Lines), GET /healthz, GET /metrics.\n\n\
+pss.TraceBatchService/SubmitBatch; HTTP POST /v1/traces (JSON array or JSON Lines), GET /healthz, GET /metrics; \
+OTLP/HTTP POST /v1/traces (protobuf or JSON) and OTLP/gRPC TraceService/Export, spans mapped to traces as the README's \
+OpenTelemetry section says (service from the resource's service.name).\n\n\
 SIGTERM or Ctrl-C: stop accepting, commit what is queued, recompute the last windows, exit 0.\n\n\
 Example:\n  pss serve --history /var/lib/pss/history.db --grpc 127.0.0.1:50051 --http 127.0.0.1:8080 \\\n    \
 --redis redis://127.0.0.1:6379/0 --follow 'logs/*.jsonl' --service checkout")]
@@ -34,6 +37,25 @@ pub struct ServeArgs {
     /// HTTP address.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
     pub http: Option<SocketAddr>,
+    /// OTLP/HTTP address (POST /v1/traces, protobuf or JSON): any
+    /// OpenTelemetry SDK or Collector exports here.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:4318")]
+    pub otlp_http: Option<SocketAddr>,
+    /// OTLP/gRPC address (TraceService/Export).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:4317")]
+    pub otlp_grpc: Option<SocketAddr>,
+    /// Span attribute that carries pypss's branch_tag.
+    #[arg(long, default_value = "pss.branch_tag", value_name = "ATTR")]
+    pub otlp_branch_attribute: String,
+    /// Span attribute with the span's CPU time, seconds (absent: the field is absent).
+    #[arg(long, default_value = "pss.cpu_time", value_name = "ATTR")]
+    pub otlp_cpu_attribute: String,
+    /// Span attribute with the span's wait time, seconds (Concurrency Chaos).
+    #[arg(long, default_value = "pss.wait_time", value_name = "ATTR")]
+    pub otlp_wait_attribute: String,
+    /// Span attribute with the memory reading (Memory Stability), in the unit pypss records.
+    #[arg(long, default_value = "pss.memory", value_name = "ATTR")]
+    pub otlp_memory_attribute: String,
     /// Consume pypss's RedisCollector list at this URL.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
@@ -107,8 +129,16 @@ pub struct ServeArgs {
 
 /// Runs `pss serve` until SIGTERM.
 pub fn run_serve(a: ServeArgs) -> CmdResult {
-    if a.grpc.is_none() && a.http.is_none() && a.redis.is_none() && a.follow.is_none() {
-        return Err(Failure::input("give at least one input: --grpc, --http, --redis or --follow"));
+    if a.grpc.is_none()
+        && a.http.is_none()
+        && a.redis.is_none()
+        && a.follow.is_none()
+        && a.otlp_http.is_none()
+        && a.otlp_grpc.is_none()
+    {
+        return Err(Failure::input(
+            "give at least one input: --grpc, --http, --redis, --follow, --otlp-http or --otlp-grpc",
+        ));
     }
     let cfg = Config::discover(a.config.as_deref())?;
     let sc = serve_config(&a, &cfg)?;
@@ -127,6 +157,12 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
                 let _ = writeln!(out, "pss serve: board on http://{h}/");
             }
         }
+        if let Some(h) = b.otlp_http {
+            let _ = writeln!(out, "pss serve: OTLP/HTTP on http://{h}/v1/traces");
+        }
+        if let Some(g) = b.otlp_grpc {
+            let _ = writeln!(out, "pss serve: OTLP/gRPC on {g}");
+        }
         if let Some(r) = &a.redis {
             let _ = writeln!(out, "pss serve: Redis list {} at {r}", a.redis_key);
         }
@@ -138,10 +174,7 @@ pub fn run_serve(a: ServeArgs) -> CmdResult {
     })
     .map_err(|e| Failure::input(e.to_string()))?;
     use crate::serve::writer::InputKind;
-    let total: u64 = [InputKind::Http, InputKind::Grpc, InputKind::Redis, InputKind::Files]
-        .iter()
-        .map(|i| metrics.accepted_total(*i))
-        .sum();
+    let total: u64 = InputKind::ALL.iter().map(|i| metrics.accepted_total(*i)).sum();
     super::print(&format!("pss serve: stopped; {total} traces stored this run\n"))
 }
 
@@ -193,27 +226,42 @@ fn serve_config(a: &ServeArgs, cfg: &Config) -> Result<ServeConfig, Failure> {
         token: token.clone().map(std::sync::Arc::new),
         generation: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
     });
+    let grpc = |address| GrpcConfig {
+        address,
+        max_message_bytes: max,
+        patience,
+        max_connections: a.max_connections,
+        max_batch_traces: a.max_batch_traces,
+        idle_timeout: grpc_idle,
+    };
+    let http = |address, board| HttpConfig {
+        address,
+        max_body_bytes: max,
+        patience,
+        max_connections: a.max_connections,
+        header_timeout,
+        request_timeout,
+        body_budget_bytes: a.body_budget_mib.max(1) << 20,
+        board,
+    };
+    let mapping = SpanMapping {
+        branch_tag: a.otlp_branch_attribute.clone(),
+        cpu_time: a.otlp_cpu_attribute.clone(),
+        wait_time: a.otlp_wait_attribute.clone(),
+        memory: a.otlp_memory_attribute.clone(),
+    };
+    let max_inflated_bytes = (a.max_inflated_mib.max(1) as u64) << 20;
     Ok(ServeConfig {
         alerting: alerting(a, cfg)?,
         history: a.history.clone(),
-        grpc: a.grpc.map(|address| GrpcConfig {
-            address,
-            max_message_bytes: max,
-            patience,
-            max_connections: a.max_connections,
-            max_batch_traces: a.max_batch_traces,
-            idle_timeout: grpc_idle,
+        grpc: a.grpc.map(grpc),
+        http: a.http.map(|address| http(address, board.clone())),
+        otlp_http: a.otlp_http.map(|address| OtlpHttpConfig {
+            http: http(address, None),
+            max_inflated_bytes,
+            mapping: mapping.clone(),
         }),
-        http: a.http.map(|address| HttpConfig {
-            address,
-            max_body_bytes: max,
-            patience,
-            max_connections: a.max_connections,
-            header_timeout,
-            request_timeout,
-            body_budget_bytes: a.body_budget_mib.max(1) << 20,
-            board: board.clone(),
-        }),
+        otlp_grpc: a.otlp_grpc.map(|address| OtlpGrpcConfig { grpc: grpc(address), mapping: mapping.clone() }),
         redis: a.redis.clone().map(|url| RedisConfig {
             url,
             key: a.redis_key.clone(),
@@ -231,7 +279,7 @@ fn serve_config(a: &ServeArgs, cfg: &Config) -> Result<ServeConfig, Failure> {
             capacity: a.queue,
             max_jobs_per_commit: 64,
             recompute_every: secs("refresh", &a.refresh, true)?,
-            max_inflated_bytes: (a.max_inflated_mib.max(1) as u64) << 20,
+            max_inflated_bytes,
             ingest: IngestOptions {
                 service: a.service.clone(),
                 window_seconds: window,

@@ -184,20 +184,37 @@ pub(super) async fn build(
         patience,
         max_batch_traces,
     };
-    let incoming = limited_incoming(listener, max_connections, idle_timeout, metrics.clone());
+    let routes =
+        tonic::service::Routes::new(TraceServiceServer::new(g.clone()).max_decoding_message_size(max_message_bytes))
+            .add_service(TraceBatchServiceServer::new(g).max_decoding_message_size(max_message_bytes));
+    let fut = serve_routes(listener, routes, max_connections, idle_timeout, InputKind::Grpc, metrics, shutdown);
+    Ok((addr, fut))
+}
+
+/// Serves `routes` on `listener` until `shutdown`: at most `max_connections`
+/// open, each closed after `idle` without traffic, refusals counted for
+/// `input`.
+pub(super) fn serve_routes(
+    listener: tokio::net::TcpListener,
+    routes: tonic::service::Routes,
+    max_connections: usize,
+    idle: std::time::Duration,
+    input: InputKind,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = Result<(), tonic::transport::Error>> {
+    let incoming = limited_incoming(listener, max_connections, idle, input, metrics.clone());
     // pypss's GRPCCollector drops each call's future at once, and grpcio
     // cancels a call when its future is garbage-collected: every trace
     // arrives followed by a RST_STREAM. hyper's rapid-reset guard would
     // answer that with GOAWAY and lose the rest of the connection, so the
     // limit is raised; the store step runs in its own task (below) so a
     // trace that arrived is kept even when its call is cancelled.
-    let fut = tonic::transport::Server::builder()
+    tonic::transport::Server::builder()
         .http2_max_pending_accept_reset_streams(Some(100_000))
-        .layer(CountRefusals { metrics })
-        .add_service(TraceServiceServer::new(g.clone()).max_decoding_message_size(max_message_bytes))
-        .add_service(TraceBatchServiceServer::new(g).max_decoding_message_size(max_message_bytes))
-        .serve_with_incoming_shutdown(incoming, shutdown);
-    Ok((addr, fut))
+        .layer(CountRefusals { metrics, input })
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown)
 }
 
 /// A connection that holds its place under the connection limit, closed
@@ -208,6 +225,7 @@ struct Limited {
     _permit: tokio::sync::OwnedSemaphorePermit,
     idle: std::time::Duration,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    input: InputKind,
     metrics: Arc<Metrics>,
 }
 
@@ -236,7 +254,7 @@ impl tokio::io::AsyncRead for Limited {
             }
             Poll::Pending => match std::future::Future::poll(self.deadline.as_mut(), cx) {
                 Poll::Ready(()) => {
-                    self.metrics.rejected(InputKind::Grpc, Reason::Timeout, 1);
+                    self.metrics.rejected(self.input, Reason::Timeout, 1);
                     Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle connection closed")))
                 }
                 Poll::Pending => Poll::Pending,
@@ -274,6 +292,7 @@ fn limited_incoming(
     listener: tokio::net::TcpListener,
     max: usize,
     idle: std::time::Duration,
+    input: InputKind,
     metrics: Arc<Metrics>,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<Limited>> {
     let gate = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
@@ -283,10 +302,11 @@ fn limited_incoming(
             _permit: permit,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
+            input,
             metrics: metrics.clone(),
         }),
         Err(_) => {
-            metrics.rejected(InputKind::Grpc, Reason::ConnectionLimit, 1);
+            metrics.rejected(input, Reason::ConnectionLimit, 1);
             None
         }
     })
@@ -318,12 +338,13 @@ fn async_stream_like(
 #[derive(Clone)]
 struct CountRefusals {
     metrics: Arc<Metrics>,
+    input: InputKind,
 }
 
 impl<S> tower_layer::Layer<S> for CountRefusals {
     type Service = CountRefusalsService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        CountRefusalsService { inner, metrics: self.metrics.clone() }
+        CountRefusalsService { inner, metrics: self.metrics.clone(), input: self.input }
     }
 }
 
@@ -331,6 +352,7 @@ impl<S> tower_layer::Layer<S> for CountRefusals {
 struct CountRefusalsService<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    input: InputKind,
 }
 
 impl<S, B, RB> tower_service::Service<http::Request<B>> for CountRefusalsService<S>
@@ -349,15 +371,15 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let fut = self.inner.call(req);
-        let metrics = self.metrics.clone();
+        let (metrics, input) = (self.metrics.clone(), self.input);
         Box::pin(async move {
             let resp = fut.await?;
             // A unary error is "trailers-only": the status is in the headers.
             if let Some(reason) = codec_refusal(resp.headers()) {
-                metrics.rejected(InputKind::Grpc, reason, 1);
-                return Ok(resp.map(|body| CountedBody { body, metrics: None }));
+                metrics.rejected(input, reason, 1);
+                return Ok(resp.map(|body| CountedBody { body, metrics: None, input }));
             }
-            Ok(resp.map(|body| CountedBody { body, metrics: Some(metrics) }))
+            Ok(resp.map(|body| CountedBody { body, metrics: Some(metrics), input }))
         })
     }
 }
@@ -369,6 +391,7 @@ pin_project_lite::pin_project! {
         #[pin]
         body: B,
         metrics: Option<Arc<Metrics>>,
+        input: InputKind,
     }
 }
 
@@ -385,7 +408,7 @@ impl<B: http_body::Body> http_body::Body for CountedBody<B> {
         if let std::task::Poll::Ready(Some(Ok(frame))) = &out {
             if let Some(reason) = frame.trailers_ref().and_then(codec_refusal) {
                 if let Some(m) = this.metrics.take() {
-                    m.rejected(InputKind::Grpc, reason, 1);
+                    m.rejected(*this.input, reason, 1);
                 }
             }
         }

@@ -129,30 +129,10 @@ async fn submit(
     if let Some(why) = media_refusal(&headers) {
         return refuse(&c, Reason::UnsupportedMedia, StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
     }
-    let max = c.cfg.max_body_bytes;
-    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return refuse(&c, Reason::TooLarge, StatusCode::PAYLOAD_TOO_LARGE, format!("body over {max} bytes"));
-    }
-    // Room in the body budget for what may arrive, held until the batch is stored.
-    let kib = (declared.unwrap_or(max as u64).div_ceil(1024)).max(1) as u32;
-    let permit = match tokio::time::timeout(c.cfg.patience, c.budget.clone().acquire_many_owned(kib)).await {
-        Ok(Ok(p)) => p,
-        _ => {
-            let msg = "the server holds as many request bodies as its budget allows; retry with backoff".into();
-            return refuse(&c, Reason::Busy, StatusCode::TOO_MANY_REQUESTS, msg);
-        }
-    };
-    let bytes = match tokio::time::timeout(c.cfg.request_timeout, axum::body::to_bytes(body, max)).await {
-        Err(_) => {
-            let msg = format!("the body did not arrive within {:?}", c.cfg.request_timeout);
-            return refuse(&c, Reason::Timeout, StatusCode::REQUEST_TIMEOUT, msg);
-        }
-        Ok(Err(e)) if over_limit(&e) => {
-            return refuse(&c, Reason::TooLarge, StatusCode::PAYLOAD_TOO_LARGE, format!("body over {max} bytes"))
-        }
-        Ok(Err(e)) => return refuse(&c, Reason::Malformed, StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
-        Ok(Ok(b)) => b,
+    let limits = BodyLimits::of(&c.cfg);
+    let (bytes, permit) = match receive(&c.budget, &limits, &headers, body).await {
+        Ok(r) => r,
+        Err(r) => return refuse(&c, r.reason, r.status, r.message),
     };
     let service = headers
         .get("x-pss-service")
@@ -193,6 +173,71 @@ async fn submit(
     }
 }
 
+/// The limits a request body is read within.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BodyLimits {
+    pub max_body_bytes: usize,
+    pub patience: Duration,
+    pub request_timeout: Duration,
+}
+
+impl BodyLimits {
+    fn of(c: &HttpConfig) -> Self {
+        BodyLimits { max_body_bytes: c.max_body_bytes, patience: c.patience, request_timeout: c.request_timeout }
+    }
+}
+
+/// Why a request was refused before it reached the store.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    pub reason: Reason,
+    pub status: StatusCode,
+    pub message: String,
+}
+
+/// The body budget for `body_budget_bytes`, in KiB permits (room for one
+/// largest body at least).
+pub(super) fn body_budget(body_budget_bytes: usize, max_body_bytes: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new((body_budget_bytes / 1024).max(max_body_bytes.div_ceil(1024)).max(1)))
+}
+
+/// Reads a request body within `limits`: a declared length over the limit
+/// is refused before reading; room in the body `budget` is held (the permit)
+/// until the caller has stored the batch; the body must arrive within the
+/// request timeout.
+pub(super) async fn receive(
+    budget: &Arc<Semaphore>,
+    limits: &BodyLimits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(axum::body::Bytes, tokio::sync::OwnedSemaphorePermit), Refusal> {
+    let max = limits.max_body_bytes;
+    let refusal = |reason, status, message| Refusal { reason, status, message };
+    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(refusal(Reason::TooLarge, StatusCode::PAYLOAD_TOO_LARGE, format!("body over {max} bytes")));
+    }
+    let kib = (declared.unwrap_or(max as u64).div_ceil(1024)).max(1) as u32;
+    let permit = match tokio::time::timeout(limits.patience, budget.clone().acquire_many_owned(kib)).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            let msg = "the server holds as many request bodies as its budget allows; retry with backoff".into();
+            return Err(refusal(Reason::Busy, StatusCode::TOO_MANY_REQUESTS, msg));
+        }
+    };
+    match tokio::time::timeout(limits.request_timeout, axum::body::to_bytes(body, max)).await {
+        Err(_) => {
+            let msg = format!("the body did not arrive within {:?}", limits.request_timeout);
+            Err(refusal(Reason::Timeout, StatusCode::REQUEST_TIMEOUT, msg))
+        }
+        Ok(Err(e)) if over_limit(&e) => {
+            Err(refusal(Reason::TooLarge, StatusCode::PAYLOAD_TOO_LARGE, format!("body over {max} bytes")))
+        }
+        Ok(Err(e)) => Err(refusal(Reason::Malformed, StatusCode::BAD_REQUEST, format!("reading the body: {e}"))),
+        Ok(Ok(b)) => Ok((b, permit)),
+    }
+}
+
 /// Whether reading a body failed on the length limit.
 fn over_limit(e: &axum::Error) -> bool {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -215,13 +260,12 @@ pub(super) async fn build(
     let listener = tokio::net::TcpListener::bind(cfg.address).await?;
     let addr = listener.local_addr()?;
     let m = input.metrics.clone();
-    let budget_kib = (cfg.body_budget_bytes / 1024).max(cfg.max_body_bytes.div_ceil(1024)).max(1);
     let ctx = Ctx {
         queue: input.queue,
         metrics: input.metrics.clone(),
         token: input.token,
         default_service: input.service,
-        budget: Arc::new(Semaphore::new(budget_kib)),
+        budget: body_budget(cfg.body_budget_bytes, cfg.max_body_bytes),
         cfg: Arc::new(cfg.clone()),
     };
     let app = Router::new()
@@ -233,54 +277,68 @@ pub(super) async fn build(
         Some(b) => app.merge(crate::board::router(b)),
         None => app,
     };
-    let metrics = input.metrics;
-    let serve = async move {
-        let gate = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let sock = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((sock, _)) => sock,
-                    // Out of file descriptors, or an aborted handshake: not fatal.
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = gate.clone().try_acquire_owned() else {
-                metrics.rejected(InputKind::Http, Reason::ConnectionLimit, 1);
-                let msg = "connection limit reached; retry later\n";
-                let _ = sock.try_write(
-                    format!(
-                        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{msg}",
-                        msg.len()
-                    )
-                    .as_bytes(),
-                );
-                continue;
-            };
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(cfg.header_timeout)
-                .max_buf_size(256 * 1024)
-                .serve_connection(
-                    hyper_util::rt::TokioIo::new(sock),
-                    hyper_util::service::TowerToHyperService::new(app.clone()),
-                );
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                let _ = conn.await;
-                drop(permit);
-            });
-        }
-        drop(listener);
-        let _ = tokio::time::timeout(Duration::from_secs(60), graceful.shutdown()).await;
-        Ok(())
-    };
+    let serve =
+        serve_router(listener, app, cfg.max_connections, cfg.header_timeout, InputKind::Http, input.metrics, shutdown);
     Ok((addr, serve))
+}
+
+/// Serves `app` on `listener` (HTTP/1.1) until `shutdown`, then lets requests
+/// in flight finish: at most `max_connections` open (one more is answered 503
+/// and closed, counted for `input`), headers within `header_timeout` (which
+/// also closes idle keep-alive connections).
+pub(super) async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    max_connections: usize,
+    header_timeout: Duration,
+    input: InputKind,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let gate = Arc::new(Semaphore::new(max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let sock = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((sock, _)) => sock,
+                // Out of file descriptors, or an aborted handshake: not fatal.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = gate.clone().try_acquire_owned() else {
+            metrics.rejected(input, Reason::ConnectionLimit, 1);
+            let msg = "connection limit reached; retry later\n";
+            let _ = sock.try_write(
+                format!(
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{msg}",
+                    msg.len()
+                )
+                .as_bytes(),
+            );
+            continue;
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(256 * 1024)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(sock),
+                hyper_util::service::TowerToHyperService::new(app.clone()),
+            );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(60), graceful.shutdown()).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -131,6 +131,32 @@ impl Input for HttpConfig {
     }
 }
 
+impl Input for super::otlp::http::OtlpHttpConfig {
+    fn name(&self) -> &'static str {
+        "otlp_http"
+    }
+    fn build(self: Box<Self>, ctx: InputContext) -> BoxFuture<Result<Running, InputError>> {
+        Box::pin(async move {
+            let (address, shutdown) = (self.http.address, ctx.shutdown());
+            let bound = super::otlp::http::build(*self, ctx, shutdown).await;
+            listening("otlp-http", address, bound.map(|(a, f)| (a, async move { f.await.map_err(InputError::Http) })))
+        })
+    }
+}
+
+impl Input for super::otlp::grpc::OtlpGrpcConfig {
+    fn name(&self) -> &'static str {
+        "otlp_grpc"
+    }
+    fn build(self: Box<Self>, ctx: InputContext) -> BoxFuture<Result<Running, InputError>> {
+        Box::pin(async move {
+            let (address, shutdown) = (self.grpc.address, ctx.shutdown());
+            let bound = super::otlp::grpc::build(*self, ctx, shutdown).await;
+            listening("otlp-grpc", address, bound.map(|(a, f)| (a, async move { Ok(f.await?) })))
+        })
+    }
+}
+
 /// Runs a blocking consumer on a thread of its own.
 fn blocking(name: &'static str, work: impl FnOnce() -> Result<(), InputError> + Send + 'static) -> Running {
     let handle = tokio::task::spawn_blocking(work);

@@ -9,7 +9,7 @@ use super::writer::InputKind;
 use crate::domain::SubScores;
 use crate::store::{IngestReport, Store};
 
-const INPUTS: [InputKind; 4] = [InputKind::Http, InputKind::Grpc, InputKind::Redis, InputKind::Files];
+const INPUTS: [InputKind; 6] = InputKind::ALL;
 
 fn idx(i: InputKind) -> usize {
     INPUTS.iter().position(|x| *x == i).unwrap_or(0)
@@ -79,11 +79,11 @@ pub struct LiveScore {
 /// Everything `/metrics` shows.
 #[derive(Default)]
 pub struct Metrics {
-    accepted: [AtomicU64; 4],
-    duplicates: [AtomicU64; 4],
-    skipped: [AtomicU64; 4],
-    rejected: [AtomicU64; 4],
-    rejected_by: [[AtomicU64; 8]; 4],
+    accepted: [AtomicU64; 6],
+    duplicates: [AtomicU64; 6],
+    skipped: [AtomicU64; 6],
+    rejected: [AtomicU64; 6],
+    rejected_by: [[AtomicU64; 8]; 6],
     pub queue_depth: AtomicU64,
     pub windows_recomputed: AtomicU64,
     /// Passes of the alarm policy over newly closed windows.
@@ -100,6 +100,21 @@ pub struct Metrics {
     firing: Mutex<Vec<(String, String, &'static str)>>,
     /// Notification attempts by (channel, delivered).
     notifications: Mutex<BTreeMap<(String, bool), u64>>,
+    /// What the OTLP inputs made of the spans they were sent.
+    otlp: Mutex<OtlpCounts>,
+}
+
+/// OTLP spans by what became of them (`pss_otlp_*`).
+#[derive(Default)]
+struct OtlpCounts {
+    /// Mapped spans by kind ([`crate::serve::otlp::KINDS`]).
+    by_kind: [u64; 7],
+    /// Mapped spans without cpu_time, wait_time, memory.
+    absent: [u64; 3],
+    /// Spans refused in a partial success.
+    rejected_spans: u64,
+    /// Attribute values that could not map, by `attribute:type`.
+    unmapped: BTreeMap<String, u64>,
 }
 
 impl Metrics {
@@ -115,6 +130,21 @@ impl Metrics {
     pub fn rejected(&self, input: InputKind, reason: Reason, n: u64) {
         self.rejected[idx(input)].fetch_add(n, Ordering::Relaxed);
         self.rejected_by[idx(input)][reason.idx()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// What one OTLP request's mapping counted.
+    pub fn otlp_mapped(&self, m: &crate::serve::otlp::Mapped) {
+        let mut o = self.otlp.lock().unwrap_or_else(|p| p.into_inner());
+        for (a, b) in o.by_kind.iter_mut().zip(m.by_kind) {
+            *a += b;
+        }
+        for (a, b) in o.absent.iter_mut().zip(m.absent) {
+            *a += b;
+        }
+        o.rejected_spans += m.rejected;
+        for (k, n) in &m.unmapped {
+            *o.unmapped.entry(k.clone()).or_default() += n;
+        }
     }
 
     /// Traces stored so far by an input.
@@ -179,7 +209,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut o = String::new();
-        let counter = |o: &mut String, name: &str, help: &str, v: &[AtomicU64; 4]| {
+        let counter = |o: &mut String, name: &str, help: &str, v: &[AtomicU64; 6]| {
             o.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
             for i in INPUTS {
                 o.push_str(&format!("{name}{{input=\"{}\"}} {}\n", i.name(), v[idx(i)].load(Ordering::Relaxed)));
@@ -261,6 +291,7 @@ impl Metrics {
             let result = if *ok { "sent" } else { "failed" };
             o.push_str(&format!("pss_notifications_total{{channel=\"{c}\",result=\"{result}\"}} {n}\n"));
         }
+        self.render_otlp(&mut o, &esc);
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let gauges = [
             ("pss_score", "PSS of the latest window (0-100)."),
@@ -285,6 +316,35 @@ impl Metrics {
             }
         }
         o
+    }
+
+    fn render_otlp(&self, o: &mut String, esc: &dyn Fn(&str) -> String) {
+        use crate::serve::otlp::{KINDS, OPTIONAL_FIELDS};
+        let c = self.otlp.lock().unwrap_or_else(|p| p.into_inner());
+        o.push_str("# HELP pss_otlp_spans_total OTLP spans mapped to traces, by span kind.\n# TYPE pss_otlp_spans_total counter\n");
+        for (k, n) in KINDS.iter().zip(c.by_kind) {
+            o.push_str(&format!("pss_otlp_spans_total{{kind=\"{k}\"}} {n}\n"));
+        }
+        o.push_str(
+            "# HELP pss_otlp_spans_without_total Mapped spans without the attribute for a field (the field is absent).\n\
+             # TYPE pss_otlp_spans_without_total counter\n",
+        );
+        for (f, n) in OPTIONAL_FIELDS.iter().zip(c.absent) {
+            o.push_str(&format!("pss_otlp_spans_without_total{{field=\"{f}\"}} {n}\n"));
+        }
+        o.push_str(&format!(
+            "# HELP pss_otlp_spans_rejected_total Spans refused in a partial success (times that make no trace).\n\
+             # TYPE pss_otlp_spans_rejected_total counter\npss_otlp_spans_rejected_total {}\n",
+            c.rejected_spans
+        ));
+        o.push_str(
+            "# HELP pss_otlp_unmapped_values_total Attribute values of a type their field cannot take (left out).\n\
+             # TYPE pss_otlp_unmapped_values_total counter\n",
+        );
+        for (k, n) in &c.unmapped {
+            let (attr, ty) = k.rsplit_once(':').unwrap_or((k, ""));
+            o.push_str(&format!("pss_otlp_unmapped_values_total{{attribute=\"{}\",type=\"{ty}\"}} {n}\n", esc(attr)));
+        }
     }
 }
 

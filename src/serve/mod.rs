@@ -1,5 +1,5 @@
 //! `pss serve`: a collection service real pypss clients send to. Each input
-//! (gRPC, HTTP, Redis, files) is a module with a serde config that builds a
+//! (gRPC, HTTP, Redis, files, OTLP/HTTP, OTLP/gRPC) is a module with a serde config that builds a
 //! running component from one shared context ([`input::Input`]), feeding one
 //! bounded queue to one writer that commits to the history store before
 //! anything is acknowledged.
@@ -10,6 +10,7 @@ pub mod grpc;
 pub(crate) mod http;
 pub(crate) mod input;
 pub(crate) mod metrics;
+pub mod otlp;
 pub(crate) mod redis_input;
 pub(crate) mod writer;
 
@@ -28,6 +29,8 @@ pub struct ServeConfig {
     pub http: Option<http::HttpConfig>,
     pub redis: Option<redis_input::RedisConfig>,
     pub follow: Option<follow::FollowConfig>,
+    pub otlp_http: Option<otlp::http::OtlpHttpConfig>,
+    pub otlp_grpc: Option<otlp::grpc::OtlpGrpcConfig>,
     pub service: String,
     pub token: Option<String>,
     pub writer: writer::WriterConfig,
@@ -49,6 +52,12 @@ impl ServeConfig {
             v.push(Box::new(c.clone()));
         }
         if let Some(c) = &self.follow {
+            v.push(Box::new(c.clone()));
+        }
+        if let Some(c) = &self.otlp_http {
+            v.push(Box::new(c.clone()));
+        }
+        if let Some(c) = &self.otlp_grpc {
             v.push(Box::new(c.clone()));
         }
         v
@@ -77,6 +86,8 @@ pub enum ServeError {
 pub struct Bound {
     pub grpc: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    pub otlp_http: Option<SocketAddr>,
+    pub otlp_grpc: Option<SocketAddr>,
 }
 
 /// Waits for SIGTERM, Ctrl-C or `shutdown`.
@@ -148,6 +159,8 @@ pub fn run(
             match name {
                 "grpc" => bound.grpc = r.address,
                 "http" => bound.http = r.address,
+                "otlp_http" => bound.otlp_http = r.address,
+                "otlp_grpc" => bound.otlp_grpc = r.address,
                 _ => {}
             }
             running.push((name, r.graceful, tokio::spawn(r.task)));

@@ -22,9 +22,23 @@ pub enum InputKind {
     Grpc,
     Redis,
     Files,
+    /// OTLP/HTTP (`--otlp-http`).
+    OtlpHttp,
+    /// OTLP/gRPC (`--otlp-grpc`).
+    OtlpGrpc,
 }
 
 impl InputKind {
+    /// Every input, in the order metrics list them.
+    pub const ALL: [InputKind; 6] = [
+        InputKind::Http,
+        InputKind::Grpc,
+        InputKind::Redis,
+        InputKind::Files,
+        InputKind::OtlpHttp,
+        InputKind::OtlpGrpc,
+    ];
+
     /// The label value.
     pub fn name(self) -> &'static str {
         match self {
@@ -32,6 +46,8 @@ impl InputKind {
             InputKind::Grpc => "grpc",
             InputKind::Redis => "redis",
             InputKind::Files => "files",
+            InputKind::OtlpHttp => "otlp_http",
+            InputKind::OtlpGrpc => "otlp_grpc",
         }
     }
 }
