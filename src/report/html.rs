@@ -173,6 +173,9 @@ pub fn render(r: &Report, title: &str) -> String {
                 }
             }
         }
+        @if let Some(n) = r.unmeasured.describe(r.traces) {
+            p { strong { "Note: " } (n) }
+        }
         p.muted {
             @if r.skipped.total() > 0 { "Skipped " (r.skipped.total()) " traces: " (r.skipped.describe()) ". " }
             @for (path, fmt, _) in &r.files { "Read " (path) " (" (fmt) "). " }

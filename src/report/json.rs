@@ -45,6 +45,7 @@ pub fn to_value(r: &Report) -> Value {
     root.insert("errors".into(), r.errors.into());
     root.insert("skipped".into(), r.skipped.total().into());
     root.insert("skipped_by_reason".into(), serde_json::to_value(r.skipped).expect("plain struct"));
+    root.insert("not_measured".into(), serde_json::to_value(r.unmeasured).expect("plain struct"));
     root.insert("latency".into(), serde_json::to_value(&r.latency).expect("plain struct"));
     root.insert("memory".into(), serde_json::to_value(&r.memory).expect("plain struct"));
     root.insert("exceptions".into(), serde_json::to_value(&r.exceptions).expect("plain struct"));

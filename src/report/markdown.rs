@@ -92,5 +92,8 @@ pub fn render(r: &Report) -> String {
         if r.skipped.total() > 0 { format!(" ({})", r.skipped.describe()) } else { String::new() },
         escape(&r.config_source)
     );
+    if let Some(n) = r.unmeasured.describe(r.traces) {
+        let _ = writeln!(o, "\n> {}", escape(&n));
+    }
     o
 }

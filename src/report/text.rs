@@ -81,5 +81,8 @@ pub fn render(r: &Report) -> String {
     } else {
         out.push_str("Skipped: 0 traces\n");
     }
+    if let Some(n) = r.unmeasured.describe(r.traces) {
+        let _ = writeln!(out, "{n}");
+    }
     out
 }

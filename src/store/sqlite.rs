@@ -570,12 +570,11 @@ impl Store for SqliteStore {
             let exception_message: Option<String> = r.get(8).map_err(e)?;
             let branch_tag: Option<String> = r.get(9).map_err(e)?;
             let duration = r.get::<_, Option<f64>>(3).map_err(e)?.unwrap_or(0.0);
+            let memory = r.get::<_, Option<f64>>(5).map_err(e)?;
+            let wait_time = r.get::<_, Option<f64>>(4).map_err(e)?;
+            c.unmeasured.note(memory.is_none(), wait_time.is_none());
             let row = Row {
-                values: [
-                    duration,
-                    r.get::<_, Option<f64>>(5).map_err(e)?.unwrap_or(0.0),
-                    r.get::<_, Option<f64>>(4).map_err(e)?.unwrap_or(0.0),
-                ],
+                values: [duration, memory.unwrap_or(0.0), wait_time.unwrap_or(0.0)],
                 stage,
                 error: r.get::<_, i64>(6).map_err(e)? != 0,
                 branch_tag: branch_tag.as_deref(),

@@ -105,7 +105,10 @@ impl Sink<'_> {
         let stage = row.map(|r| r.stage as i64).unwrap_or(Stage::Complete as i64);
         let (d, m, w) = match row {
             Some(r) => {
-                let v = |k: usize| (r.stage as usize > k).then_some(r.values[k]);
+                // A reading the trace does not carry is stored as NULL (read
+                // back as pypss's 0, and counted as not measured).
+                let present = [true, t.memory.is_some(), t.wait_time.is_some()];
+                let v = |k: usize| (r.stage as usize > k && present[k]).then_some(r.values[k]);
                 (v(0), v(1), v(2))
             }
             None => (None, None, None),

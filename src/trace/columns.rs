@@ -211,13 +211,15 @@ pub struct TraceColumns {
     pub exception_examples: Vec<String>,
 
     pub skipped: Skipped,
+    /// Rows without a memory or wait_time reading.
+    pub unmeasured: Unmeasured,
     /// Unknown module name from config (`discovery_unknown_module_name`).
     pub unknown_module: String,
     /// True when every row is [`Stage::Complete`].
     pub all_complete: bool,
     /// Which optional columns are kept.
     pub keep: ColumnOptions,
-    checkpoint: (usize, usize, Vec<u64>),
+    checkpoint: (usize, usize, Vec<u64>, Unmeasured),
 }
 
 /// Optional columns: leaving out what a command does not need keeps a
@@ -284,14 +286,15 @@ impl TraceColumns {
 
     /// Marks the start of a new source: [`reset`](Self::reset) goes back here.
     pub fn begin_source(&mut self) {
-        self.checkpoint = (self.stage.len(), self.sys_module.len(), self.exception_counts.clone());
+        self.checkpoint = (self.stage.len(), self.sys_module.len(), self.exception_counts.clone(), self.unmeasured);
     }
 
     /// Forgets the rows of the current source (a later `traces` key replaces
     /// an earlier one, as in a Python dict). Skip counts are kept.
     pub fn reset(&mut self) {
-        let (r, s, ref counts) = self.checkpoint;
+        let (r, s, ref counts, unmeasured) = self.checkpoint;
         self.exception_counts.clone_from(counts);
+        self.unmeasured = unmeasured;
         self.exception_counts.resize(self.exception_types.len(), 0);
         self.duration.truncate(r);
         self.memory.truncate(r);
@@ -361,6 +364,8 @@ impl TraceColumns {
         self.sys_lag.extend_from_slice(&other.sys_lag);
         self.sys_timestamp.extend_from_slice(&other.sys_timestamp);
         self.skipped.add(&other.skipped);
+        self.unmeasured.memory += other.unmeasured.memory;
+        self.unmeasured.wait_time += other.unmeasured.wait_time;
         self.all_complete &= other.all_complete;
     }
 
@@ -384,6 +389,7 @@ impl TraceColumns {
                     let md = t.memory_diff.as_ref().and_then(|v| py_float(v).ok()).filter(|v| v.is_finite());
                     self.memory_diff.push(md.unwrap_or(0.0));
                 }
+                self.unmeasured.note(t.memory.is_none(), t.wait_time.is_none());
                 self.push_row_values(&r, module, name);
             }
         }
@@ -460,6 +466,44 @@ impl Skipped {
             SkipReason::BadMetadata => self.bad_metadata += 1,
             SkipReason::BadLag => self.bad_lag += 1,
         }
+    }
+}
+
+/// Rows that carry no `memory` or no `wait_time` key (traces from
+/// OpenTelemetry spans without the attributes, or a client that does not
+/// measure them). pypss counts a missing reading as 0, and so does pss; a
+/// report says how many there were, so a perfect Memory Stability or
+/// Concurrency Chaos is not mistaken for a measured one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Unmeasured {
+    pub memory: u64,
+    pub wait_time: u64,
+}
+
+impl Unmeasured {
+    /// Counts one row's missing readings.
+    pub fn note(&mut self, memory: bool, wait_time: bool) {
+        self.memory += u64::from(memory);
+        self.wait_time += u64::from(wait_time);
+    }
+
+    /// A sentence for reports, when some of `rows` lacked a reading.
+    pub fn describe(&self, rows: usize) -> Option<String> {
+        let part = |n: u64, field: &str, score: &str| -> Option<String> {
+            (n > 0).then(|| {
+                if n as usize >= rows {
+                    format!("{field} on none of the {rows} traces ({score} is 1.0 by construction, not measured)")
+                } else {
+                    format!("{field} missing on {n} of {rows} traces (counted as 0 in {score}, as pypss does)")
+                }
+            })
+        };
+        let parts: Vec<String> =
+            [part(self.memory, "memory", "Memory Stability"), part(self.wait_time, "wait_time", "Concurrency Chaos")]
+                .into_iter()
+                .flatten()
+                .collect();
+        (!parts.is_empty()).then(|| format!("Not measured: {}.", parts.join("; ")))
     }
 }
 

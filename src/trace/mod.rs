@@ -8,7 +8,7 @@ mod props;
 pub(crate) mod reader;
 pub(crate) mod tabular;
 
-pub use columns::{ColumnOptions, Interner, Skipped, Stage, TraceColumns, NONE};
+pub use columns::{ColumnOptions, Interner, Skipped, Stage, TraceColumns, Unmeasured, NONE};
 pub use json::RawTrace;
 pub use reader::{read_bytes, read_source, read_untrusted_bytes, FileSummary, Format, Source};
 

@@ -18,7 +18,7 @@ use pss::serve::grpc::pb::pypss::TraceMessage;
 
 use crate::common::{python, wait_until};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -58,15 +58,18 @@ impl Drop for Redis {
     }
 }
 
-/// A running `pss serve`, with the addresses it printed.
-struct Server {
+/// A running `pss serve`, with the addresses it printed; killed on drop.
+pub(crate) struct Server {
     child: Child,
-    grpc: Option<SocketAddr>,
-    http: Option<SocketAddr>,
+    pub grpc: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub otlp_http: Option<SocketAddr>,
+    pub otlp_grpc: Option<SocketAddr>,
 }
 
 impl Server {
-    fn start(dir: &Path, args: &[&str]) -> Server {
+    /// Starts `pss serve --history h.db` in `dir` and waits until it is ready.
+    pub(crate) fn start(dir: &Path, args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pss"))
             .current_dir(dir)
             .args(["serve", "--history", "h.db", "--refresh", "1s"])
@@ -76,9 +79,15 @@ impl Server {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut grpc, mut http) = (None, None);
+        let (mut grpc, mut http, mut otlp_http, mut otlp_grpc) = (None, None, None, None);
         for line in lines.by_ref() {
             let line = line.unwrap();
+            if let Some(a) = line.strip_prefix("pss serve: OTLP/HTTP on http://") {
+                otlp_http = Some(a.trim_end_matches("/v1/traces").parse().unwrap());
+            }
+            if let Some(a) = line.strip_prefix("pss serve: OTLP/gRPC on ") {
+                otlp_grpc = Some(a.parse().unwrap());
+            }
             if let Some(a) = line.strip_prefix("pss serve: gRPC on ") {
                 grpc = Some(a.parse().unwrap());
             }
@@ -91,10 +100,11 @@ impl Server {
         }
         // Keep reading stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, grpc, http }
+        Server { child, grpc, http, otlp_http, otlp_grpc }
     }
 
-    fn term(mut self) -> std::process::ExitStatus {
+    /// SIGTERM, then the exit status.
+    pub(crate) fn term(mut self) -> std::process::ExitStatus {
         unsafe_kill(self.child.id(), "TERM");
         self.child.wait().unwrap()
     }

@@ -74,7 +74,8 @@ struct OtlpGrpc {
     token: Option<Arc<String>>,
 }
 
-/// UNAVAILABLE with a `RetryInfo` (OTLP: retry after the delay).
+/// UNAVAILABLE with a `RetryInfo` in the status details (OTLP: retry after
+/// the delay) and in `google.rpc.retryinfo-bin`.
 fn retry_later(message: String) -> Status {
     let info = RetryInfo { retry_delay: Some(ProtoDuration { seconds: RETRY_AFTER.as_secs() as i64, nanos: 0 }) };
     let details = RpcStatus {
@@ -82,7 +83,12 @@ fn retry_later(message: String) -> Status {
         message: message.clone(),
         details: vec![Any { type_url: "type.googleapis.com/google.rpc.RetryInfo".into(), value: info.encode_to_vec() }],
     };
-    Status::with_details(tonic::Code::Unavailable, message, details.encode_to_vec().into())
+    let mut status = Status::with_details(tonic::Code::Unavailable, message, details.encode_to_vec().into());
+    // Where OpenTelemetry's Python exporter looks for it.
+    status
+        .metadata_mut()
+        .insert_bin("google.rpc.retryinfo-bin", tonic::metadata::MetadataValue::from_bytes(&info.encode_to_vec()));
+    status
 }
 
 #[tonic::async_trait]

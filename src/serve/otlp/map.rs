@@ -243,3 +243,196 @@ pub fn decode_json(bytes: &[u8]) -> Result<ExportTraceServiceRequest, String> {
         format!("not an OTLP/JSON ExportTraceServiceRequest at {path}: {}", e.inner())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::otlp::pb::common::{AnyValue, InstrumentationScope};
+    use crate::serve::otlp::pb::resource::Resource;
+    use crate::serve::otlp::pb::trace::{span::Event, ResourceSpans, ScopeSpans, Status};
+    use prost::Message;
+
+    fn kv(k: &str, v: any_value::Value) -> KeyValue {
+        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+    }
+    fn s(v: &str) -> any_value::Value {
+        any_value::Value::StringValue(v.into())
+    }
+
+    fn request(service: Option<&str>, spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: service.map(|n| vec![kv("service.name", s(n))]).unwrap_or_default(),
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope { name: "shop.http".into(), ..Default::default() }),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn span(name: &str, start: u64, end: u64, attributes: Vec<KeyValue>) -> Span {
+        Span {
+            trace_id: vec![0xab; 16],
+            span_id: vec![0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08],
+            name: name.into(),
+            kind: 2,
+            start_time_unix_nano: start,
+            end_time_unix_nano: end,
+            attributes,
+            ..Default::default()
+        }
+    }
+
+    fn lines(m: &Mapped) -> Vec<(String, Value)> {
+        m.bodies
+            .iter()
+            .flat_map(|(svc, b)| {
+                b.split(|c| *c == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| (svc.clone(), serde_json::from_slice(l).unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_span_maps_field_by_field() {
+        let mut sp = span(
+            "",
+            1_700_000_000_250_000_000,
+            1_700_000_000_400_000_000,
+            vec![
+                kv("code.function", s("price_cart")),
+                kv("code.namespace", s("shop.pricing")),
+                kv("code.filepath", s("shop/pricing.py")),
+                kv("code.lineno", any_value::Value::IntValue(42)),
+                kv("pss.memory", any_value::Value::IntValue(2048)),
+                kv("pss.wait_time", any_value::Value::DoubleValue(0.003)),
+                kv("pss.branch_tag", any_value::Value::BoolValue(true)),
+            ],
+        );
+        sp.status = Some(Status { code: status::StatusCode::Error as i32, message: "boom".into() });
+        sp.events = vec![Event {
+            name: "exception".into(),
+            attributes: vec![kv("exception.type", s("KeyError")), kv("exception.message", s("'sku-1'"))],
+            ..Default::default()
+        }];
+        let m = map_request(&request(Some("checkout"), vec![sp]), &SpanMapping::default(), "default");
+        let got = lines(&m);
+        assert_eq!(got.len(), 1);
+        let (svc, t) = &got[0];
+        assert_eq!(svc, "checkout");
+        assert_eq!(t["name"], "price_cart", "code.function when the span has no name");
+        assert_eq!(t["module"], "shop.pricing");
+        assert_eq!((t["filename"].as_str(), t["lineno"].as_i64()), (Some("shop/pricing.py"), Some(42)));
+        approx::assert_abs_diff_eq!(t["timestamp"].as_f64().unwrap(), 1_700_000_000.25, epsilon = 1e-6);
+        approx::assert_abs_diff_eq!(t["duration"].as_f64().unwrap(), 0.15, epsilon = 1e-9);
+        assert_eq!(t["error"], true);
+        assert_eq!(
+            (t["exception_type"].as_str(), t["exception_message"].as_str()),
+            (Some("KeyError"), Some("'sku-1'"))
+        );
+        assert_eq!(t["branch_tag"], "True");
+        assert_eq!((t["memory"].as_f64(), t["wait_time"].as_f64()), (Some(2048.0), Some(0.003)));
+        assert!(t.get("cpu_time").is_none(), "absent, not 0");
+        assert_eq!(m.absent, [1, 0, 0]);
+        assert_eq!(t["trace_id"], format!("otel:{}:0102030405060708", "ab".repeat(16)));
+        assert_eq!(m.by_kind[2], 1);
+    }
+
+    #[test]
+    fn module_falls_back_to_the_scope_then_the_service_and_services_split() {
+        let mut r = request(Some("a"), vec![span("GET /", 10, 20, vec![])]);
+        let mut other = request(None, vec![span("job", 10, 20, vec![])]);
+        other.resource_spans[0].scope_spans[0].scope = None;
+        r.resource_spans.push(other.resource_spans.remove(0));
+        let m = map_request(&r, &SpanMapping::default(), "fallback");
+        let got = lines(&m);
+        assert_eq!(got[0].0, "a");
+        assert_eq!(got[0].1["module"], "shop.http");
+        assert_eq!(got[1].0, "fallback", "no service.name: the request's service");
+        assert_eq!(got[1].1["module"], "fallback");
+        assert_eq!(got[1].1["error"], false);
+        assert_eq!(got[1].1["exception_type"], Value::Null);
+    }
+
+    #[test]
+    fn spans_that_make_no_trace_are_rejected_and_wrong_types_counted() {
+        let spans = vec![
+            span("no start", 0, 5, vec![]),
+            span("backwards", 20, 10, vec![]),
+            span(
+                "ok",
+                10,
+                20,
+                vec![kv("pss.memory", s("lots")), kv("pss.cpu_time", any_value::Value::BoolValue(true))],
+            ),
+        ];
+        let m = map_request(&request(Some("a"), spans), &SpanMapping::default(), "d");
+        assert_eq!((m.spans, m.rejected), (1, 2));
+        assert!(m.first_rejection.as_deref().unwrap().contains("'no start'"));
+        assert_eq!(m.unmapped.get("pss.memory:string"), Some(&1));
+        assert_eq!(m.unmapped.get("pss.cpu_time:bool"), Some(&1));
+        assert_eq!(m.absent, [1, 1, 1]);
+        let empty = map_request(&request(Some("a"), vec![span("x", 0, 0, vec![])]), &SpanMapping::default(), "d");
+        assert!(empty.bodies.is_empty(), "no body for a service with no trace");
+    }
+
+    #[test]
+    fn configured_attributes_are_read() {
+        let m = SpanMapping { memory: "process.memory.usage".into(), ..SpanMapping::default() };
+        let sp = span("x", 10, 20, vec![kv("process.memory.usage", any_value::Value::IntValue(7))]);
+        let got = lines(&map_request(&request(Some("a"), vec![sp]), &m, "d"));
+        assert_eq!(got[0].1["memory"], 7.0);
+    }
+
+    #[test]
+    fn the_specifications_json_example_decodes_like_its_protobuf() {
+        let j = include_bytes!("../../../proto/opentelemetry/examples/trace.json");
+        let req = decode_json(j).unwrap();
+        let sp = &req.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(hex::encode(&sp.trace_id), "5b8efff798038103d269b633813fc60c");
+        assert_eq!((sp.start_time_unix_nano, sp.end_time_unix_nano), (1544712660000000000, 1544712661000000000));
+        assert_eq!(sp.kind, 2);
+        // The same request through protobuf maps to the same traces.
+        let again = ExportTraceServiceRequest::decode(req.encode_to_vec().as_slice()).unwrap();
+        let (a, b) =
+            (map_request(&req, &SpanMapping::default(), "d"), map_request(&again, &SpanMapping::default(), "d"));
+        assert_eq!(a.bodies, b.bodies);
+        let got = lines(&a);
+        assert_eq!(got[0].0, "my.service");
+        assert_eq!(
+            (got[0].1["name"].as_str(), got[0].1["module"].as_str()),
+            (Some("I'm a server span"), Some("my.library"))
+        );
+        assert_eq!(got[0].1["duration"], 1.0);
+    }
+
+    #[test]
+    fn json_values_of_every_type_and_bad_json_named() {
+        let j = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"","spanId":"00ff","name":"n",
+            "startTimeUnixNano":5,"endTimeUnixNano":"7","attributes":[
+              {"key":"i","value":{"intValue":"-3"}},{"key":"d","value":{"doubleValue":"NaN"}},
+              {"key":"b","value":{"bytesValue":"AAE="}},{"key":"a","value":{"arrayValue":{"values":[{"boolValue":true}]}}},
+              {"key":"k","value":{"kvlistValue":{"values":[{"key":"x","value":{}}]}}},{"key":"e","value":{}}],
+            "status":{"code":2},"events":[{"timeUnixNano":"6","name":"exception"}],"unknownField":1}]}]}]}"#;
+        let req = decode_json(j).unwrap();
+        let sp = &req.resource_spans[0].scope_spans[0].spans[0];
+        let v = |k: &str| attr(&sp.attributes, k).cloned();
+        assert_eq!(v("i"), Some(any_value::Value::IntValue(-3)));
+        assert!(matches!(v("d"), Some(any_value::Value::DoubleValue(d)) if d.is_nan()));
+        assert_eq!(v("b"), Some(any_value::Value::BytesValue(vec![0, 1])));
+        assert!(matches!(v("a"), Some(any_value::Value::ArrayValue(_))));
+        assert_eq!(v("e"), None);
+        assert_eq!(sp.span_id, vec![0, 255]);
+        let bad = decode_json(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#).unwrap_err();
+        assert!(bad.contains("resourceSpans[0].scopeSpans[0].spans[0].traceId"), "{bad}");
+        assert!(decode_json(b"{\"resourceSpans\": 5}").is_err());
+    }
+}
