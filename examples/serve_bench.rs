@@ -1,7 +1,9 @@
 //! Ingest throughput of `pss serve` (driven by `benches/serve.sh`): starts the
 //! release binary on a fresh database and sends traces over HTTP (batches of
-//! 1,000, JSON Lines) and the gRPC batch RPC from concurrent clients, then
-//! counts what is in the database. Prints one line per input.
+//! 1,000, JSON Lines) and the gRPC batch RPC, then the same number of spans
+//! as OTLP/HTTP protobuf and OTLP/gRPC `Export` requests of 1,000 spans, from
+//! concurrent clients; counts what is in the database. Prints one line per
+//! input.
 //!
 //! Usage: serve_bench PSS_BINARY WORKDIR [TRACES_PER_INPUT] [CLIENTS] [REFRESH] [alerting]
 //!
@@ -59,6 +61,10 @@ fn main() {
             "127.0.0.1:0",
             "--http",
             "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--otlp-grpc",
+            "127.0.0.1:0",
             "--refresh",
             &refresh,
         ])
@@ -69,8 +75,15 @@ fn main() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut grpc, mut http): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
+    let (mut otlp_http, mut otlp_grpc): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
     for l in lines.by_ref() {
         let l = l.unwrap();
+        if let Some(a) = l.strip_prefix("pss serve: OTLP/HTTP on http://") {
+            otlp_http = a.trim_end_matches("/v1/traces").parse().ok();
+        }
+        if let Some(a) = l.strip_prefix("pss serve: OTLP/gRPC on ") {
+            otlp_grpc = a.parse().ok();
+        }
         if let Some(a) = l.strip_prefix("pss serve: gRPC on ") {
             grpc = a.parse().ok();
         }
@@ -170,6 +183,7 @@ fn main() {
         "grpc  SubmitBatch of 1000, {clients} clients: {sent} traces in {secs:.2} s = {:.0} traces/s",
         sent as f64 / secs
     );
+    otlp(&rt, otlp_http.unwrap(), otlp_grpc.unwrap(), clients, per);
     // Let the last refresh (windows, and with alerting their evaluation) run,
     // then read the server's CPU time (user + system) from /proc.
     if args.len() > 5 {
@@ -190,5 +204,119 @@ fn main() {
     child.wait().unwrap();
     let db = rusqlite::Connection::open(dir.join("bench.db")).unwrap();
     let stored: i64 = db.query_row("SELECT COUNT(*) FROM traces", [], |r| r.get(0)).unwrap();
-    println!("stored {stored} of {} sent", 2 * sent);
+    println!("stored {stored} of {} sent", 4 * sent);
+}
+
+/// One OTLP request of 1,000 spans (ids from `first`), with the attributes
+/// the HTTP and gRPC traces above carry.
+fn otlp_request(first: usize) -> pss::serve::otlp::pb::collector::ExportTraceServiceRequest {
+    use pss::serve::otlp::pb::common::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
+    use pss::serve::otlp::pb::resource::Resource;
+    use pss::serve::otlp::pb::trace::{ResourceSpans, ScopeSpans, Span, Status};
+    let kv =
+        |k: &str, v: Value| KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() };
+    let spans = (first..first + 1000)
+        .map(|j| {
+            let start = 1_790_000_000_000_000_000u64 + j as u64 * 1_000_000;
+            Span {
+                trace_id: (j as u128).to_be_bytes().to_vec(),
+                span_id: (j as u64).to_be_bytes().to_vec(),
+                name: format!("handler_{}", j % 5),
+                kind: 2,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + 10_000_000 + (j % 17) as u64 * 1_000_000,
+                attributes: vec![
+                    kv("code.namespace", Value::StringValue(format!("app.m{}", j % 3))),
+                    kv("pss.wait_time", Value::DoubleValue(0.001)),
+                    kv("pss.memory", Value::IntValue(1_000_000 + j as i64)),
+                    kv("pss.branch_tag", Value::StringValue(format!("b{}", j % 4))),
+                ],
+                status: Some(Status { code: if j.is_multiple_of(97) { 2 } else { 0 }, message: String::new() }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    pss::serve::otlp::pb::collector::ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", Value::StringValue("otlp".into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope { name: "bench".into(), ..Default::default() }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// OTLP/HTTP protobuf, then OTLP/gRPC, `clients` × `per` requests of 1,000 spans each.
+fn otlp(rt: &tokio::runtime::Runtime, http: SocketAddr, grpc: SocketAddr, clients: usize, per: usize) {
+    use prost::Message;
+    use pss::serve::otlp::pb::collector::trace_service_client::TraceServiceClient;
+    let sent = clients * per * 1000;
+    let bodies: Vec<Vec<Vec<u8>>> =
+        (0..clients).map(|c| (0..per).map(|b| otlp_request((c * per + b) * 1000).encode_to_vec()).collect()).collect();
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in bodies {
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for body in c {
+                    loop {
+                        let r = client
+                            .post(format!("http://{http}/v1/traces"))
+                            .header("content-type", "application/x-protobuf")
+                            .body(body.clone())
+                            .send()
+                            .await
+                            .unwrap();
+                        if r.status() == 200 {
+                            break;
+                        }
+                        assert_eq!(r.status(), 429);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "otlp/http protobuf, 1000 spans a request, {clients} clients: {sent} spans in {secs:.2} s = {:.0} spans/s",
+        sent as f64 / secs
+    );
+    // Different span ids from the HTTP run: a second service's worth, not duplicates.
+    let requests: Vec<Vec<_>> =
+        (0..clients).map(|c| (0..per).map(|b| otlp_request(sent + (c * per + b) * 1000)).collect()).collect();
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in requests {
+            tasks.push(tokio::spawn(async move {
+                let mut client = TraceServiceClient::connect(format!("http://{grpc}")).await.unwrap();
+                for req in c {
+                    loop {
+                        match client.export(req.clone()).await {
+                            Ok(_) => break,
+                            Err(s) => assert_eq!(s.code(), tonic::Code::Unavailable),
+                        }
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "otlp/grpc Export, 1000 spans a request, {clients} clients: {sent} spans in {secs:.2} s = {:.0} spans/s",
+        sent as f64 / secs
+    );
 }

@@ -107,7 +107,7 @@ pub enum Command {
     /// The same document for any period of a service (not an incident).
     Report(diagnose::ReportArgs),
     /// Collection service: gRPC (pypss's protocol), HTTP, Redis and files into the history, with /metrics.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// A live web dashboard over trace files or a history database.
     Board(board::BoardArgs),
     /// Write a simulated labeled history: traces of a few services with injected incidents.
@@ -186,7 +186,7 @@ where
         Command::MlDetect(a) => detect::ml_detect(a),
         Command::Diagnose(a) => diagnose::run(a),
         Command::Report(a) => diagnose::report(a),
-        Command::Serve(a) => serve::run_serve(a),
+        Command::Serve(a) => serve::run_serve(*a),
         Command::Board(a) => board::run(a),
     };
     finish(res)
