@@ -25,9 +25,12 @@ pub struct AnalyzeArgs {
     /// (default: ./pss.toml, ./pypss.toml or ./pyproject.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    /// Report format [default: text; as pypss: JSON into --output, HTML with --html].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// pypss's flag: the HTML report (into --output), titled by `default_html_report_title`.
+    #[arg(long, conflicts_with = "format")]
+    pub html: bool,
     /// Write the report to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -47,6 +50,30 @@ pub struct AnalyzeArgs {
     /// Service name stored with the run (for `pss history --service`).
     #[arg(long)]
     pub service: Option<String>,
+}
+
+impl AnalyzeArgs {
+    /// The report's format: `--format`, else pypss's choice — HTML with
+    /// `--html`, JSON into `--output`, text otherwise.
+    pub fn report_format(&self) -> OutputFormat {
+        match (self.format, self.html, &self.output) {
+            (Some(f), _, _) => f,
+            (None, true, _) => OutputFormat::Html,
+            (None, false, Some(_)) => OutputFormat::Json,
+            (None, false, None) => OutputFormat::Text,
+        }
+    }
+
+    /// pypss's invocation (an `--output` and no `--format`): the text report
+    /// is printed too, and "Report saved to R", as pypss prints them.
+    fn pypss_style(&self) -> bool {
+        self.format.is_none() && self.output.is_some()
+    }
+
+    /// Whether the text report is what standard output shows (messages follow it).
+    fn text_on_stdout(&self) -> bool {
+        self.pypss_style() || (self.report_format() == OutputFormat::Text && self.output.is_none())
+    }
 }
 
 /// `--by` values.
@@ -85,14 +112,18 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
         ByArg::Name => GroupBy::Name,
     };
     // Timestamps feed the charts only; names only the by-name breakdown.
+    let format = a.report_format();
     let keep =
-        ColumnOptions { timestamps: a.format == OutputFormat::Html, names: by == GroupBy::Name, memory_diff: false };
+        ColumnOptions { timestamps: format == OutputFormat::Html, names: by == GroupBy::Name, memory_diff: false };
     let (cols, files) = read_all(&sources, &cfg.unknown_module, keep)?;
-    let rep = report::build(&cols, &files, &cfg, by, a.format.detail());
-    if rep.skipped.total() > 0 && a.format != OutputFormat::Text {
+    let rep = report::build(&cols, &files, &cfg, by, format.detail());
+    if rep.skipped.total() > 0 && !a.text_on_stdout() {
         warn(&format!("skipped {} traces: {}", rep.skipped.total(), rep.skipped.describe()));
     }
-    let body = report::render(&rep, a.format);
+    let body = report::render(&rep, format);
+    if a.pypss_style() {
+        print(&report::render(&rep, OutputFormat::Text))?;
+    }
     match &a.output {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -101,7 +132,11 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
             }
             std::fs::write(path, body)
                 .map_err(|e| Failure::output(format!("{}: cannot write report: {e}", path.display())))?;
-            print(&format!("PSS: {}/100 — report saved to {}\n", rep.score.pss, path.display()))?;
+            if a.pypss_style() {
+                print(&format!("Report saved to {}\n", path.display()))?;
+            } else {
+                print(&format!("PSS: {}/100 — report saved to {}\n", rep.score.pss, path.display()))?;
+            }
         }
         None => print(&body)?,
     }
@@ -150,7 +185,7 @@ fn alerts(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, recent: &[f64]) -
     }
     if !n.sent.is_empty() {
         let msg = format!("\n🔔 {} Alerts triggered and sent.", n.sent.len());
-        if a.format == OutputFormat::Text && a.output.is_none() {
+        if a.text_on_stdout() {
             print(&format!("{msg}\n"))?;
         } else {
             eprintln!("{msg}");
@@ -172,7 +207,7 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
             // pypss prints the failure and goes on; so does pss.
             Err(e) => format!("\n⚠️  Failed to store history: {e}"),
         };
-        if a.format == OutputFormat::Text && a.output.is_none() {
+        if a.text_on_stdout() {
             print(&format!("{msg}\n"))?;
         } else {
             eprintln!("{msg}");
@@ -187,7 +222,7 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
     store.prune_history(crate::timefmt::now() - 90.0 * 86400.0)?;
     let recent = store.history(limit, None, a.service.as_deref())?;
     let say = |s: &str| -> CmdResult {
-        if a.format == OutputFormat::Text && a.output.is_none() {
+        if a.text_on_stdout() {
             print(&format!("{s}\n"))
         } else {
             eprintln!("{s}");

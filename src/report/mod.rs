@@ -36,7 +36,7 @@ pub fn render(r: &Report, f: OutputFormat) -> String {
     match f {
         OutputFormat::Text => text::render(r),
         OutputFormat::Json => json::render(r),
-        OutputFormat::Html => html::render(r, "PyPSS Stability Report"),
+        OutputFormat::Html => html::render(r, &r.title),
         OutputFormat::Markdown => markdown::render(r),
     }
 }

@@ -77,6 +77,8 @@ pub struct Report {
     /// Sources read: (path, format, threads).
     pub files: Vec<(String, String, u8)>,
     pub config_source: String,
+    /// The HTML report's title (`default_html_report_title`, pypss's "PyPSS Stability Report").
+    pub title: String,
     pub unknown_config_keys: Vec<String>,
     pub charts: ChartData,
     /// Time range of the traces (epoch seconds), when they carry timestamps.
@@ -169,6 +171,7 @@ pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy,
             .map(|f| (f.source.clone(), format!("{:?}{}", f.format, if f.gzip { " (gzip)" } else { "" }), f.threads))
             .collect(),
         config_source: cfg.source.clone(),
+        title: cfg.pypss.default_html_report_title.clone().unwrap_or_else(|| "PyPSS Stability Report".into()),
         unknown_config_keys: cfg.unknown_keys.clone(),
         time_range,
         score: s,

@@ -259,3 +259,43 @@ fn a_trace_without_a_module_reads_as_no_module() {
         assert!(out.contains("(no module)"), "{format}: {out}");
     }
 }
+
+/// pypss's own command line (the console script beside the test interpreter).
+fn pypss_cli(dir: &Path, args: &[&str]) -> Output {
+    let bin = crate::common::python().with_file_name("pypss");
+    Command::new(bin).current_dir(dir).args(args).output().unwrap()
+}
+
+#[test]
+fn pypss_invocations_work_unchanged_output_json_html_and_history_db_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("t.json"), sample_traces(300)).unwrap();
+    // `--output R` without --format: pypss's JSON in R, the text report and "Report saved to R" on stdout.
+    let p = pypss_cli(d, &["analyze", "--trace-file", "t.json", "--output", "out/p.json"]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let o = pss(d, &["analyze", "--trace-file", "t.json", "--output", "out/s.json"]);
+    let text = crate::common::ok(&o);
+    assert!(text.contains("PSS") && text.trim_end().ends_with("Report saved to out/s.json"), "{text}");
+    assert!(String::from_utf8_lossy(&p.stdout).trim_end().ends_with("Report saved to out/p.json"));
+    let read = |f: &str| serde_json::from_str::<Value>(&std::fs::read_to_string(d.join(f)).unwrap()).unwrap();
+    let (pj, sj) = (read("out/p.json"), read("out/s.json"));
+    for k in pj.as_object().unwrap().keys() {
+        assert_eq!(pj[k], sj[k], "key {k} as pypss writes it");
+    }
+    // `--html --output R`: the HTML report, titled by default_html_report_title.
+    std::fs::write(d.join("pypss.toml"), "[pypss]\ndefault_html_report_title = \"Checkout <stability>\"\n").unwrap();
+    let o = pss(d, &["analyze", "--trace-file", "t.json", "--output", "r.html", "--html"]);
+    crate::common::ok(&o);
+    let html = std::fs::read_to_string(d.join("r.html")).unwrap();
+    assert!(html.contains("<title>Checkout &lt;stability&gt;</title>"), "{}", &html[..400.min(html.len())]);
+    // `history --db-path` a database that does not exist: pypss's answer, exit 0.
+    let p = pypss_cli(d, &["history", "--db-path", "none.db"]);
+    let s = pss(d, &["history", "--db-path", "none2.db"]);
+    assert!(s.status.success());
+    assert_eq!(String::from_utf8_lossy(&s.stdout), String::from_utf8_lossy(&p.stdout));
+    assert_eq!(String::from_utf8_lossy(&s.stdout), "No history found.\n");
+    assert!(!d.join("none2.db").exists(), "nothing created");
+    let s = pss(d, &["history", "--db-path", "none2.db", "--export", "json"]);
+    assert_eq!(crate::common::ok(&s).trim(), "[]");
+}

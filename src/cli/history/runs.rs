@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::open;
-use crate::cli::{print, CmdResult, Failure};
+use crate::cli::{print, CmdResult};
 use crate::config::Config;
 use crate::timefmt::format_time;
 
@@ -17,8 +17,9 @@ pub enum HistoryExport {
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
-    /// History database (default: config `storage_uri`, pypss's pypss_history.db).
-    #[arg(long, value_name = "DB")]
+    /// History database (default: config `storage_uri`, pypss's pypss_history.db;
+    /// `--db-path` is pypss's name for it).
+    #[arg(long, value_name = "DB", visible_alias = "db-path")]
     pub history: Option<PathBuf>,
     /// Number of runs to show.
     #[arg(long, default_value_t = 10)]
@@ -49,12 +50,15 @@ pub fn history_path(arg: &Option<PathBuf>, cfg: &Config) -> PathBuf {
 pub fn history(a: HistoryArgs) -> CmdResult {
     let cfg = Config::discover(a.config.as_deref())?;
     let path = history_path(&a.history, &cfg);
-    if !path.exists() {
-        return Err(Failure::input(format!("{}: no such history database", path.display())));
-    }
-    let store = open(&path)?;
-    let since = a.days.map(|d| crate::timefmt::now() - d * 86400.0);
-    let rows = store.history(a.limit, since, a.service.as_deref())?;
+    let rows = if path.exists() {
+        let since = a.days.map(|d| crate::timefmt::now() - d * 86400.0);
+        open(&path)?.history(a.limit, since, a.service.as_deref())?
+    } else {
+        // As pypss: no database is no history (exit 0); said on stderr so a
+        // mistyped path is noticed. Nothing is created.
+        crate::cli::warn(&format!("{}: no history database there (nothing stored yet?)", path.display()));
+        Vec::new()
+    };
     match a.export {
         Some(HistoryExport::Json) => print(&(serde_json::to_string_pretty(&rows).expect("serializable") + "\n")),
         Some(HistoryExport::Csv) => {
