@@ -55,6 +55,10 @@ pub struct PssKeys {
     pub alert_threshold_cc: Option<f64>,
     pub discovery_unknown_module_name: Option<String>,
     pub plugins: Option<Vec<toml::Value>>,
+    /// Declared custom metrics (`[[pss.metrics]]`).
+    pub metrics: Option<Vec<crate::score::custom::MetricSpec>>,
+    /// The `KAFKA` metric's sensitivity (pypss reads it with a default of 1.0 and has no key).
+    pub kafka_lag_sensitivity: Option<f64>,
     pub storage_uri: Option<String>,
     pub regression_threshold_drop: Option<f64>,
     pub regression_history_limit: Option<i64>,
@@ -176,6 +180,10 @@ pub struct ScoreParams {
     pub score_error_vmr_multiplier: f64,
     pub score_error_spike_impact_multiplier: f64,
     pub score_consecutive_error_decay_multiplier: f64,
+    /// Custom metrics (`plugins`, `custom_metric_weights`, `[[pss.metrics]]`):
+    /// set by [`Config`], not a key of its own.
+    #[serde(skip)]
+    pub custom: crate::score::custom::CustomMetrics,
 }
 
 impl ScoreParams {
@@ -206,6 +214,7 @@ impl Default for ScoreParams {
             score_error_vmr_multiplier: 0.5,
             score_error_spike_impact_multiplier: 0.5,
             score_consecutive_error_decay_multiplier: 2.0,
+            custom: crate::score::custom::CustomMetrics::default(),
         }
     }
 }
@@ -280,8 +289,11 @@ pub struct Config {
     /// Automatic prune: `pss ingest` deletes traces and windows older than
     /// this many seconds (pss's `retention`, e.g. "90d"; off by default).
     pub retention_seconds: Option<f64>,
-    /// pypss plugin modules named in the config (pss cannot load Python plugins).
+    /// `plugins` as written.
     pub plugins: Vec<String>,
+    /// `plugins` entries that name no metric pss has (a Python module of
+    /// the user's own: pss cannot run it).
+    pub unresolved_plugins: Vec<String>,
     /// Bounds for `pss-tune`, from `[pss.tune_bounds]` (`alpha = [0.01, 5.0]`).
     pub tune_bounds: Vec<(String, f64, f64)>,
     /// pss's keys and the pypss keys read outside the score, as set.
@@ -309,6 +321,7 @@ impl Default for Config {
             retention_seconds: None,
             tune_bounds: Vec::new(),
             plugins: Vec::new(),
+            unresolved_plugins: Vec::new(),
             keys: PssKeys::default(),
             pypss: PypssKeys::default(),
             source: "defaults".into(),
@@ -486,13 +499,26 @@ impl Config {
             let (lo, hi) = pair.ok_or_else(|| bad(&key, "expected [low, high]".into()))?;
             tune_bounds.push((key["tune_bounds_".len()..].to_string(), lo, hi));
         }
+        // `custom_metric_weights` is a table of code → weight; pypss's own
+        // flattening turns it into unknown keys (so pypss never honours it from
+        // a file); pss reads it as the table it is.
+        let mut custom_weights = Vec::new();
+        for key in flat.keys().filter(|k| k.starts_with("custom_metric_weights_")).cloned().collect::<Vec<_>>() {
+            let v = flat.remove(&key).unwrap_or(toml::Value::Boolean(false));
+            let w = v
+                .as_float()
+                .or_else(|| v.as_integer().map(|i| i as f64))
+                .filter(|w| w.is_finite() && *w >= 0.0)
+                .ok_or_else(|| bad(&key, format!("expected a weight of at least 0, found {v}")))?;
+            custom_weights.push((key["custom_metric_weights_".len()..].to_string(), w));
+        }
         for (k, v) in &flat {
             if let Some(f) = v.as_float().filter(|f| !f.is_finite()) {
                 return Err(bad(k, format!("must be a finite number, found {f}")));
             }
         }
         let table: toml::Table = flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let score: ScoreParams = group(&table, file)?;
+        let mut score: ScoreParams = group(&table, file)?;
         let advisor: AdvisorParams = group(&table, file)?;
         let keys: PssKeys = group(&table, file)?;
         let pypss: PypssKeys = group(&table, file)?;
@@ -551,12 +577,23 @@ impl Config {
             Some(n) => n as u64,
             None => Config::default().min_window_traces,
         };
-        let plugins = k
+        let plugins: Vec<String> = k
             .plugins
             .iter()
             .flatten()
             .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
             .collect();
+        let mut declared = Vec::new();
+        for (i, spec) in k.metrics.iter().flatten().enumerate() {
+            declared.push(spec.check().map_err(|e| bad(&format!("metrics[{i}].{}", e.field), e.to_string()))?);
+        }
+        let (metrics, unresolved) = crate::score::custom::resolve(&plugins, &custom_weights, declared);
+        score.custom = crate::score::custom::CustomMetrics {
+            metrics,
+            thread_starvation_sensitivity: pypss.thread_starvation_sensitivity.unwrap_or(100.0),
+            kafka_lag_sensitivity: k.kafka_lag_sensitivity.unwrap_or(1.0),
+        };
+        let unresolved_plugins = unresolved.into_iter().map(|u| u.0).collect();
         Ok(Config {
             score,
             advisor,
@@ -567,6 +604,7 @@ impl Config {
             min_window_traces,
             retention_seconds,
             plugins,
+            unresolved_plugins,
             tune_bounds,
             keys,
             pypss,

@@ -99,11 +99,13 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
     if !cfg.unknown_keys.is_empty() {
         warn(&format!("{}: unknown configuration keys ignored: {}", cfg.source, cfg.unknown_keys.join(", ")));
     }
-    if !cfg.plugins.is_empty() {
+    if !cfg.unresolved_plugins.is_empty() {
         warn(&format!(
-            "{}: pss cannot load pypss plugins ({}); their custom metrics are not part of this score",
+            "{}: plugins {} name no metric pss has: pss cannot run Python plugin modules. Name pypss's built-in \
+             metrics by code (plugins = [\"IO\", \"DB\"]) or declare yours in [[pss.metrics]]; these are not part \
+             of this score",
             cfg.source,
-            cfg.plugins.join(", ")
+            cfg.unresolved_plugins.join(", ")
         ));
     }
     let sources: Vec<Source> = names.iter().map(|n| Source::from_arg(n)).collect();
@@ -113,8 +115,13 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
     };
     // Timestamps feed the charts only; names only the by-name breakdown.
     let format = a.report_format();
-    let keep =
-        ColumnOptions { timestamps: format == OutputFormat::Html, names: by == GroupBy::Name, memory_diff: false };
+    // Custom metrics read names and memory_diff.
+    let custom = !cfg.score.custom.is_empty();
+    let keep = ColumnOptions {
+        timestamps: format == OutputFormat::Html,
+        names: by == GroupBy::Name || custom,
+        memory_diff: custom,
+    };
     let (cols, files) = read_all(&sources, &cfg.unknown_module, keep)?;
     let rep = report::build(&cols, &files, &cfg, by, format.detail());
     if rep.skipped.total() > 0 && !a.text_on_stdout() {

@@ -112,6 +112,13 @@ pub fn render(r: &Report, title: &str) -> String {
                     }
                     div { (f2(v)) }
                 }
+                @for m in &r.score.custom {
+                    div { (m.name) " (" (m.code) ", weight " (m.weight) ")" }
+                    div.bar {
+                        div style={ "width:" ((m.score * 100.0).round()) "%;background:" (color(m.score)) } {}
+                    }
+                    div { (f2(m.rounded)) }
+                }
             }
         }
         div.card {

@@ -13,6 +13,10 @@ pub fn score_value(s: &Score) -> Value {
         let v = if s.empty { Value::from(0) } else { Value::from(v) };
         b.insert(key.to_string(), v);
     }
+    // pypss's `breakdown.update(custom_scores)`: codes after the five.
+    for m in &s.custom {
+        b.insert(m.code.clone(), Value::from(m.rounded));
+    }
     json!({ "pss": s.pss, "breakdown": Value::Object(b) })
 }
 

@@ -31,6 +31,9 @@ pub fn render(r: &Report) -> String {
     for (key, _, v) in r.score.breakdown.entries() {
         let _ = writeln!(o, "| {} | {:.2} |", title_key(key), v);
     }
+    for m in &r.score.custom {
+        let _ = writeln!(o, "| {} ({}, weight {}) | {:.2} |", escape(&m.name), escape(&m.code), m.weight, m.rounded);
+    }
     o.push_str("\n## Observations\n\n");
     if r.advice.diagnosis.is_empty() {
         o.push_str("_None._\n");

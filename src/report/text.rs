@@ -43,6 +43,9 @@ pub fn render(r: &Report) -> String {
     for (key, _, v) in r.score.breakdown.entries() {
         let _ = writeln!(out, "  - {}: {:.2}", title_key(key), v);
     }
+    for m in &r.score.custom {
+        let _ = writeln!(out, "  - {}: {:.2}", title_key(&m.code), m.rounded);
+    }
     out.push_str(&advisor::render_text(&r.advice));
 
     if !r.groups.is_empty() {

@@ -69,10 +69,20 @@ pub fn concurrency(wait: Option<(f64, f64)>, lag_mean: Option<f64>, p: &ScorePar
 /// The weighted PSS of the five sub-scores (ts, ms, ev, be, cc): the raw
 /// 0–1 value and the 0–100 integer pypss reports.
 pub fn pss(sub: &SubScores, p: &ScoreParams) -> (f64, f64) {
+    pss_with(sub, &[], p)
+}
+
+/// [`pss`] with custom metrics' (weight, score) added after the five, in
+/// pypss's order of summation.
+pub fn pss_with(sub: &SubScores, extra: &[(f64, f64)], p: &ScoreParams) -> (f64, f64) {
     let w = p.weights().to_array();
     let sub = sub.to_array();
     let mut raw = w[0] * sub[0] + w[1] * sub[1] + w[2] * sub[2] + w[3] * sub[3] + w[4] * sub[4];
-    let total = w[0] + w[1] + w[2] + w[3] + w[4];
+    let mut total = w[0] + w[1] + w[2] + w[3] + w[4];
+    for (weight, score) in extra {
+        raw += weight * score;
+        total += weight;
+    }
     if total > 0.0 {
         raw /= total;
     }

@@ -2,6 +2,7 @@
 //! 1.3.1's `compute_pss_from_traces` does, and per-module / per-name
 //! breakdowns (pypss's `get_module_score_breakdown`).
 
+pub mod custom;
 pub(crate) mod formula;
 pub mod rescore;
 
@@ -29,6 +30,9 @@ pub struct Score {
     pub empty: bool,
     /// Non-system traces counted.
     pub count: usize,
+    /// The custom metrics' scores, in the order they were configured
+    /// (after the five in pypss's breakdown).
+    pub custom: Vec<custom::CustomScore>,
 }
 
 impl Score {
@@ -40,6 +44,7 @@ impl Score {
             pss_raw: 0.0,
             empty: true,
             count: 0,
+            custom: Vec::new(),
         }
     }
 }
@@ -231,9 +236,13 @@ pub fn concurrency_chaos(waits: &[f64], lags: &[Num], p: &ScoreParams) -> f64 {
 }
 
 /// Scores a selection of traces: pypss's `compute_pss_from_traces`.
+///
+/// With custom metrics configured (`p.custom`), each adds `weight × score`
+/// to the PSS and its weight to the total, and an empty selection is scored
+/// rather than given pypss's zero report, as pypss does with plugins.
 pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
     let g = gather(c, sel);
-    if g.count == 0 && g.lags.is_empty() {
+    if g.count == 0 && g.lags.is_empty() && p.custom.is_empty() {
         return Score::empty();
     }
     let ts = timing_stability(&g.latencies, p);
@@ -242,8 +251,28 @@ pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
     let be = branching_entropy(&g.tags);
     let cc = concurrency_chaos(&g.waits, &g.lags, p);
     let raw = SubScores::from_array([ts, ms, ev, be, cc]);
-    let (pss_raw, pss) = formula::pss(&raw, p);
-    Score { pss: pss as i64, breakdown: raw.map(py_round2), raw, pss_raw, empty: false, count: g.count }
+    let custom = if p.custom.is_empty() {
+        Vec::new()
+    } else {
+        let (rows, sys) = match sel {
+            Selection::All => (None, None),
+            Selection::Some { rows, sys } => (Some(rows), Some(sys)),
+        };
+        custom::score_all(c, rows, sys, p)
+    };
+    let extra: Vec<(f64, f64)> = custom.iter().map(|m| (m.weight, m.score)).collect();
+    let (pss_raw, pss) = formula::pss_with(&raw, &extra, p);
+    Score { pss: pss as i64, breakdown: raw.map(py_round2), raw, pss_raw, empty: false, count: g.count, custom }
+}
+
+/// [`score`] of the five sub-scores only: what a stored window keeps (its
+/// PSS is rescored from the five when the tuner moves the weights).
+pub fn score_five(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
+    if p.custom.is_empty() {
+        return score(c, sel, p);
+    }
+    let five = ScoreParams { custom: custom::CustomMetrics::default(), ..p.clone() };
+    score(c, sel, &five)
 }
 
 /// How to group traces for a breakdown.

@@ -201,6 +201,9 @@ pub struct TraceColumns {
     pub sys_module: Vec<u32>,
     /// `metadata.lag`, when the key is present.
     pub sys_lag: Vec<Option<Num>>,
+    /// The other numeric `metadata` members of each system trace (custom
+    /// metrics read them: `gc_pause_duration`, `kafka_lag`, …).
+    pub sys_meta: Vec<Vec<(Box<str>, f64)>>,
     pub sys_timestamp: Vec<f64>,
 
     pub tags: Interner,
@@ -308,6 +311,7 @@ impl TraceColumns {
         self.memory_diff.truncate(r);
         self.sys_module.truncate(s);
         self.sys_lag.truncate(s);
+        self.sys_meta.truncate(s);
         self.sys_timestamp.truncate(s);
         self.all_complete = self.stage.iter().all(|&st| st == Stage::Complete);
     }
@@ -362,6 +366,7 @@ impl TraceColumns {
         self.memory_diff.extend_from_slice(&other.memory_diff);
         self.sys_module.extend(map(&m, &other.sys_module));
         self.sys_lag.extend_from_slice(&other.sys_lag);
+        self.sys_meta.extend(other.sys_meta);
         self.sys_timestamp.extend_from_slice(&other.sys_timestamp);
         self.skipped.add(&other.skipped);
         self.unmeasured.memory += other.unmeasured.memory;
@@ -381,6 +386,11 @@ impl TraceColumns {
             Classified::System { lag, timestamp } => {
                 let module = self.group(&t.module, false);
                 self.push_system_values(module, lag, timestamp);
+                if let (Some(m), Some(last)) = (&t.metadata, self.sys_meta.last_mut()) {
+                    last.extend(m.numbers.iter().filter_map(|(k, v)| {
+                        py_float(v).ok().filter(|f| f.is_finite()).map(|f| (Box::from(k.as_ref()), f))
+                    }));
+                }
             }
             Classified::Row(r) => {
                 let module = self.group(&t.module, false);
@@ -432,6 +442,7 @@ impl TraceColumns {
     pub fn push_system_values(&mut self, module: u32, lag: Option<Num>, timestamp: f64) {
         self.sys_module.push(module);
         self.sys_lag.push(lag);
+        self.sys_meta.push(Vec::new());
         if self.keep.timestamps {
             self.sys_timestamp.push(timestamp);
         }

@@ -77,6 +77,9 @@ pub struct Metadata<'a> {
     pub lag: Option<Scalar<'a>>,
     pub active_tasks: Option<Scalar<'a>>,
     pub churn_rate: Option<Scalar<'a>>,
+    /// Every other key whose value is a number (`gc_pause_duration`,
+    /// `kafka_lag`, …), for custom metrics.
+    pub numbers: Vec<(Cow<'a, str>, Scalar<'a>)>,
 }
 
 /// The JSON type of `metadata`, with what `"lag" in metadata` needs.
@@ -735,7 +738,10 @@ impl<'a> Scanner<'a> {
                         "lag" => m.lag = Some(self.scalar(2)?),
                         "active_tasks" => m.active_tasks = Some(self.scalar(2)?),
                         "churn_rate" => m.churn_rate = Some(self.scalar(2)?),
-                        _ => self.skip_value(2)?,
+                        _ => match self.scalar(2)? {
+                            v @ (Scalar::Int(_) | Scalar::Float(_)) => m.numbers.push((key, v)),
+                            _ => {}
+                        },
                     }
                     match self.next_byte("inside an object")? {
                         b',' => {

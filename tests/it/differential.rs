@@ -346,3 +346,38 @@ print(json.dumps(out))
         assert!(ext_auc >= theirs - 0.05, "case {k}: extended AUC {ext_auc:.4} vs scikit-learn {theirs:.4}");
     }
 }
+
+/// pypss's built-in custom metrics (its plugin system): `tests/pypss/plugin_cases.py`
+/// registers them in pypss with the case's weights; pss reads the same
+/// `pypss.toml` (`plugins` by code, class name or path, the weights table).
+/// Every PSS, breakdown (the five and each metric's code) and module
+/// breakdown must be equal. Where pypss's DB/NET/CACHE raise on a null
+/// branch tag and score 0.0, pss must equal pypss on the same traces with
+/// the tag read as "" — and pypss's own answer must indeed be the 0.0.
+#[test]
+fn custom_metrics_equal_pypss_with_its_plugins_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(python()).arg(repo("tests/pypss/plugin_cases.py")).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let index: Vec<String> = serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let (mut compared, mut deviations) = (0, 0);
+    for name in &index {
+        let case = dir.path().join(name);
+        let expected: Value = serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+        let (got, stderr) = pss_json(&case, "traces.json");
+        assert!(!stderr.contains("plugins"), "{name}: every plugin resolved: {stderr}");
+        assert_eq!(pick(&got), pick(&expected), "{name}: overall");
+        for (module, e) in expected["modules"].as_object().unwrap() {
+            assert_eq!(pick(&got["modules"][module]), pick(e), "{name}: module {module}");
+        }
+        if let Some(raw) = expected.get("pypss_raw") {
+            let b = raw["breakdown"].as_object().unwrap();
+            if ["DB", "NET", "CACHE"].iter().any(|c| b.get(*c).and_then(Value::as_f64) == Some(0.0)) {
+                deviations += 1;
+            }
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, 24);
+    assert!(deviations > 0, "the null-tag cases show pypss's 0.0");
+}

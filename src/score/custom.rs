@@ -1,0 +1,678 @@
+//! Custom metrics: pypss's plugin system in pss. A custom metric scores a
+//! set of traces 0–1; each adds `weight × score` to the PSS and its weight to
+//! the total, and appears in the breakdown under its code, as pypss 1.3.1's
+//! `compute_pss_from_traces` does with its `MetricRegistry`.
+//!
+//! Three kinds, one trait ([`CustomMetric`]): pypss's seven built-ins
+//! (`IO`, `DB`, `GC`, `CACHE`, `STARVE`, `NET`, `KAFKA`; formulas from
+//! `pypss/plugins/metrics.py`), declared metrics from `[[pss.metrics]]`
+//! ([`DeclaredMetric`]), and a library user's own implementation.
+//!
+//! Where pypss's built-ins raise and score 0.0 (`DB`, `NET` and `CACHE` on a
+//! trace whose `branch_tag`, `name` or `module` is null), pss computes what
+//! the metric intends: a missing text is empty. The README lists this.
+
+use std::sync::Arc;
+
+use regex::Regex;
+
+use crate::config::ScoreParams;
+use crate::pystats::{self, ExactSums};
+use crate::trace::{Stage, TraceColumns, NONE};
+
+/// A metric that scores a set of traces from 0 (unstable) to 1 (stable).
+pub trait CustomMetric: Send + Sync + std::fmt::Debug {
+    /// The breakdown key (`IO`).
+    fn code(&self) -> &str;
+    /// A name for people (`I/O Stability`).
+    fn name(&self) -> &str;
+    /// The weight when `custom_metric_weights` names none.
+    fn default_weight(&self) -> f64;
+    /// The score of `traces`; clamped to 0–1 by the caller.
+    fn score(&self, traces: &MetricInput<'_>, p: &ScoreParams) -> f64;
+}
+
+/// A metric with the weight it carries in the PSS.
+#[derive(Debug, Clone)]
+pub struct Weighted {
+    pub metric: Arc<dyn CustomMetric>,
+    pub weight: f64,
+}
+
+/// The custom metrics in force, and the two sensitivities pypss's built-ins
+/// read from its configuration.
+#[derive(Debug, Clone)]
+pub struct CustomMetrics {
+    pub metrics: Vec<Weighted>,
+    /// `thread_starvation_sensitivity` (pypss's default 100).
+    pub thread_starvation_sensitivity: f64,
+    /// pypss reads `kafka_lag_sensitivity` with a default of 1.0 and has no
+    /// key for it; pss's key sets it.
+    pub kafka_lag_sensitivity: f64,
+}
+
+impl Default for CustomMetrics {
+    fn default() -> Self {
+        CustomMetrics { metrics: Vec::new(), thread_starvation_sensitivity: 100.0, kafka_lag_sensitivity: 1.0 }
+    }
+}
+
+impl PartialEq for CustomMetrics {
+    fn eq(&self, o: &Self) -> bool {
+        self.thread_starvation_sensitivity == o.thread_starvation_sensitivity
+            && self.kafka_lag_sensitivity == o.kafka_lag_sensitivity
+            && self.metrics.len() == o.metrics.len()
+            && self
+                .metrics
+                .iter()
+                .zip(&o.metrics)
+                .all(|(a, b)| a.metric.code() == b.metric.code() && a.weight == b.weight)
+    }
+}
+
+impl CustomMetrics {
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+}
+
+/// One custom metric's result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CustomScore {
+    pub code: String,
+    pub name: String,
+    /// Clamped to 0–1, before rounding.
+    pub score: f64,
+    /// Rounded to two decimals, as the breakdown shows it.
+    pub rounded: f64,
+    pub weight: f64,
+}
+
+/// Scores every metric on the selection.
+pub(crate) fn score_all(
+    c: &TraceColumns,
+    rows: Option<&[u32]>,
+    sys: Option<&[u32]>,
+    p: &ScoreParams,
+) -> Vec<CustomScore> {
+    let input = MetricInput { c, rows, sys };
+    p.custom
+        .metrics
+        .iter()
+        .map(|w| {
+            let s = w.metric.score(&input, p);
+            let score = if s.is_nan() { 0.0 } else { s.clamp(0.0, 1.0) };
+            CustomScore {
+                code: w.metric.code().to_string(),
+                name: w.metric.name().to_string(),
+                score,
+                rounded: pystats::py_round2(score),
+                weight: w.weight,
+            }
+        })
+        .collect()
+}
+
+/// The traces a metric scores: the regular traces (rows) and the system
+/// traces of a selection.
+pub struct MetricInput<'a> {
+    c: &'a TraceColumns,
+    rows: Option<&'a [u32]>,
+    sys: Option<&'a [u32]>,
+}
+
+/// One regular trace as a metric sees it. Readings a trace lacks (or that
+/// pypss's conversion stopped before) are 0, as in pypss's loop.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceRow<'a> {
+    pub name: &'a str,
+    pub module: &'a str,
+    /// The branch tag, "" when none.
+    pub branch_tag: &'a str,
+    pub duration: f64,
+    pub wait_time: f64,
+    pub memory: f64,
+    /// `memory_diff` (0 when absent or when not kept).
+    pub memory_diff: f64,
+    pub error: bool,
+}
+
+/// One system trace: its `lag` and its other numeric metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemRow<'a> {
+    pub module: &'a str,
+    pub lag: Option<f64>,
+    metadata: &'a [(Box<str>, f64)],
+}
+
+impl SystemRow<'_> {
+    /// A numeric `metadata` member (`lag` included).
+    pub fn metadata(&self, key: &str) -> Option<f64> {
+        if key == "lag" {
+            return self.lag;
+        }
+        self.metadata.iter().find(|(k, _)| k.as_ref() == key).map(|(_, v)| *v)
+    }
+}
+
+impl<'a> MetricInput<'a> {
+    /// The regular traces, in input order.
+    pub fn rows(&self) -> impl Iterator<Item = TraceRow<'a>> + '_ {
+        let c = self.c;
+        let n = self.rows.map_or(c.len(), <[u32]>::len);
+        (0..n).map(move |k| {
+            let i = self.rows.map_or(k, |r| r[k] as usize);
+            let text = |ids: &[u32], names: &'a crate::trace::Interner| match ids.get(i) {
+                Some(&id) if id != NONE => names.get(id),
+                _ => "",
+            };
+            let st = c.stage[i];
+            TraceRow {
+                name: text(&c.name, &c.names),
+                module: text(&c.module, &c.modules),
+                branch_tag: text(&c.branch_tag, &c.tags),
+                duration: if st >= Stage::Duration { c.duration[i] } else { 0.0 },
+                memory: if st >= Stage::Memory { c.memory[i] } else { 0.0 },
+                wait_time: if st == Stage::Complete { c.wait_time[i] } else { 0.0 },
+                memory_diff: c.memory_diff.get(i).copied().unwrap_or(0.0),
+                error: c.error[i],
+            }
+        })
+    }
+
+    /// The system traces, in input order.
+    pub fn system(&self) -> impl Iterator<Item = SystemRow<'a>> + '_ {
+        let c = self.c;
+        let n = self.sys.map_or(c.sys_module.len(), <[u32]>::len);
+        (0..n).map(move |k| {
+            let i = self.sys.map_or(k, |r| r[k] as usize);
+            SystemRow {
+                module: c.modules.get(c.sys_module[i]),
+                lag: c.sys_lag[i].map(|l| l.as_f64()),
+                metadata: c.sys_meta.get(i).map_or(&[], Vec::as_slice),
+            }
+        })
+    }
+}
+
+/// pypss's `exponential_decay_score`.
+fn decay(metric: f64, sensitivity: f64) -> f64 {
+    (-sensitivity * metric).exp()
+}
+
+/// pypss's `statistics.mean`, exact.
+fn mean(xs: &[f64]) -> f64 {
+    ExactSums::of(xs, false).mean().unwrap_or(0.0)
+}
+
+/// pypss's seven built-in metrics, by code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Io,
+    Db,
+    Gc,
+    Cache,
+    Starve,
+    Net,
+    Kafka,
+}
+
+const DB_KEYWORDS: &str = "(?i)db|sql|mongo|redis|query|database|orm|execute|fetch|commit|rollback|write";
+const NET_KEYWORDS: &str =
+    "(?i)http|https|request|fetch|api|get|post|put|delete|patch|connect|send|recv|socket|url|endpoint|remote";
+
+impl Builtin {
+    pub const ALL: [Builtin; 7] =
+        [Builtin::Io, Builtin::Db, Builtin::Gc, Builtin::Cache, Builtin::Starve, Builtin::Net, Builtin::Kafka];
+
+    /// (code, pypss's class name, name, default weight).
+    fn facts(self) -> (&'static str, &'static str, &'static str, f64) {
+        match self {
+            Builtin::Io => ("IO", "IOStabilityMetric", "I/O Stability", 0.15),
+            Builtin::Db => ("DB", "DBStabilityMetric", "Database Stability", 0.2),
+            Builtin::Gc => ("GC", "GCStabilityMetric", "GC Stability", 0.1),
+            Builtin::Cache => ("CACHE", "CacheStabilityMetric", "Cache Stability", 0.15),
+            Builtin::Starve => ("STARVE", "ThreadStarvationMetric", "Thread Starvation", 0.1),
+            Builtin::Net => ("NET", "NetworkStabilityMetric", "Network Jitter Stability", 0.15),
+            Builtin::Kafka => ("KAFKA", "KafkaLagStabilityMetric", "Kafka Lag Stability", 0.15),
+        }
+    }
+
+    /// The built-in a `plugins` entry names: its code (`IO`, any case), its
+    /// pypss class name, or that class's dotted path
+    /// (`pypss.plugins.metrics.IOStabilityMetric`).
+    pub fn named(entry: &str) -> Option<Builtin> {
+        let last = entry.rsplit('.').next().unwrap_or(entry);
+        Builtin::ALL.into_iter().find(|b| {
+            let (code, class, _, _) = b.facts();
+            entry.eq_ignore_ascii_case(code) || last == class
+        })
+    }
+
+    /// The metric.
+    pub fn metric(self) -> Arc<dyn CustomMetric> {
+        let pattern = match self {
+            Builtin::Db => Some(DB_KEYWORDS),
+            Builtin::Net => Some(NET_KEYWORDS),
+            _ => None,
+        };
+        Arc::new(BuiltinMetric { which: self, pattern: pattern.map(|p| Regex::new(p).expect("a fixed pattern")) })
+    }
+}
+
+#[derive(Debug)]
+struct BuiltinMetric {
+    which: Builtin,
+    pattern: Option<Regex>,
+}
+
+impl CustomMetric for BuiltinMetric {
+    fn code(&self) -> &str {
+        self.which.facts().0
+    }
+    fn name(&self) -> &str {
+        self.which.facts().2
+    }
+    fn default_weight(&self) -> f64 {
+        self.which.facts().3
+    }
+
+    fn score(&self, t: &MetricInput<'_>, p: &ScoreParams) -> f64 {
+        match self.which {
+            Builtin::Io => {
+                let ratios: Vec<f64> = t
+                    .rows()
+                    .filter(|r| r.duration > 0.0001)
+                    .map(|r| (r.wait_time / r.duration).clamp(0.0, 1.0))
+                    .collect();
+                if ratios.len() < 2 {
+                    return 1.0;
+                }
+                decay(super::cv(&ratios), p.alpha)
+            }
+            Builtin::Db | Builtin::Net => {
+                let re = self.pattern.as_ref().expect("DB and NET have a pattern");
+                let durations: Vec<f64> = t
+                    .rows()
+                    .filter(|r| re.is_match(r.name) || re.is_match(r.module) || re.is_match(r.branch_tag))
+                    .map(|r| r.duration)
+                    .filter(|d| *d > 0.0)
+                    .collect();
+                if durations.len() < 2 {
+                    return 1.0;
+                }
+                decay(super::cv(&durations), p.alpha)
+            }
+            Builtin::Gc => {
+                let pauses: Vec<f64> =
+                    t.system().filter_map(|s| s.metadata("gc_pause_duration")).filter(|v| *v > 0.0).collect();
+                let freed: Vec<f64> = t.rows().map(|r| r.memory_diff).filter(|d| *d <= -100.0).map(f64::abs).collect();
+                let cv = if pauses.len() >= 2 {
+                    super::cv(&pauses)
+                } else if freed.len() >= 2 {
+                    super::cv(&freed)
+                } else {
+                    return 1.0;
+                };
+                decay(cv, p.gamma)
+            }
+            Builtin::Cache => {
+                let (mut hits, mut misses) = (0u64, 0u64);
+                for r in t.rows() {
+                    let tag = r.branch_tag.to_lowercase();
+                    if tag.contains("cache_hit") {
+                        hits += 1;
+                    } else if tag.contains("cache_miss") {
+                        misses += 1;
+                    }
+                }
+                if hits + misses == 0 {
+                    return 1.0;
+                }
+                hits as f64 / (hits + misses) as f64
+            }
+            Builtin::Starve => {
+                let lags: Vec<f64> = t.system().filter_map(|s| s.lag).filter(|l| *l > 0.0).collect();
+                if lags.len() < 2 {
+                    return 1.0;
+                }
+                decay(mean(&lags), p.custom.thread_starvation_sensitivity)
+            }
+            Builtin::Kafka => {
+                let lags: Vec<f64> = t.system().filter_map(|s| s.metadata("kafka_lag")).collect();
+                if lags.len() < 2 {
+                    return 1.0;
+                }
+                decay(mean(&lags) / 100.0, p.custom.kafka_lag_sensitivity)
+            }
+        }
+    }
+}
+
+/// A metric declared in configuration (`[[pss.metrics]]`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    /// The breakdown key (`PAY`).
+    pub code: String,
+    /// A name for people (default: the code).
+    pub name: Option<String>,
+    /// Traces whose name matches this regular expression (any of name,
+    /// module and branch tag matching selects a trace).
+    pub name_pattern: Option<String>,
+    pub module_pattern: Option<String>,
+    pub branch_tag_pattern: Option<String>,
+    /// System traces with this numeric `metadata` member (its value is the field).
+    pub metadata: Option<String>,
+    /// `duration` (default), `wait_time`, `memory` or `memory_diff` for regular traces.
+    pub field: Option<String>,
+    /// `cv`, `p95_ratio`, `mean` or `rate`.
+    pub statistic: String,
+    /// The decay's sensitivity: score = exp(−sensitivity × statistic).
+    pub sensitivity: f64,
+    /// The weight in the PSS.
+    pub weight: f64,
+}
+
+/// Why a declared metric is not usable, naming its field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("metric '{code}': {field}: {message}")]
+pub struct SpecError {
+    pub code: String,
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// What a declared metric measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statistic {
+    /// Coefficient of variation of the field.
+    Cv,
+    /// 95th over 50th percentile of the field, minus one.
+    P95Ratio,
+    /// Mean of the field.
+    Mean,
+    /// Share of the selected traces that failed.
+    Rate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Duration,
+    WaitTime,
+    Memory,
+    MemoryDiff,
+}
+
+/// Which text of a trace a pattern is matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Name,
+    Module,
+    BranchTag,
+}
+
+/// A declared metric, checked.
+#[derive(Debug)]
+pub struct DeclaredMetric {
+    code: String,
+    name: String,
+    patterns: Vec<(Regex, Target)>,
+    metadata: Option<String>,
+    field: Field,
+    statistic: Statistic,
+    sensitivity: f64,
+    weight: f64,
+}
+
+impl MetricSpec {
+    /// Checks the spec (linfa's `check`): patterns compile, one kind of
+    /// filter, a known field and statistic, finite non-negative numbers.
+    pub fn check(&self) -> Result<DeclaredMetric, SpecError> {
+        let err = |field: &'static str, message: String| SpecError { code: self.code.clone(), field, message };
+        if self.code.trim().is_empty() {
+            return Err(err("code", "must not be empty".into()));
+        }
+        let mut patterns: Vec<(Regex, Target)> = Vec::new();
+        for (field, p, get) in [
+            ("name_pattern", &self.name_pattern, Target::Name),
+            ("module_pattern", &self.module_pattern, Target::Module),
+            ("branch_tag_pattern", &self.branch_tag_pattern, Target::BranchTag),
+        ] {
+            if let Some(p) = p {
+                patterns.push((Regex::new(p).map_err(|e| err(field, e.to_string()))?, get));
+            }
+        }
+        if self.metadata.is_some() && !patterns.is_empty() {
+            return Err(err("metadata", "a metric reads system metadata or filters regular traces, not both".into()));
+        }
+        let field = match self.field.as_deref() {
+            None | Some("duration") => Field::Duration,
+            Some("wait_time") => Field::WaitTime,
+            Some("memory") => Field::Memory,
+            Some("memory_diff") => Field::MemoryDiff,
+            Some(other) => {
+                return Err(err("field", format!("'{other}': expected duration, wait_time, memory or memory_diff")))
+            }
+        };
+        let statistic = match self.statistic.as_str() {
+            "cv" => Statistic::Cv,
+            "p95_ratio" => Statistic::P95Ratio,
+            "mean" => Statistic::Mean,
+            "rate" => Statistic::Rate,
+            other => return Err(err("statistic", format!("'{other}': expected cv, p95_ratio, mean or rate"))),
+        };
+        if statistic == Statistic::Rate && self.metadata.is_some() {
+            return Err(err("statistic", "rate counts failed regular traces; system metadata has none".into()));
+        }
+        for (f, v) in [("sensitivity", self.sensitivity), ("weight", self.weight)] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(err(f, format!("must be a finite number of at least 0, found {v}")));
+            }
+        }
+        Ok(DeclaredMetric {
+            code: self.code.clone(),
+            name: self.name.clone().unwrap_or_else(|| self.code.clone()),
+            patterns,
+            metadata: self.metadata.clone(),
+            field,
+            statistic,
+            sensitivity: self.sensitivity,
+            weight: self.weight,
+        })
+    }
+}
+
+impl DeclaredMetric {
+    /// The weight the declaration gives.
+    pub fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    fn selects(&self, r: &TraceRow<'_>) -> bool {
+        self.patterns.is_empty()
+            || self.patterns.iter().any(|(re, t)| {
+                re.is_match(match t {
+                    Target::Name => r.name,
+                    Target::Module => r.module,
+                    Target::BranchTag => r.branch_tag,
+                })
+            })
+    }
+}
+
+impl CustomMetric for DeclaredMetric {
+    fn code(&self) -> &str {
+        &self.code
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn default_weight(&self) -> f64 {
+        self.weight
+    }
+
+    fn score(&self, t: &MetricInput<'_>, _: &ScoreParams) -> f64 {
+        let mut failed = 0u64;
+        let values: Vec<f64> = match &self.metadata {
+            Some(key) => t.system().filter_map(|s| s.metadata(key)).collect(),
+            None => t
+                .rows()
+                .filter(|r| self.selects(r))
+                .map(|r| {
+                    failed += u64::from(r.error);
+                    match self.field {
+                        Field::Duration => r.duration,
+                        Field::WaitTime => r.wait_time,
+                        Field::Memory => r.memory,
+                        Field::MemoryDiff => r.memory_diff,
+                    }
+                })
+                .collect(),
+        };
+        let stat = match self.statistic {
+            Statistic::Rate if !values.is_empty() => failed as f64 / values.len() as f64,
+            _ if values.len() < 2 => return 1.0,
+            Statistic::Cv => super::cv(&values),
+            Statistic::Mean => mean(&values),
+            Statistic::P95Ratio => {
+                let mut w = values.clone();
+                match pystats::percentiles(&mut w, &[49, 94]) {
+                    Some(q) if q[0] > 0.0 => (q[1] / q[0] - 1.0).max(0.0),
+                    _ => 0.0,
+                }
+            }
+            Statistic::Rate => 0.0,
+        };
+        decay(stat, self.sensitivity)
+    }
+}
+
+/// What `plugins` names that pss cannot score: a Python module it cannot
+/// run (its metrics are unknown), or an unknown code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unresolved(pub String);
+
+/// The metrics `plugins`, `custom_metric_weights` and `[[pss.metrics]]`
+/// configure, with the `plugins` entries pss could not resolve.
+pub fn resolve(
+    plugins: &[String],
+    weights: &[(String, f64)],
+    declared: Vec<DeclaredMetric>,
+) -> (Vec<Weighted>, Vec<Unresolved>) {
+    let mut out: Vec<Weighted> = Vec::new();
+    let mut unresolved = Vec::new();
+    let weight_of = |code: &str, default: f64| weights.iter().rev().find(|(c, _)| c == code).map_or(default, |w| w.1);
+    let mut push = |m: Arc<dyn CustomMetric>, default: f64| {
+        let w = Weighted { weight: weight_of(m.code(), default), metric: m };
+        // A later registration of a code replaces the earlier (a dict by code in pypss).
+        match out.iter().position(|x| x.metric.code() == w.metric.code()) {
+            Some(i) => out[i] = w,
+            None => out.push(w),
+        }
+    };
+    for p in plugins {
+        match Builtin::named(p) {
+            Some(b) => {
+                let m = b.metric();
+                let d = m.default_weight();
+                push(m, d);
+            }
+            None => unresolved.push(Unresolved(p.clone())),
+        }
+    }
+    for d in declared {
+        let w = d.weight();
+        push(Arc::new(d), w);
+    }
+    (out, unresolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::read_bytes;
+
+    fn cols(json: &str) -> TraceColumns {
+        let mut c = TraceColumns::with_options(
+            "unknown",
+            crate::trace::ColumnOptions { timestamps: true, names: true, memory_diff: true },
+        );
+        read_bytes("t", json.as_bytes(), &mut c).unwrap();
+        c
+    }
+
+    fn params(plugins: &[&str], declared: Vec<DeclaredMetric>) -> ScoreParams {
+        let (metrics, bad) = resolve(&plugins.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &[], declared);
+        assert!(bad.is_empty());
+        ScoreParams { custom: CustomMetrics { metrics, ..CustomMetrics::default() }, ..ScoreParams::default() }
+    }
+
+    #[test]
+    fn plugins_are_named_by_code_class_or_path_and_unknown_ones_reported() {
+        assert_eq!(Builtin::named("io"), Some(Builtin::Io));
+        assert_eq!(Builtin::named("pypss.plugins.metrics.KafkaLagStabilityMetric"), Some(Builtin::Kafka));
+        assert_eq!(Builtin::named("CacheStabilityMetric"), Some(Builtin::Cache));
+        let (m, bad) = resolve(&["DB".into(), "my_pkg.metrics".into()], &[("DB".into(), 0.5)], vec![]);
+        assert_eq!((m.len(), m[0].weight), (1, 0.5));
+        assert_eq!(bad, vec![Unresolved("my_pkg.metrics".into())]);
+    }
+
+    #[test]
+    fn cache_hit_ratio_and_null_tags_are_empty() {
+        let c = cols(
+            r#"[{"duration":1,"branch_tag":"cache_hit"},{"duration":1,"branch_tag":"CACHE_MISS"},
+            {"duration":1,"branch_tag":null},{"duration":1,"branch_tag":"cache_hit:x"}]"#,
+        );
+        let s = super::super::score(&c, super::super::Selection::All, &params(&["CACHE"], vec![]));
+        assert_eq!(s.custom[0].code, "CACHE");
+        approx::assert_abs_diff_eq!(s.custom[0].score, 2.0 / 3.0);
+        assert_eq!(s.custom[0].rounded, 0.67);
+    }
+
+    #[test]
+    fn system_metadata_feeds_kafka_and_gc() {
+        let c = cols(
+            r#"[{"system_metric":true,"metadata":{"kafka_lag":100,"gc_pause_duration":0.01}},
+            {"system_metric":true,"metadata":{"kafka_lag":300,"gc_pause_duration":0.03}},{"duration":0.1}]"#,
+        );
+        let s = super::super::score(&c, super::super::Selection::All, &params(&["KAFKA", "GC"], vec![]));
+        approx::assert_abs_diff_eq!(s.custom[0].score, (-2.0f64).exp(), epsilon = 1e-12);
+        let cv = super::super::cv(&[0.01, 0.03]);
+        approx::assert_abs_diff_eq!(s.custom[1].score, (-2.0 * cv).exp(), epsilon = 1e-12);
+    }
+
+    #[test]
+    fn declared_metrics_are_checked_and_score() {
+        let spec = |statistic: &str| MetricSpec {
+            code: "PAY".into(),
+            name: None,
+            name_pattern: Some("^pay".into()),
+            module_pattern: None,
+            branch_tag_pattern: None,
+            metadata: None,
+            field: None,
+            statistic: statistic.into(),
+            sensitivity: 1.0,
+            weight: 0.2,
+        };
+        assert_eq!(
+            MetricSpec { name_pattern: Some("(".into()), ..spec("cv") }.check().unwrap_err().field,
+            "name_pattern"
+        );
+        assert_eq!(spec("median").check().unwrap_err().field, "statistic");
+        assert_eq!(MetricSpec { weight: -1.0, ..spec("cv") }.check().unwrap_err().field, "weight");
+        let c = cols(
+            r#"[{"name":"pay_card","duration":1.0,"error":true},{"name":"pay_card","duration":3.0},
+            {"name":"browse","duration":100.0}]"#,
+        );
+        let s =
+            super::super::score(&c, super::super::Selection::All, &params(&[], vec![spec("rate").check().unwrap()]));
+        approx::assert_abs_diff_eq!(s.custom[0].score, (-0.5f64).exp());
+        let s = super::super::score(&c, super::super::Selection::All, &params(&[], vec![spec("cv").check().unwrap()]));
+        approx::assert_abs_diff_eq!(s.custom[0].score, (-super::super::cv(&[1.0, 3.0])).exp());
+        // The PSS takes the metric's weight: (Σ w·s + 0.2·s_pay) / (1 + 0.2).
+        let five = super::super::score(&c, super::super::Selection::All, &ScoreParams::default());
+        approx::assert_abs_diff_eq!(s.pss_raw, (five.pss_raw + 0.2 * s.custom[0].score) / 1.2, epsilon = 1e-12);
+    }
+}
