@@ -3,7 +3,8 @@
 # the tests need before running them — pypss 1.3.1 with grpcio, protobuf and
 # redis from PyPI into target/pypss-venv (differential tests, and the real
 # pypss clients `pss serve` is tested with) with selenium (the board's
-# browser test) and the OpenTelemetry SDK with its OTLP exporters, and Debian's redis-server, prometheus-alertmanager,
+# browser test), the OpenTelemetry SDK with its OTLP exporters, and
+# nbclient with pandas, pyarrow and matplotlib (the notebook), and Debian's redis-server, prometheus-alertmanager,
 # prometheus-pushgateway, chromium and chromium-driver (selenium is pointed
 # at Debian's driver: nothing is downloaded at run time).
 set -euo pipefail
@@ -20,6 +21,11 @@ fi
 if ! "$VENV/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.exporter.otlp.proto.grpc.trace_exporter' 2>/dev/null; then
     echo "==> installing the OpenTelemetry SDK 1.45.2 with its OTLP/HTTP and OTLP/gRPC exporters into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2 opentelemetry-exporter-otlp-proto-grpc==1.45.2
+fi
+# What the notebook needs, and nbclient to execute it.
+if ! "$VENV/bin/python" -c 'import nbclient, nbformat, ipykernel, pandas, pyarrow, matplotlib' 2>/dev/null; then
+    echo "==> installing nbclient, ipykernel, pandas, pyarrow and matplotlib into $VENV (the notebook's test)"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check nbclient==0.11.0 nbformat==5.11.1 ipykernel==7.4.0 pandas==3.1.1 pyarrow==26.0.1 matplotlib==3.11.2
 fi
 # Debian's real servers the tests start on 127.0.0.1.
 missing=()

@@ -12,6 +12,7 @@ mod detect;
 mod diagnose;
 mod differential;
 mod history;
+mod notebook;
 mod otlp;
 mod render;
 mod serve;
