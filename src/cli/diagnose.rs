@@ -25,8 +25,10 @@ pub enum DocFormat {
 #[derive(Args, Debug, Clone)]
 pub struct DocArgs {
     /// LLM for the narrative (the rule-based diagnosis is always there).
-    #[arg(long, value_enum, default_value_t = Provider::None)]
-    pub provider: Provider,
+    /// Default, as pypss: openai when an API key is given (--api-key or
+    /// OPENAI_API_KEY), else none.
+    #[arg(long, value_enum)]
+    pub provider: Option<Provider>,
     /// Model name (default: config llm_openai_model / llm_ollama_model).
     #[arg(long)]
     pub model: Option<String>,
@@ -181,8 +183,9 @@ fn history_diagnosis(
 /// Adds the narrative when asked, renders, writes; decides the exit code.
 fn finish(mut d: Diagnosis, a: &DocArgs, cfg: &Config) -> CmdResult {
     let mut llm_failed = None;
-    if a.provider != Provider::None {
-        let p = LlmParams::from_config(a.provider, a.model.clone(), a.base_url.clone(), a.api_key.clone(), cfg);
+    let provider = a.provider.unwrap_or(if a.api_key.is_some() { Provider::Openai } else { Provider::None });
+    if provider != Provider::None {
+        let p = LlmParams::from_config(provider, a.model.clone(), a.base_url.clone(), a.api_key.clone(), cfg);
         if std::io::stderr().is_terminal() {
             eprintln!("asking {:?} model {}…", p.provider, p.model);
         }

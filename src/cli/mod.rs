@@ -110,6 +110,8 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// A live web dashboard over trace files or a history database.
     Board(board::BoardArgs),
+    /// pypss's tune: tune pypss's parameters on a healthy baseline file (pss-tune tunes on labeled history).
+    Tune(tune::PypssTuneArgs),
     /// Write a simulated labeled history: traces of a few services with injected incidents.
     Simulate(simulate::SimulateArgs),
 }
@@ -187,6 +189,7 @@ where
         Command::Diagnose(a) => diagnose::run(a),
         Command::Report(a) => diagnose::report(a),
         Command::Serve(a) => serve::run_serve(*a),
+        Command::Tune(a) => tune::run_pypss_tune(a),
         Command::Board(a) => board::run(a),
     };
     finish(res)

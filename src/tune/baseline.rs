@@ -21,6 +21,50 @@ pub struct BaselineJob {
     pub seed: u64,
     /// The tuned config's path (default `models/baseline/pss-tuned.toml`).
     pub output: Option<PathBuf>,
+    /// How the config is written.
+    pub style: ConfigStyle,
+}
+
+/// How the tuned config is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigStyle {
+    /// pss's: the tuned keys under `[pypss]`, with a header, and a model card beside it.
+    #[default]
+    Pss,
+    /// pypss's (`pypss tune`): every pypss key, in pypss's order, the
+    /// configuration's values with the tuned ones; no card.
+    PypssFull,
+}
+
+/// pypss 1.3.1's defaults as pypss writes them (`PSSConfig().save()`).
+const PYPSS_DEFAULTS: &str = include_str!("pypss_defaults.toml");
+
+/// The whole pypss configuration as `pypss tune` writes it: pypss's keys in
+/// its order, each from the configuration in force where it sets it,
+/// pypss's tuned parameters from `tuned`.
+pub fn pypss_config_toml(cfg: &Config, tuned: &ScoreParams) -> String {
+    let mut doc: toml::Table = toml::from_str(PYPSS_DEFAULTS).expect("pypss's defaults are TOML");
+    let mut overlay = toml::Table::new();
+    let mut add = |v: Result<toml::Value, toml::ser::Error>| {
+        if let Ok(toml::Value::Table(t)) = v {
+            overlay.extend(t);
+        }
+    };
+    add(toml::Value::try_from(&cfg.pypss));
+    add(toml::Value::try_from(&cfg.keys));
+    add(toml::Value::try_from(&cfg.advisor));
+    add(toml::Value::try_from(tuned));
+    if let Some(toml::Value::Table(p)) = doc.get_mut("pypss") {
+        for (k, v) in p.iter_mut() {
+            let Some(new) = overlay.get(k) else { continue };
+            *v = match (&*v, new) {
+                // pypss's integer keys stay integers.
+                (toml::Value::Integer(_), toml::Value::Float(f)) if f.fract() == 0.0 => toml::Value::Integer(*f as i64),
+                _ => new.clone(),
+            };
+        }
+    }
+    toml::to_string(&doc).expect("a TOML table serializes")
 }
 
 /// What it did.
@@ -31,7 +75,8 @@ pub struct BaselineReport {
     pub loss: LossReport,
     pub tuned: ScoreParams,
     pub config: PathBuf,
-    pub card: PathBuf,
+    /// The model card (pss's style only).
+    pub card: Option<PathBuf>,
     pub seconds: f64,
 }
 
@@ -122,6 +167,18 @@ pub fn run(
         report.tuned,
         report.default
     );
+    if job.style == ConfigStyle::PypssFull {
+        std::fs::write(&out, pypss_config_toml(cfg, &tuned)).map_err(output_err(&out))?;
+        return Ok(BaselineReport {
+            traces: sets.traces,
+            iterations: job.iterations,
+            loss: report,
+            tuned,
+            config: out,
+            card: None,
+            seconds: crate::timefmt::now() - started,
+        });
+    }
     std::fs::write(&out, config_toml(&cand, cfg.window_seconds, &header)).map_err(output_err(&out))?;
     let card_path = super::nightly::sibling(&out, ".card.json");
     let card = serde_json::json!({
@@ -146,7 +203,7 @@ pub fn run(
         loss: report,
         tuned,
         config: out,
-        card: card_path,
+        card: Some(card_path),
         seconds: crate::timefmt::now() - started,
     })
 }

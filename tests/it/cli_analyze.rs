@@ -299,3 +299,101 @@ fn pypss_invocations_work_unchanged_output_json_html_and_history_db_path() {
     let s = pss(d, &["history", "--db-path", "none2.db", "--export", "json"]);
     assert_eq!(crate::common::ok(&s).trim(), "[]");
 }
+
+/// Every command line pypss 1.3.1's README shows, with `pypss` replaced by
+/// `pss`, next to pypss's own run of the same line in a folder of its own
+/// (`pypss run`, which instruments Python, stays pypss's; its trace file is
+/// what the other lines read). Same exit codes; the same JSON report; the
+/// same history rows.
+#[test]
+fn every_command_line_of_pypss_readme_runs_under_pss() {
+    let traces = sample_traces(400);
+    let (pd, sd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (pd, sd) = (pd.path(), sd.path());
+    for d in [pd, sd] {
+        std::fs::write(d.join("traces.json"), &traces).unwrap();
+    }
+    let lines: [&[&str]; 7] = [
+        &["analyze", "--trace-file", "traces.json", "--output", "report.txt"],
+        &["analyze", "--trace-file", "traces.json", "--fail-if-below", "80"],
+        &["analyze", "--trace-file", "traces.json", "--store-history"],
+        &["analyze", "--trace-file", "traces.json", "--store-history"],
+        &["history", "--limit", "20"],
+        &["history", "--days", "7"],
+        &["history", "--days", "30", "--export", "csv"],
+    ];
+    let mut outs = Vec::new();
+    for line in lines {
+        let p = pypss_cli(pd, line);
+        let s = pss(sd, line);
+        assert_eq!(s.status.code(), p.status.code(), "pss {}: {}", line.join(" "), stderr(&s));
+        outs.push((p, s));
+    }
+    // --output: pypss's JSON report in report.txt.
+    let read =
+        |d: &Path| serde_json::from_str::<Value>(&std::fs::read_to_string(d.join("report.txt")).unwrap()).unwrap();
+    let (sj, pj) = (read(sd), read(pd));
+    for k in pj.as_object().unwrap().keys() {
+        assert_eq!(sj[k], pj[k], "report.txt key {k}");
+    }
+    // The history: two stored runs, the same scores, in pypss's table (pypss_history.db).
+    // pypss's csv module ends lines with CRLF and click adds an empty line; pss writes LF.
+    let csv = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let (pc, sc) = (csv(&outs[6].0), csv(&outs[6].1));
+    assert_eq!(sc.len(), 3, "{sc:?}");
+    assert_eq!(sc.len(), pc.len());
+    let pss_col =
+        |rows: &[String]| rows.iter().skip(1).map(|r| r.split(',').nth(2).unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(pss_col(&sc), pss_col(&pc));
+    assert!(sd.join("pypss_history.db").exists());
+    let table = String::from_utf8_lossy(&outs[4].1.stdout).to_string();
+    assert!(table.contains("Historical PSS Trends"), "{table}");
+    // `pss board traces.json`: serves the file (pypss's port 8080 is taken when
+    // another board runs here; the line as written binds 127.0.0.1:8080).
+    if std::net::TcpListener::bind("127.0.0.1:8080").is_ok() {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pss"))
+            .current_dir(sd)
+            .args(["board", "traces.json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ok = crate::common::wait_until(std::time::Duration::from_secs(20), || {
+            reqwest::blocking::get("http://127.0.0.1:8080/api/meta").is_ok_and(|r| r.status().is_success())
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(ok, "pss board traces.json serves on 127.0.0.1:8080");
+    }
+}
+
+#[test]
+fn pss_tune_writes_the_whole_config_as_pypss_tune_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("b.json"), sample_traces(300)).unwrap();
+    let p = pypss_cli(d, &["tune", "--baseline", "b.json", "--output", "p.toml", "--iterations", "10"]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let s = pss(d, &["tune", "--baseline", "b.json", "--output", "s.toml", "--iterations", "10"]);
+    crate::common::ok(&s);
+    let read = |f: &str| -> toml::Table { toml::from_str(&std::fs::read_to_string(d.join(f)).unwrap()).unwrap() };
+    let (pt, st) = (read("p.toml"), read("s.toml"));
+    let (pt, st) = (pt["pypss"].as_table().unwrap(), st["pypss"].as_table().unwrap());
+    assert_eq!(pt.keys().collect::<Vec<_>>(), st.keys().collect::<Vec<_>>(), "every pypss key, in pypss's order");
+    let tuned = ["w_ts", "w_ms", "w_ev", "w_be", "w_cc", "alpha", "beta", "gamma", "mem_spike_threshold_ratio"];
+    for (k, v) in pt {
+        if !tuned.contains(&k.as_str()) && k != "concurrency_wait_threshold" {
+            assert_eq!(&st[k], v, "{k}: not tuned, as pypss writes it");
+        }
+    }
+    // pypss reads the file pss wrote.
+    std::fs::copy(d.join("s.toml"), d.join("pypss.toml")).unwrap();
+    let again = pypss_cli(d, &["analyze", "--trace-file", "b.json"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+}

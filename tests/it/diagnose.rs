@@ -155,6 +155,11 @@ fn incident_report_with_and_without_an_llm() {
     assert_eq!(seen.body["messages"][0]["role"], "system");
     assert!(prompt.contains("checkout-3") && prompt.contains("latency p50") && prompt.contains("onset"), "{prompt}");
     assert!(prompt.len() <= 12_000);
+    // pypss's default provider: openai when a key is given, without --provider.
+    let before = log.lock().unwrap().len();
+    let md = ok(&diag(&["--base-url", &url, "--api-key", KEY]));
+    assert!(md.contains("## LLM narrative (test-model-1 via Openai)"), "{md}");
+    assert_eq!(log.lock().unwrap().len(), before + 1);
 
     // 503 twice, then an answer: retried with backoff.
     let url = format!("{base}/flaky/v1");

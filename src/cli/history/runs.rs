@@ -66,7 +66,9 @@ pub fn history(a: HistoryArgs) -> CmdResult {
             for r in &rows {
                 let meta = r.meta.to_string().replace('"', "\"\"");
                 let [ts, ms, ev, be, cc] = r.sub.to_array();
-                out += &format!("{},{},{},{ts},{ms},{ev},{be},{cc},\"{meta}\"\n", r.id, r.timestamp, r.pss);
+                // Python's float repr, as pypss's csv module writes it (64.0, not 64).
+                out +=
+                    &format!("{},{:?},{:?},{ts:?},{ms:?},{ev:?},{be:?},{cc:?},\"{meta}\"\n", r.id, r.timestamp, r.pss);
             }
             print(&out)
         }

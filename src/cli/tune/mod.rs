@@ -8,7 +8,7 @@ use clap::{Parser, ValueEnum};
 
 use super::{print, CmdResult, Failure, EXIT_LOCKED};
 use crate::config::Config;
-use crate::tune::baseline::{BaselineError, BaselineJob};
+use crate::tune::baseline::{BaselineError, BaselineJob, ConfigStyle};
 use crate::tune::nightly::{NightlyError, NightlyJob};
 use crate::tune::space::Space;
 use crate::tune::{Objective, TuneParams};
@@ -130,6 +130,45 @@ impl From<BaselineError> for Failure {
     }
 }
 
+/// `pss tune`: pypss's `tune`, unchanged flags and defaults.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "pypss's tuning: Bayesian optimization of pypss's ten parameters against pypss's own loss \
+on the baseline and four faults injected into it (latency jitter, a memory leak, error bursts, thread starvation). \
+Writes the whole configuration as `pypss tune` does (every pypss key, in pypss's order). For tuning against labeled \
+incidents in a history, see pss-tune --history.")]
+pub struct PypssTuneArgs {
+    /// The baseline (healthy) trace file.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: String,
+    /// Where to save the optimized configuration.
+    #[arg(long, default_value = "pypss_tuned.toml", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Optimization iterations.
+    #[arg(long, default_value_t = 50)]
+    pub iterations: usize,
+    /// Seed (pypss's optimizer is unseeded; pss's is always seeded).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs `pss tune`.
+pub fn run_pypss_tune(a: PypssTuneArgs) -> CmdResult {
+    let cfg = Config::discover(a.config.as_deref())?;
+    let job = BaselineJob {
+        baseline: a.baseline.clone(),
+        iterations: a.iterations,
+        seed: a.seed,
+        output: Some(a.output.clone()),
+        style: ConfigStyle::PypssFull,
+    };
+    let bar = progress(a.iterations, "{bar:40} {pos}/{len} evaluations");
+    let r = crate::tune::baseline::run(&job, &cfg, &mut |_, _| bar.inc(1))?;
+    bar.finish_and_clear();
+    print(&render::baseline(&r))
+}
+
 /// Runs `pss-tune`: parse, call the nightly job, render.
 pub fn run(a: TuneArgs) -> CmdResult {
     let cfg = Config::discover(a.config.as_deref())?;
@@ -138,7 +177,13 @@ pub fn run(a: TuneArgs) -> CmdResult {
             .baseline
             .clone()
             .ok_or_else(|| Failure::input("--objective pypss needs --baseline FILE (a healthy trace file)"))?;
-        let job = BaselineJob { baseline, iterations: a.iterations, seed: a.seed, output: a.output.clone() };
+        let job = BaselineJob {
+            baseline,
+            iterations: a.iterations,
+            seed: a.seed,
+            output: a.output.clone(),
+            style: ConfigStyle::Pss,
+        };
         let bar = progress(a.iterations, "{bar:40} {pos}/{len} evaluations");
         let r = crate::tune::baseline::run(&job, &cfg, &mut |_, _| bar.inc(1))?;
         bar.finish_and_clear();

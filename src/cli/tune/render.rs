@@ -122,10 +122,10 @@ pub(super) fn nightly(r: &NightlyReport, job: &NightlyJob) -> String {
 pub(super) fn baseline(r: &BaselineReport) -> String {
     let t = &r.tuned;
     format!(
-        "pss-tune (pypss objective): {} baseline traces, 4 injected faults, {} evaluations, {:.2}s\n\n\
+        "pypss's tuning objective: {} baseline traces, 4 injected faults, {} evaluations, {:.2}s\n\n\
          {:<16} {:>12}\n{:<16} {:>12.2}\n{:<16} {:>12.2}\n{:<16} {:>12.2}\n\n\
          alpha {:.2}, beta {:.2}, gamma {:.2}, mem_spike_threshold_ratio {:.2}, concurrency_wait_threshold {:.4}\n\
-         weights ts {:.2} ms {:.2} ev {:.2} be {:.2} cc {:.2}\n\nconfig:     {}\nmodel card: {}\n",
+         weights ts {:.2} ms {:.2} ev {:.2} be {:.2} cc {:.2}\n\nconfig:     {}\n{}",
         r.traces,
         r.iterations,
         r.seconds,
@@ -148,7 +148,7 @@ pub(super) fn baseline(r: &BaselineReport) -> String {
         t.w_be,
         t.w_cc,
         r.config.display(),
-        r.card.display()
+        r.card.as_ref().map(|c| format!("model card: {}\n", c.display())).unwrap_or_default()
     )
 }
 
