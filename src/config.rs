@@ -56,7 +56,7 @@ pub struct PssKeys {
     pub discovery_unknown_module_name: Option<String>,
     pub plugins: Option<Vec<toml::Value>>,
     /// Declared custom metrics (`[[pss.metrics]]`).
-    pub metrics: Option<Vec<crate::score::custom::MetricSpec>>,
+    pub metrics: Option<Vec<metric_spec::MetricSpec>>,
     /// The `KAFKA` metric's sensitivity (pypss reads it with a default of 1.0 and has no key).
     pub kafka_lag_sensitivity: Option<f64>,
     pub storage_uri: Option<String>,
@@ -180,10 +180,6 @@ pub struct ScoreParams {
     pub score_error_vmr_multiplier: f64,
     pub score_error_spike_impact_multiplier: f64,
     pub score_consecutive_error_decay_multiplier: f64,
-    /// Custom metrics (`plugins`, `custom_metric_weights`, `[[pss.metrics]]`):
-    /// set by [`Config`], not a key of its own.
-    #[serde(skip)]
-    pub custom: crate::score::custom::CustomMetrics,
 }
 
 impl ScoreParams {
@@ -214,7 +210,6 @@ impl Default for ScoreParams {
             score_error_vmr_multiplier: 0.5,
             score_error_spike_impact_multiplier: 0.5,
             score_consecutive_error_decay_multiplier: 2.0,
-            custom: crate::score::custom::CustomMetrics::default(),
         }
     }
 }
@@ -270,6 +265,34 @@ impl Default for AlertParams {
     }
 }
 
+pub mod metric_spec;
+
+/// Custom metrics as configured: pypss's `plugins` and
+/// `custom_metric_weights`, pss's `[[pss.metrics]]` (checked when loaded).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomConfig {
+    pub plugins: Vec<String>,
+    /// (code, weight) from the `custom_metric_weights` table.
+    pub weights: Vec<(String, f64)>,
+    pub declared: Vec<metric_spec::MetricSpec>,
+    /// `thread_starvation_sensitivity` (pypss's default 100).
+    pub thread_starvation_sensitivity: f64,
+    /// pss's `kafka_lag_sensitivity` (pypss reads it with a default of 1.0 and has no key).
+    pub kafka_lag_sensitivity: f64,
+}
+
+impl Default for CustomConfig {
+    fn default() -> Self {
+        CustomConfig {
+            plugins: Vec::new(),
+            weights: Vec::new(),
+            declared: Vec::new(),
+            thread_starvation_sensitivity: 100.0,
+            kafka_lag_sensitivity: 1.0,
+        }
+    }
+}
+
 /// A loaded configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -291,9 +314,9 @@ pub struct Config {
     pub retention_seconds: Option<f64>,
     /// `plugins` as written.
     pub plugins: Vec<String>,
-    /// `plugins` entries that name no metric pss has (a Python module of
-    /// the user's own: pss cannot run it).
-    pub unresolved_plugins: Vec<String>,
+    /// Custom metrics: `plugins`, `custom_metric_weights`, `[[pss.metrics]]`
+    /// (resolved into metrics by `score::custom::CustomMetrics::from_config`).
+    pub custom: CustomConfig,
     /// Bounds for `pss-tune`, from `[pss.tune_bounds]` (`alpha = [0.01, 5.0]`).
     pub tune_bounds: Vec<(String, f64, f64)>,
     /// pss's keys and the pypss keys read outside the score, as set.
@@ -321,7 +344,7 @@ impl Default for Config {
             retention_seconds: None,
             tune_bounds: Vec::new(),
             plugins: Vec::new(),
-            unresolved_plugins: Vec::new(),
+            custom: CustomConfig::default(),
             keys: PssKeys::default(),
             pypss: PypssKeys::default(),
             source: "defaults".into(),
@@ -518,7 +541,7 @@ impl Config {
             }
         }
         let table: toml::Table = flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut score: ScoreParams = group(&table, file)?;
+        let score: ScoreParams = group(&table, file)?;
         let advisor: AdvisorParams = group(&table, file)?;
         let keys: PssKeys = group(&table, file)?;
         let pypss: PypssKeys = group(&table, file)?;
@@ -585,15 +608,16 @@ impl Config {
             .collect();
         let mut declared = Vec::new();
         for (i, spec) in k.metrics.iter().flatten().enumerate() {
-            declared.push(spec.check().map_err(|e| bad(&format!("metrics[{i}].{}", e.field), e.to_string()))?);
+            spec.check().map_err(|e| bad(&format!("metrics[{i}].{}", e.field), e.to_string()))?;
+            declared.push(spec.clone());
         }
-        let (metrics, unresolved) = crate::score::custom::resolve(&plugins, &custom_weights, declared);
-        score.custom = crate::score::custom::CustomMetrics {
-            metrics,
+        let custom = CustomConfig {
+            plugins: plugins.clone(),
+            weights: custom_weights,
+            declared,
             thread_starvation_sensitivity: pypss.thread_starvation_sensitivity.unwrap_or(100.0),
             kafka_lag_sensitivity: k.kafka_lag_sensitivity.unwrap_or(1.0),
         };
-        let unresolved_plugins = unresolved.into_iter().map(|u| u.0).collect();
         Ok(Config {
             score,
             advisor,
@@ -604,7 +628,7 @@ impl Config {
             min_window_traces,
             retention_seconds,
             plugins,
-            unresolved_plugins,
+            custom,
             tune_bounds,
             keys,
             pypss,
@@ -735,8 +759,8 @@ mod tests {
             field_names::<PypssKeys>(),
         ];
         let all: Vec<&str> = groups.concat();
-        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 19 of its own.
-        assert_eq!(all.len(), 117, "{all:?}");
+        // pypss 1.3.1's PSSConfig has 98 keys; pss adds 21 of its own.
+        assert_eq!(all.len(), 119, "{all:?}");
         let mut unique = all.clone();
         unique.sort();
         unique.dedup();

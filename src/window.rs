@@ -111,7 +111,7 @@ pub fn score_window(
     p: &ScoreParams,
     min_traces: u64,
 ) -> Window {
-    let s = score::score_five(c, Selection::All, p);
+    let s = score::score(c, Selection::All, p);
     let b = s.breakdown;
     let traces = (c.len() + c.sys_module.len()) as u64;
     Window {

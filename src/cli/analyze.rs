@@ -99,13 +99,14 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
     if !cfg.unknown_keys.is_empty() {
         warn(&format!("{}: unknown configuration keys ignored: {}", cfg.source, cfg.unknown_keys.join(", ")));
     }
-    if !cfg.unresolved_plugins.is_empty() {
+    let (custom_metrics, unresolved) = crate::score::custom::CustomMetrics::from_config(&cfg.custom);
+    if !unresolved.is_empty() {
         warn(&format!(
             "{}: plugins {} name no metric pss has: pss cannot run Python plugin modules. Name pypss's built-in \
              metrics by code (plugins = [\"IO\", \"DB\"]) or declare yours in [[pss.metrics]]; these are not part \
              of this score",
             cfg.source,
-            cfg.unresolved_plugins.join(", ")
+            unresolved.join(", ")
         ));
     }
     let sources: Vec<Source> = names.iter().map(|n| Source::from_arg(n)).collect();
@@ -116,7 +117,7 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
     // Timestamps feed the charts only; names only the by-name breakdown.
     let format = a.report_format();
     // Custom metrics read names and memory_diff.
-    let custom = !cfg.score.custom.is_empty();
+    let custom = !custom_metrics.is_empty();
     let keep = ColumnOptions {
         timestamps: format == OutputFormat::Html,
         names: by == GroupBy::Name || custom,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::pystats;
 use crate::report::advisor::{advise, Advice};
-use crate::score::{score, GroupBy, GroupPlan, GroupScore, Score, Selection};
+use crate::score::{GroupBy, GroupPlan, GroupScore, Score, Selection};
 use crate::trace::{FileSummary, Skipped, TraceColumns};
 
 /// Latency or memory distribution summary.
@@ -106,23 +106,25 @@ pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy,
     // The breakdown re-scores every group: run it beside the overall score
     // and the summaries.
     let plan = std::sync::OnceLock::new();
+    let (custom, _) = crate::score::custom::CustomMetrics::from_config(&cfg.custom);
+    let custom = &custom;
     let (s, latency, memory, wait_time) = std::thread::scope(|scope| {
         // The second thread splits the rows by group and starts scoring
         // groups; this thread scores the whole set, then helps.
         scope.spawn(|| {
             let p = plan.get_or_init(|| GroupPlan::new(c, by));
             if let Some(p) = p {
-                p.work(c, &cfg.score);
+                p.work(c, &cfg.score, custom);
             }
         });
-        let s = score(c, Selection::All, &cfg.score);
+        let s = crate::score::score_with(c, Selection::All, &cfg.score, custom);
         let sums = if detail.summaries || detail.charts {
             (summarize(&c.duration), summarize(&c.memory), summarize(&c.wait_time))
         } else {
             Default::default()
         };
         if let Some(p) = plan.wait() {
-            p.work(c, &cfg.score);
+            p.work(c, &cfg.score, custom);
         }
         (s, sums.0, sums.1, sums.2)
     });

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::config::ScoreParams;
+use crate::config::metric_spec::{CheckedSpec, Field, Statistic, Target};
+use crate::config::{CustomConfig, ScoreParams};
 use crate::pystats::{self, ExactSums};
 use crate::trace::{Stage, TraceColumns, NONE};
 
@@ -74,6 +75,24 @@ impl CustomMetrics {
     pub fn is_empty(&self) -> bool {
         self.metrics.is_empty()
     }
+
+    /// The metrics a configuration names (`plugins`, `custom_metric_weights`,
+    /// `[[pss.metrics]]`), with the `plugins` entries that name no metric pss
+    /// has (a Python module of the user's own: pss cannot run it).
+    pub fn from_config(c: &CustomConfig) -> (CustomMetrics, Vec<String>) {
+        let declared = c
+            .declared
+            .iter()
+            .map(|spec| DeclaredMetric::new(spec.check().expect("checked when the configuration was loaded")))
+            .collect();
+        let (metrics, unresolved) = resolve(&c.plugins, &c.weights, declared);
+        let m = CustomMetrics {
+            metrics,
+            thread_starvation_sensitivity: c.thread_starvation_sensitivity,
+            kafka_lag_sensitivity: c.kafka_lag_sensitivity,
+        };
+        (m, unresolved.into_iter().map(|u| u.0).collect())
+    }
 }
 
 /// One custom metric's result.
@@ -94,9 +113,10 @@ pub(crate) fn score_all(
     rows: Option<&[u32]>,
     sys: Option<&[u32]>,
     p: &ScoreParams,
+    custom: &CustomMetrics,
 ) -> Vec<CustomScore> {
-    let input = MetricInput { c, rows, sys };
-    p.custom
+    let input = MetricInput { c, rows, sys, custom };
+    custom
         .metrics
         .iter()
         .map(|w| {
@@ -119,6 +139,7 @@ pub struct MetricInput<'a> {
     c: &'a TraceColumns,
     rows: Option<&'a [u32]>,
     sys: Option<&'a [u32]>,
+    custom: &'a CustomMetrics,
 }
 
 /// One regular trace as a metric sees it. Readings a trace lacks (or that
@@ -156,6 +177,11 @@ impl SystemRow<'_> {
 }
 
 impl<'a> MetricInput<'a> {
+    /// The sensitivities of the metrics in force (`thread_starvation_sensitivity`, …).
+    pub fn settings(&self) -> &CustomMetrics {
+        self.custom
+    }
+
     /// The regular traces, in input order.
     pub fn rows(&self) -> impl Iterator<Item = TraceRow<'a>> + '_ {
         let c = self.c;
@@ -336,162 +362,32 @@ impl CustomMetric for BuiltinMetric {
                 if lags.len() < 2 {
                     return 1.0;
                 }
-                decay(mean(&lags), p.custom.thread_starvation_sensitivity)
+                decay(mean(&lags), t.settings().thread_starvation_sensitivity)
             }
             Builtin::Kafka => {
                 let lags: Vec<f64> = t.system().filter_map(|s| s.metadata("kafka_lag")).collect();
                 if lags.len() < 2 {
                     return 1.0;
                 }
-                decay(mean(&lags) / 100.0, p.custom.kafka_lag_sensitivity)
+                decay(mean(&lags) / 100.0, t.settings().kafka_lag_sensitivity)
             }
         }
     }
 }
 
-/// A metric declared in configuration (`[[pss.metrics]]`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricSpec {
-    /// The breakdown key (`PAY`).
-    pub code: String,
-    /// A name for people (default: the code).
-    pub name: Option<String>,
-    /// Traces whose name matches this regular expression (any of name,
-    /// module and branch tag matching selects a trace).
-    pub name_pattern: Option<String>,
-    pub module_pattern: Option<String>,
-    pub branch_tag_pattern: Option<String>,
-    /// System traces with this numeric `metadata` member (its value is the field).
-    pub metadata: Option<String>,
-    /// `duration` (default), `wait_time`, `memory` or `memory_diff` for regular traces.
-    pub field: Option<String>,
-    /// `cv`, `p95_ratio`, `mean` or `rate`.
-    pub statistic: String,
-    /// The decay's sensitivity: score = exp(−sensitivity × statistic).
-    pub sensitivity: f64,
-    /// The weight in the PSS.
-    pub weight: f64,
-}
-
-/// Why a declared metric is not usable, naming its field.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("metric '{code}': {field}: {message}")]
-pub struct SpecError {
-    pub code: String,
-    pub field: &'static str,
-    pub message: String,
-}
-
-/// What a declared metric measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Statistic {
-    /// Coefficient of variation of the field.
-    Cv,
-    /// 95th over 50th percentile of the field, minus one.
-    P95Ratio,
-    /// Mean of the field.
-    Mean,
-    /// Share of the selected traces that failed.
-    Rate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Duration,
-    WaitTime,
-    Memory,
-    MemoryDiff,
-}
-
-/// Which text of a trace a pattern is matched against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Name,
-    Module,
-    BranchTag,
-}
-
-/// A declared metric, checked.
+/// A metric declared in configuration (`[[pss.metrics]]`), from its checked spec.
 #[derive(Debug)]
-pub struct DeclaredMetric {
-    code: String,
-    name: String,
-    patterns: Vec<(Regex, Target)>,
-    metadata: Option<String>,
-    field: Field,
-    statistic: Statistic,
-    sensitivity: f64,
-    weight: f64,
-}
-
-impl MetricSpec {
-    /// Checks the spec (linfa's `check`): patterns compile, one kind of
-    /// filter, a known field and statistic, finite non-negative numbers.
-    pub fn check(&self) -> Result<DeclaredMetric, SpecError> {
-        let err = |field: &'static str, message: String| SpecError { code: self.code.clone(), field, message };
-        if self.code.trim().is_empty() {
-            return Err(err("code", "must not be empty".into()));
-        }
-        let mut patterns: Vec<(Regex, Target)> = Vec::new();
-        for (field, p, get) in [
-            ("name_pattern", &self.name_pattern, Target::Name),
-            ("module_pattern", &self.module_pattern, Target::Module),
-            ("branch_tag_pattern", &self.branch_tag_pattern, Target::BranchTag),
-        ] {
-            if let Some(p) = p {
-                patterns.push((Regex::new(p).map_err(|e| err(field, e.to_string()))?, get));
-            }
-        }
-        if self.metadata.is_some() && !patterns.is_empty() {
-            return Err(err("metadata", "a metric reads system metadata or filters regular traces, not both".into()));
-        }
-        let field = match self.field.as_deref() {
-            None | Some("duration") => Field::Duration,
-            Some("wait_time") => Field::WaitTime,
-            Some("memory") => Field::Memory,
-            Some("memory_diff") => Field::MemoryDiff,
-            Some(other) => {
-                return Err(err("field", format!("'{other}': expected duration, wait_time, memory or memory_diff")))
-            }
-        };
-        let statistic = match self.statistic.as_str() {
-            "cv" => Statistic::Cv,
-            "p95_ratio" => Statistic::P95Ratio,
-            "mean" => Statistic::Mean,
-            "rate" => Statistic::Rate,
-            other => return Err(err("statistic", format!("'{other}': expected cv, p95_ratio, mean or rate"))),
-        };
-        if statistic == Statistic::Rate && self.metadata.is_some() {
-            return Err(err("statistic", "rate counts failed regular traces; system metadata has none".into()));
-        }
-        for (f, v) in [("sensitivity", self.sensitivity), ("weight", self.weight)] {
-            if !v.is_finite() || v < 0.0 {
-                return Err(err(f, format!("must be a finite number of at least 0, found {v}")));
-            }
-        }
-        Ok(DeclaredMetric {
-            code: self.code.clone(),
-            name: self.name.clone().unwrap_or_else(|| self.code.clone()),
-            patterns,
-            metadata: self.metadata.clone(),
-            field,
-            statistic,
-            sensitivity: self.sensitivity,
-            weight: self.weight,
-        })
-    }
-}
+pub struct DeclaredMetric(CheckedSpec);
 
 impl DeclaredMetric {
-    /// The weight the declaration gives.
-    pub fn weight(&self) -> f64 {
-        self.weight
+    pub fn new(spec: CheckedSpec) -> Self {
+        DeclaredMetric(spec)
     }
 
     fn selects(&self, r: &TraceRow<'_>) -> bool {
-        self.patterns.is_empty()
-            || self.patterns.iter().any(|(re, t)| {
+        let s = &self.0;
+        s.patterns.is_empty()
+            || s.patterns.iter().any(|(re, t)| {
                 re.is_match(match t {
                     Target::Name => r.name,
                     Target::Module => r.module,
@@ -503,25 +399,26 @@ impl DeclaredMetric {
 
 impl CustomMetric for DeclaredMetric {
     fn code(&self) -> &str {
-        &self.code
+        &self.0.code
     }
     fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
     fn default_weight(&self) -> f64 {
-        self.weight
+        self.0.weight
     }
 
     fn score(&self, t: &MetricInput<'_>, _: &ScoreParams) -> f64 {
+        let s = &self.0;
         let mut failed = 0u64;
-        let values: Vec<f64> = match &self.metadata {
+        let values: Vec<f64> = match &s.metadata {
             Some(key) => t.system().filter_map(|s| s.metadata(key)).collect(),
             None => t
                 .rows()
                 .filter(|r| self.selects(r))
                 .map(|r| {
                     failed += u64::from(r.error);
-                    match self.field {
+                    match s.field {
                         Field::Duration => r.duration,
                         Field::WaitTime => r.wait_time,
                         Field::Memory => r.memory,
@@ -530,7 +427,7 @@ impl CustomMetric for DeclaredMetric {
                 })
                 .collect(),
         };
-        let stat = match self.statistic {
+        let stat = match s.statistic {
             Statistic::Rate if !values.is_empty() => failed as f64 / values.len() as f64,
             _ if values.len() < 2 => return 1.0,
             Statistic::Cv => super::cv(&values),
@@ -544,7 +441,7 @@ impl CustomMetric for DeclaredMetric {
             }
             Statistic::Rate => 0.0,
         };
-        decay(stat, self.sensitivity)
+        decay(stat, s.sensitivity)
     }
 }
 
@@ -582,7 +479,7 @@ pub fn resolve(
         }
     }
     for d in declared {
-        let w = d.weight();
+        let w = d.default_weight();
         push(Arc::new(d), w);
     }
     (out, unresolved)
@@ -591,6 +488,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::metric_spec::MetricSpec;
     use crate::trace::read_bytes;
 
     fn cols(json: &str) -> TraceColumns {
@@ -602,10 +500,14 @@ mod tests {
         c
     }
 
-    fn params(plugins: &[&str], declared: Vec<DeclaredMetric>) -> ScoreParams {
+    fn metrics(plugins: &[&str], declared: Vec<DeclaredMetric>) -> CustomMetrics {
         let (metrics, bad) = resolve(&plugins.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &[], declared);
         assert!(bad.is_empty());
-        ScoreParams { custom: CustomMetrics { metrics, ..CustomMetrics::default() }, ..ScoreParams::default() }
+        CustomMetrics { metrics, ..CustomMetrics::default() }
+    }
+
+    fn score(c: &TraceColumns, m: &CustomMetrics) -> crate::score::Score {
+        crate::score::score_with(c, crate::score::Selection::All, &ScoreParams::default(), m)
     }
 
     #[test]
@@ -624,7 +526,7 @@ mod tests {
             r#"[{"duration":1,"branch_tag":"cache_hit"},{"duration":1,"branch_tag":"CACHE_MISS"},
             {"duration":1,"branch_tag":null},{"duration":1,"branch_tag":"cache_hit:x"}]"#,
         );
-        let s = super::super::score(&c, super::super::Selection::All, &params(&["CACHE"], vec![]));
+        let s = score(&c, &metrics(&["CACHE"], vec![]));
         assert_eq!(s.custom[0].code, "CACHE");
         approx::assert_abs_diff_eq!(s.custom[0].score, 2.0 / 3.0);
         assert_eq!(s.custom[0].rounded, 0.67);
@@ -636,7 +538,7 @@ mod tests {
             r#"[{"system_metric":true,"metadata":{"kafka_lag":100,"gc_pause_duration":0.01}},
             {"system_metric":true,"metadata":{"kafka_lag":300,"gc_pause_duration":0.03}},{"duration":0.1}]"#,
         );
-        let s = super::super::score(&c, super::super::Selection::All, &params(&["KAFKA", "GC"], vec![]));
+        let s = score(&c, &metrics(&["KAFKA", "GC"], vec![]));
         approx::assert_abs_diff_eq!(s.custom[0].score, (-2.0f64).exp(), epsilon = 1e-12);
         let cv = super::super::cv(&[0.01, 0.03]);
         approx::assert_abs_diff_eq!(s.custom[1].score, (-2.0 * cv).exp(), epsilon = 1e-12);
@@ -666,13 +568,12 @@ mod tests {
             r#"[{"name":"pay_card","duration":1.0,"error":true},{"name":"pay_card","duration":3.0},
             {"name":"browse","duration":100.0}]"#,
         );
-        let s =
-            super::super::score(&c, super::super::Selection::All, &params(&[], vec![spec("rate").check().unwrap()]));
+        let s = score(&c, &metrics(&[], vec![DeclaredMetric::new(spec("rate").check().unwrap())]));
         approx::assert_abs_diff_eq!(s.custom[0].score, (-0.5f64).exp());
-        let s = super::super::score(&c, super::super::Selection::All, &params(&[], vec![spec("cv").check().unwrap()]));
+        let s = score(&c, &metrics(&[], vec![DeclaredMetric::new(spec("cv").check().unwrap())]));
         approx::assert_abs_diff_eq!(s.custom[0].score, (-super::super::cv(&[1.0, 3.0])).exp());
         // The PSS takes the metric's weight: (Σ w·s + 0.2·s_pay) / (1 + 0.2).
-        let five = super::super::score(&c, super::super::Selection::All, &ScoreParams::default());
+        let five = crate::score::score(&c, crate::score::Selection::All, &ScoreParams::default());
         approx::assert_abs_diff_eq!(s.pss_raw, (five.pss_raw + 0.2 * s.custom[0].score) / 1.2, epsilon = 1e-12);
     }
 }

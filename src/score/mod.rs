@@ -236,13 +236,16 @@ pub fn concurrency_chaos(waits: &[f64], lags: &[Num], p: &ScoreParams) -> f64 {
 }
 
 /// Scores a selection of traces: pypss's `compute_pss_from_traces`.
-///
-/// With custom metrics configured (`p.custom`), each adds `weight × score`
-/// to the PSS and its weight to the total, and an empty selection is scored
-/// rather than given pypss's zero report, as pypss does with plugins.
 pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
+    score_with(c, sel, p, &custom::CustomMetrics::default())
+}
+
+/// [`score`] with custom metrics: each adds `weight × score` to the PSS and
+/// its weight to the total, and an empty selection is scored rather than
+/// given pypss's zero report, as pypss does when plugins are registered.
+pub fn score_with(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams, extra: &custom::CustomMetrics) -> Score {
     let g = gather(c, sel);
-    if g.count == 0 && g.lags.is_empty() && p.custom.is_empty() {
+    if g.count == 0 && g.lags.is_empty() && extra.is_empty() {
         return Score::empty();
     }
     let ts = timing_stability(&g.latencies, p);
@@ -251,28 +254,18 @@ pub fn score(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
     let be = branching_entropy(&g.tags);
     let cc = concurrency_chaos(&g.waits, &g.lags, p);
     let raw = SubScores::from_array([ts, ms, ev, be, cc]);
-    let custom = if p.custom.is_empty() {
+    let custom = if extra.is_empty() {
         Vec::new()
     } else {
         let (rows, sys) = match sel {
             Selection::All => (None, None),
             Selection::Some { rows, sys } => (Some(rows), Some(sys)),
         };
-        custom::score_all(c, rows, sys, p)
+        custom::score_all(c, rows, sys, p, extra)
     };
-    let extra: Vec<(f64, f64)> = custom.iter().map(|m| (m.weight, m.score)).collect();
-    let (pss_raw, pss) = formula::pss_with(&raw, &extra, p);
+    let weighted: Vec<(f64, f64)> = custom.iter().map(|m| (m.weight, m.score)).collect();
+    let (pss_raw, pss) = formula::pss_with(&raw, &weighted, p);
     Score { pss: pss as i64, breakdown: raw.map(py_round2), raw, pss_raw, empty: false, count: g.count, custom }
-}
-
-/// [`score`] of the five sub-scores only: what a stored window keeps (its
-/// PSS is rescored from the five when the tuner moves the weights).
-pub fn score_five(c: &TraceColumns, sel: Selection<'_>, p: &ScoreParams) -> Score {
-    if p.custom.is_empty() {
-        return score(c, sel, p);
-    }
-    let five = ScoreParams { custom: custom::CustomMetrics::default(), ..p.clone() };
-    score(c, sel, &five)
 }
 
 /// How to group traces for a breakdown.
@@ -338,11 +331,11 @@ impl GroupPlan {
     }
 
     /// Scores groups until none is left; call from as many threads as useful.
-    pub fn work(&self, c: &TraceColumns, p: &ScoreParams) {
+    pub fn work(&self, c: &TraceColumns, p: &ScoreParams, extra: &custom::CustomMetrics) {
         loop {
             let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(&g) = self.live.get(k) else { return };
-            let s = score(c, Selection::Some { rows: &self.rows[g], sys: &self.sys[g] }, p);
+            let s = score_with(c, Selection::Some { rows: &self.rows[g], sys: &self.sys[g] }, p, extra);
             let key = match self.by {
                 GroupBy::Module => c.modules.get(g as u32),
                 GroupBy::Name => c.names.get(g as u32),

@@ -738,10 +738,11 @@ impl<'a> Scanner<'a> {
                         "lag" => m.lag = Some(self.scalar(2)?),
                         "active_tasks" => m.active_tasks = Some(self.scalar(2)?),
                         "churn_rate" => m.churn_rate = Some(self.scalar(2)?),
-                        _ => match self.scalar(2)? {
-                            v @ (Scalar::Int(_) | Scalar::Float(_)) => m.numbers.push((key, v)),
-                            _ => {}
-                        },
+                        _ => {
+                            if let v @ (Scalar::Int(_) | Scalar::Float(_)) = self.scalar(2)? {
+                                m.numbers.push((key, v));
+                            }
+                        }
                     }
                     match self.next_byte("inside an object")? {
                         b',' => {
