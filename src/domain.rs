@@ -238,6 +238,19 @@ pub struct Window {
     /// Rounded to two decimals, as pypss reports them.
     pub sub: SubScores,
     pub features: Features,
+    /// Custom metrics' scores with the weights they had, in the order they
+    /// were configured; empty without custom metrics. The PSS includes them.
+    #[serde(default)]
+    pub custom: Vec<CustomValue>,
+}
+
+/// One custom metric's score in a window, and its weight in the window's PSS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomValue {
+    pub code: String,
+    /// 0–1, before rounding.
+    pub score: f64,
+    pub weight: f64,
 }
 
 impl Window {
@@ -256,6 +269,7 @@ impl Window {
             pss: 0.0,
             sub: SubScores::default(),
             features,
+            custom: Vec::new(),
         }
     }
 
@@ -263,10 +277,17 @@ impl Window {
     /// scores, then [`Features::NAMES`].
     pub const SCORE_COLUMNS: [&'static str; 9] = ["traces", "errors", "too_small", "pss", "ts", "ms", "ev", "be", "cc"];
 
-    /// Every stored column after the key, comma-separated (for SQL); built once.
+    /// Every stored column after the key, comma-separated (for SQL): the
+    /// scores, the features, then the custom scores (JSON); built once.
     pub fn value_columns() -> &'static str {
         static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            Window::SCORE_COLUMNS.iter().chain(Features::NAMES.iter()).copied().collect::<Vec<_>>().join(", ")
+            Window::SCORE_COLUMNS
+                .iter()
+                .chain(Features::NAMES.iter())
+                .chain(std::iter::once(&"custom"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         });
         &COLUMNS
     }

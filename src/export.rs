@@ -24,7 +24,8 @@ pub enum ExportError {
 }
 
 /// The labeled window table: key, counts, scores, every feature (in
-/// [`Features::NAMES`] order), the label and the incident id.
+/// [`Features::NAMES`] order), each custom metric's score (by code), the
+/// label and the incident id.
 pub fn windows_frame(rows: &[LabeledWindow]) -> Result<DataFrame, ExportError> {
     let f64s = |name: &str, f: &dyn Fn(&LabeledWindow) -> f64| {
         Column::new(name.into(), rows.iter().map(f).collect::<Vec<f64>>())
@@ -47,6 +48,22 @@ pub fn windows_frame(rows: &[LabeledWindow]) -> Result<DataFrame, ExportError> {
     let values: Vec<[f64; Features::COUNT]> = rows.iter().map(|r| r.window.features.values()).collect();
     for (k, name) in Features::NAMES.iter().enumerate() {
         cols.push(Column::new((*name).into(), values.iter().map(|v| v[k]).collect::<Vec<f64>>()));
+    }
+    // Custom metrics' scores, one column per code (as pypss's breakdown keys them).
+    let mut codes: Vec<&str> = Vec::new();
+    for r in rows {
+        for c in &r.window.custom {
+            if !codes.contains(&c.code.as_str()) {
+                codes.push(&c.code);
+            }
+        }
+    }
+    for code in codes {
+        let name =
+            if cols.iter().any(|c| c.name().as_str() == code) { format!("custom_{code}") } else { code.to_string() };
+        let v: Vec<Option<f64>> =
+            rows.iter().map(|r| r.window.custom.iter().find(|c| c.code == code).map(|c| c.score)).collect();
+        cols.push(Column::new(name.into(), v));
     }
     cols.push(Column::new("label".into(), rows.iter().map(|r| r.incident.is_some()).collect::<Vec<bool>>()));
     cols.push(Column::new("incident".into(), rows.iter().map(|r| r.incident.clone()).collect::<Vec<Option<String>>>()));

@@ -15,7 +15,7 @@ use crate::domain::Window;
 use crate::pystats::Num;
 use crate::store::{IngestReport, InsertedTraces, Store, StoreError, StoredTrace, TimeRange, TraceBatch};
 use crate::trace::{read_source, ColumnOptions, Source, TraceColumns};
-use crate::window::{score_window, window_start};
+use crate::window::{score_window, window_start, Scoring};
 
 /// How to ingest.
 #[derive(Debug, Clone)]
@@ -26,6 +26,15 @@ pub struct IngestOptions {
     /// Parameters windows are scored with (pypss defaults unless configured).
     pub params: ScoreParams,
     pub unknown_module: String,
+    /// Custom metrics windows are scored with too (none unless configured).
+    pub custom: crate::score::custom::CustomMetrics,
+}
+
+impl IngestOptions {
+    /// What windows are scored with.
+    pub fn scoring(&self) -> Scoring<'_> {
+        Scoring { params: &self.params, min_traces: self.min_window_traces, custom: &self.custom }
+    }
 }
 
 /// Windows scored per store transaction when recomputing (bounds memory on
@@ -110,27 +119,45 @@ pub fn recompute_windows(store: &mut dyn Store, range: TimeRange, opts: &IngestO
 /// Scores a service's stored traces in `range` as one window spanning it
 /// (pooling quiet windows); module `""`, length `range.to - range.from`.
 pub fn score_span(store: &dyn Store, range: TimeRange, opts: &IngestOptions) -> Result<Window, StoreError> {
-    let keep = ColumnOptions { timestamps: true, names: false, memory_diff: false };
-    let mut c = TraceColumns::with_options(&opts.unknown_module, keep);
+    let mut c = TraceColumns::with_options(&opts.unknown_module, window_columns(opts));
     store.scan_traces(&opts.service, range, &mut |t| push_stored(&mut c, &t))?;
     let seconds = range.to - range.from;
-    Ok(score_window(&opts.service, "", range.from, seconds, &c, &opts.params, opts.min_window_traces))
+    Ok(score_window(&opts.service, "", range.from, seconds, &c, &opts.scoring()))
+}
+
+/// The columns window scoring keeps: names and `memory_diff` only for
+/// custom metrics, which read them.
+fn window_columns(opts: &IngestOptions) -> ColumnOptions {
+    let custom = !opts.custom.is_empty();
+    ColumnOptions { timestamps: true, names: custom, memory_diff: custom }
 }
 
 fn module_and_time<'a>(t: &StoredTrace<'a>) -> (&'a str, f64) {
     match t {
-        StoredTrace::Regular { module, row } => (module, row.timestamp),
+        StoredTrace::Regular { module, row, .. } => (module, row.timestamp),
         StoredTrace::System { module, timestamp, .. } => (module, *timestamp),
     }
 }
 
-/// Adds a stored trace to columns, as reading it from a file would.
+/// Adds a stored trace to columns, as reading it from a file would (names,
+/// `memory_diff` and system metadata when the columns keep them).
 fn push_stored(c: &mut TraceColumns, t: &StoredTrace<'_>) {
     let (module, ts) = module_and_time(t);
     let mid = c.intern_module(module);
     match t {
-        StoredTrace::Regular { row, .. } => c.push_row_values(row, mid, crate::trace::NONE),
-        StoredTrace::System { lag, .. } => c.push_system_values(mid, lag.map(Num::Float), ts),
+        StoredTrace::Regular { row, name, memory_diff, .. } => {
+            let nid = if c.keep.names { c.intern_name(name) } else { crate::trace::NONE };
+            if c.keep.memory_diff {
+                c.memory_diff.push(memory_diff.unwrap_or(0.0));
+            }
+            c.push_row_values(row, mid, nid)
+        }
+        StoredTrace::System { lag, metadata, .. } => {
+            c.push_system_values(mid, lag.map(Num::Float), ts);
+            if let (Some(m), Some(last)) = (metadata, c.sys_meta.last_mut()) {
+                *last = crate::store::stored_metadata(m);
+            }
+        }
     }
 }
 
@@ -147,7 +174,7 @@ struct Scorer<'o> {
 
 impl<'o> Scorer<'o> {
     fn new(opts: &'o IngestOptions) -> Scorer<'o> {
-        let keep = ColumnOptions { timestamps: true, names: false, memory_diff: false };
+        let keep = window_columns(opts);
         Scorer {
             opts,
             keep,
@@ -174,11 +201,12 @@ impl<'o> Scorer<'o> {
     fn flush(&mut self, start: f64) {
         let o = self.opts;
         let (svc, w) = (o.service.as_str(), o.window_seconds);
-        self.out.push(score_window(svc, "", start, w, &self.whole, &o.params, o.min_window_traces));
+        let how = o.scoring();
+        self.out.push(score_window(svc, "", start, w, &self.whole, &how));
         let mut mods: Vec<_> = self.per_module.drain().collect();
         mods.sort_by(|a, b| a.0.cmp(&b.0));
         for (m, c) in mods {
-            self.out.push(score_window(svc, &m, start, w, &c, &o.params, o.min_window_traces));
+            self.out.push(score_window(svc, &m, start, w, &c, &how));
         }
         self.whole = TraceColumns::with_options(&o.unknown_module, self.keep);
     }
@@ -212,6 +240,7 @@ mod tests {
             min_window_traces: 10,
             params: ScoreParams::default(),
             unknown_module: "unknown".into(),
+            custom: Default::default(),
         };
         ingest_source(&mut store, &Source::Path(file), &opts, &|_| {}).unwrap();
         let mut checked = 0;
@@ -225,5 +254,62 @@ mod tests {
             }
         }
         assert!(checked > 1500, "{checked}");
+    }
+
+    /// With custom metrics configured, a stored window carries each metric's
+    /// score and weight, and its PSS is the one scoring the same traces from
+    /// the file gives (names, memory_diff and system metadata survive the
+    /// store); rescoring from the stored window reproduces it.
+    #[test]
+    fn windows_carry_custom_metrics_as_scoring_the_file_does() {
+        use crate::config::CustomConfig;
+        use crate::score::custom::CustomMetrics;
+        let dir = tempfile::tempdir().unwrap();
+        let mut traces = Vec::new();
+        for i in 0..60 {
+            let name = if i % 3 == 0 { "db_query" } else { "http_get" };
+            traces.push(serde_json::json!({"name": name, "module": format!("m{}", i % 2), "duration": 0.01 + (i % 7) as f64 * 0.01,
+                "wait_time": 0.002 * (i % 5) as f64, "memory": 1000 + i, "memory_diff": if i % 4 == 0 { -500 } else { 10 },
+                "branch_tag": if i % 2 == 0 { "cache_hit" } else { "cache_miss" }, "timestamp": 1_790_000_000.0 + i as f64 * 0.5}));
+            if i % 10 == 0 {
+                traces.push(serde_json::json!({"system_metric": true, "module": "m0", "timestamp": 1_790_000_000.0 + i as f64 * 0.5,
+                    "metadata": {"lag": 0.01 * (i / 10) as f64, "kafka_lag": 40 * i, "gc_pause_duration": 0.001 * (1 + i / 10) as f64}}));
+            }
+        }
+        let file = dir.path().join("t.json");
+        std::fs::write(&file, serde_json::to_vec(&traces).unwrap()).unwrap();
+        let cfg = CustomConfig {
+            plugins: ["IO", "DB", "GC", "CACHE", "STARVE", "NET", "KAFKA"].iter().map(|s| s.to_string()).collect(),
+            weights: vec![("DB".into(), 0.4)],
+            ..CustomConfig::default()
+        };
+        let (custom, _) = CustomMetrics::from_config(&cfg);
+        let mut store = SqliteStore::open(&dir.path().join("h.db")).unwrap();
+        let opts = IngestOptions {
+            service: "s".into(),
+            window_seconds: 60.0,
+            min_window_traces: 1,
+            params: ScoreParams::default(),
+            unknown_module: "unknown".into(),
+            custom: custom.clone(),
+        };
+        ingest_source(&mut store, &Source::Path(file.clone()), &opts, &|_| {}).unwrap();
+        let keep = ColumnOptions { timestamps: true, names: true, memory_diff: true };
+        let (cols, _) = crate::trace::read_all(&[Source::Path(file)], "unknown", keep).unwrap();
+        let want = crate::score::score_with(&cols, crate::score::Selection::All, &ScoreParams::default(), &custom);
+        let stored = store.windows("s", None, 60.0, None, None).unwrap();
+        assert_eq!(stored.len(), 1);
+        let w = &stored[0].window;
+        assert_eq!(w.pss, want.pss as f64);
+        assert_eq!(w.custom.len(), 7);
+        for (got, m) in w.custom.iter().zip(&want.custom) {
+            assert_eq!((got.code.as_str(), got.score, got.weight), (m.code.as_str(), m.score, m.weight));
+        }
+        assert!(w.custom.iter().any(|c| c.code == "KAFKA" && c.score < 1.0), "kafka_lag survived the store");
+        assert!(w.custom.iter().any(|c| c.code == "GC" && c.score < 1.0), "gc_pause_duration survived the store");
+        assert_eq!(rescore(w, &ScoreParams::default()).pss, w.pss);
+        // Without custom metrics the same window's PSS is the five's alone.
+        let five = crate::score::score(&cols, crate::score::Selection::All, &ScoreParams::default());
+        assert_ne!(five.pss, want.pss);
     }
 }

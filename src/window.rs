@@ -101,6 +101,15 @@ fn slope(x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
+/// What a window is scored with.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoring<'a> {
+    pub params: &'a ScoreParams,
+    /// Fewer traces: the window is too small to alarm.
+    pub min_traces: u64,
+    pub custom: &'a crate::score::custom::CustomMetrics,
+}
+
 /// Scores one window's columns.
 pub fn score_window(
     service: &str,
@@ -108,10 +117,10 @@ pub fn score_window(
     start: f64,
     seconds: f64,
     c: &TraceColumns,
-    p: &ScoreParams,
-    min_traces: u64,
+    how: &Scoring<'_>,
 ) -> Window {
-    let s = score::score(c, Selection::All, p);
+    let (p, min_traces, custom) = (how.params, how.min_traces, how.custom);
+    let s = score::score_with(c, Selection::All, p, custom);
     let b = s.breakdown;
     let traces = (c.len() + c.sys_module.len()) as u64;
     Window {
@@ -125,6 +134,11 @@ pub fn score_window(
         pss: s.pss as f64,
         sub: b,
         features: Features { be_raw: s.raw.branching_entropy, ..features(c) },
+        custom: s
+            .custom
+            .iter()
+            .map(|m| crate::domain::CustomValue { code: m.code.clone(), score: m.score, weight: m.weight })
+            .collect(),
     }
 }
 
@@ -168,7 +182,14 @@ mod tests {
         let mut c = TraceColumns::with_options("unknown", keep);
         crate::trace::read_bytes("t", text.as_bytes(), &mut c).unwrap();
         let d = ScoreParams::default();
-        let stored = score_window("s", "", 1000.0, 60.0, &c, &d, 1);
+        let stored = score_window(
+            "s",
+            "",
+            1000.0,
+            60.0,
+            &c,
+            &Scoring { params: &d, min_traces: 1, custom: &Default::default() },
+        );
         let variants: Vec<(&str, ScoreParams)> = vec![
             ("w_ts", ScoreParams { w_ts: 3.0, ..d.clone() }),
             ("w_ms", ScoreParams { w_ms: 3.0, ..d.clone() }),
@@ -196,7 +217,14 @@ mod tests {
         ];
         let base = score::rescore::rescore(&stored, &d);
         for (key, p) in variants {
-            let from_traces = score_window("s", "", 1000.0, 60.0, &c, &p, 1);
+            let from_traces = score_window(
+                "s",
+                "",
+                1000.0,
+                60.0,
+                &c,
+                &Scoring { params: &p, min_traces: 1, custom: &Default::default() },
+            );
             let r = score::rescore::rescore(&stored, &p);
             assert_eq!(r.pss, from_traces.pss, "{key}: PSS");
             assert_eq!(r.breakdown, from_traces.sub, "{key}: sub-scores");

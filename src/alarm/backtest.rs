@@ -200,6 +200,8 @@ fn pool_quiet(
         min_window_traces: policy.min_window_traces,
         params: policy.score.clone(),
         unknown_module: b.unknown_module.clone(),
+        // Pooled quiet spans are scored on the five sub-scores.
+        custom: Default::default(),
     };
     let mut pool = super::pool::Pool::new(policy.min_window_traces, policy.pool_max_windows, b.window_seconds);
     let (mut out, mut pooled, mut still_small) = (Vec::with_capacity(ws.len()), 0, 0);
@@ -265,6 +267,7 @@ mod tests {
             min_window_traces: 10,
             params: Default::default(),
             unknown_module: "unknown".into(),
+            custom: Default::default(),
         };
         ingest_source(&mut store, &Source::Path(f), &opts, &|_| {}).unwrap();
         store

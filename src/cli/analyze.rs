@@ -99,16 +99,7 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
     if !cfg.unknown_keys.is_empty() {
         warn(&format!("{}: unknown configuration keys ignored: {}", cfg.source, cfg.unknown_keys.join(", ")));
     }
-    let (custom_metrics, unresolved) = crate::score::custom::CustomMetrics::from_config(&cfg.custom);
-    if !unresolved.is_empty() {
-        warn(&format!(
-            "{}: plugins {} name no metric pss has: pss cannot run Python plugin modules. Name pypss's built-in \
-             metrics by code (plugins = [\"IO\", \"DB\"]) or declare yours in [[pss.metrics]]; these are not part \
-             of this score",
-            cfg.source,
-            unresolved.join(", ")
-        ));
-    }
+    let custom_metrics = super::custom_metrics(&cfg);
     let sources: Vec<Source> = names.iter().map(|n| Source::from_arg(n)).collect();
     let by = match a.by {
         ByArg::Module => GroupBy::Module,
@@ -244,6 +235,11 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
     let mut meta = serde_json::json!({ "trace_file": files.first().cloned().unwrap_or_default() });
     if let Some(s) = &a.service {
         meta["service"] = s.clone().into();
+    }
+    // Custom metrics' scores (pypss's table has columns for the five only).
+    if !rep.score.custom.is_empty() {
+        meta["custom"] =
+            rep.score.custom.iter().map(|m| (m.code.clone(), serde_json::Value::from(m.rounded))).collect();
     }
     store.save_history(&HistoryRow {
         id: 0,

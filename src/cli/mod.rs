@@ -116,6 +116,22 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
 }
 
+/// The custom metrics the configuration names; a `plugins` entry pss cannot
+/// run is named in a warning (the score leaves it out).
+pub(crate) fn custom_metrics(cfg: &crate::config::Config) -> crate::score::custom::CustomMetrics {
+    let (m, unresolved) = crate::score::custom::CustomMetrics::from_config(&cfg.custom);
+    if !unresolved.is_empty() {
+        warn(&format!(
+            "{}: plugins {} name no metric pss has: pss cannot run Python plugin modules. Name pypss's built-in \
+             metrics by code (plugins = [\"IO\", \"DB\"]) or declare yours in [[pss.metrics]]; these are not part \
+             of the score",
+            cfg.source,
+            unresolved.join(", ")
+        ));
+    }
+    m
+}
+
 /// The line that names incidents no alarm could have caught (every window
 /// over them too small to score, or none), which the incident counts leave out.
 pub fn unscorable_note(ids: &[String]) -> String {

@@ -286,6 +286,7 @@ fn serve_config(a: &ServeArgs, cfg: &Config) -> Result<ServeConfig, Failure> {
                 min_window_traces: cfg.min_window_traces,
                 params: cfg.score.clone(),
                 unknown_module: cfg.unknown_module.clone(),
+                custom: super::custom_metrics(cfg),
             },
         },
     })

@@ -66,14 +66,9 @@ pub fn concurrency(wait: Option<(f64, f64)>, lag_mean: Option<f64>, p: &ScorePar
     cc.max(0.0)
 }
 
-/// The weighted PSS of the five sub-scores (ts, ms, ev, be, cc): the raw
-/// 0–1 value and the 0–100 integer pypss reports.
-pub fn pss(sub: &SubScores, p: &ScoreParams) -> (f64, f64) {
-    pss_with(sub, &[], p)
-}
-
-/// [`pss`] with custom metrics' (weight, score) added after the five, in
-/// pypss's order of summation.
+/// The weighted PSS of the five sub-scores (ts, ms, ev, be, cc) and of
+/// custom metrics' (weight, score) after them, in pypss's order of
+/// summation: the raw 0–1 value and the 0–100 integer pypss reports.
 pub fn pss_with(sub: &SubScores, extra: &[(f64, f64)], p: &ScoreParams) -> (f64, f64) {
     let w = p.weights().to_array();
     let sub = sub.to_array();
@@ -100,7 +95,7 @@ mod tests {
         assert_eq!(timing(0.0, 1.0, &p), 1.0);
         assert_eq!(errors(0.0, 0.0, 0.0, &p), 1.0);
         assert_eq!(concurrency(None, None, &p), 1.0);
-        assert_eq!(pss(&SubScores::from_array([1.0; 5]), &p), (1.0, 100.0));
+        assert_eq!(pss_with(&SubScores::from_array([1.0; 5]), &[], &p), (1.0, 100.0));
     }
 
     #[test]
@@ -125,7 +120,7 @@ mod tests {
     #[test]
     fn weights_average_the_sub_scores() {
         let p = ScoreParams { w_ts: 1.0, w_ms: 1.0, w_ev: 0.0, w_be: 0.0, w_cc: 0.0, ..ScoreParams::default() };
-        let (raw, pss_) = pss(&SubScores::from_array([0.5, 1.0, 0.0, 0.0, 0.0]), &p);
+        let (raw, pss_) = pss_with(&SubScores::from_array([0.5, 1.0, 0.0, 0.0, 0.0]), &[], &p);
         assert_relative_eq!(raw, 0.75);
         assert_eq!(pss_, 75.0);
     }

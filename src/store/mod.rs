@@ -93,12 +93,21 @@ pub fn merge_touched(touched: &mut Vec<Touched>, service: &str, range: TimeRange
     }
 }
 
+/// A system trace's stored numeric metadata (JSON written by the store).
+pub fn stored_metadata(json: &str) -> Vec<(Box<str>, f64)> {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json) {
+        Ok(m) => m.into_iter().filter_map(|(k, v)| Some((k.into_boxed_str(), v.as_f64()?))).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// A stored trace as window scoring reads it back.
 pub enum StoredTrace<'a> {
     /// A regular trace (its exception message is not kept for windows).
-    Regular { module: &'a str, row: crate::trace::columns::Row<'a> },
-    /// A system metric (event-loop lag).
-    System { module: &'a str, timestamp: f64, lag: Option<f64> },
+    Regular { module: &'a str, name: &'a str, memory_diff: Option<f64>, row: crate::trace::columns::Row<'a> },
+    /// A system metric: event-loop lag, and its other numeric metadata as
+    /// JSON (custom metrics read it).
+    System { module: &'a str, timestamp: f64, lag: Option<f64>, metadata: Option<&'a str> },
 }
 
 /// A notification to record in the outbox.

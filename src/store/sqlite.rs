@@ -18,7 +18,7 @@ use crate::domain::{Features, SubScores, Window};
 use crate::domain::{HistoryRow, Incident, LabeledWindow};
 
 /// The schema version this pss writes (`_meta` key `pss_schema`).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS services (
@@ -111,7 +111,12 @@ INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1');
 "#;
 
 /// Forward migrations: entry `i` brings schema `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
+
+/// v7: custom metrics — a window's custom scores with their weights (JSON),
+/// and a system trace's other numeric metadata (JSON: `kafka_lag`,
+/// `gc_pause_duration`, …) that pypss's built-in metrics read.
+const SCHEMA_V7: &str = "ALTER TABLE windows ADD COLUMN custom TEXT; ALTER TABLE traces ADD COLUMN metadata TEXT;";
 
 /// v6: silences (`pss alerts silence`): no notification for a service (and
 /// rule, when given) until a time.
@@ -238,6 +243,11 @@ pub(crate) fn window_from_row(service: &str, r: &rusqlite::Row<'_>) -> rusqlite:
         pss: r.get(6)?,
         sub: SubScores::from_array([r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?]),
         features: Features::from_values(&f),
+        // Written by pss itself; a value it cannot read is no custom scores.
+        custom: r
+            .get::<_, Option<String>>(first + Features::COUNT)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -542,7 +552,8 @@ impl Store for SqliteStore {
             .conn
             .prepare(
                 "SELECT t.timestamp, t.module, t.name, t.duration, t.wait_time, t.memory, t.error, t.exception_type, \
-                 t.exception_message, t.branch_tag, t.stage, t.system_metric, t.lag, t.memory_diff, t.filename, t.lineno \
+                 t.exception_message, t.branch_tag, t.stage, t.system_metric, t.lag, t.memory_diff, t.filename, t.lineno, \
+                 t.metadata \
                  FROM traces t JOIN services s ON s.id = t.service_id \
                  WHERE s.name = ?1 AND t.timestamp >= ?2 AND t.timestamp < ?3 ORDER BY t.timestamp, t.id",
             )
@@ -557,6 +568,9 @@ impl Store for SqliteStore {
             if r.get::<_, i64>(11).map_err(e)? != 0 {
                 let lag: Option<f64> = r.get(12).map_err(e)?;
                 c.push_system_values(mid, lag.map(Num::Float), ts);
+                if let (Some(m), Some(last)) = (r.get::<_, Option<String>>(16).map_err(e)?, c.sys_meta.last_mut()) {
+                    *last = super::stored_metadata(&m);
+                }
                 continue;
             }
             let nid = c.intern_name(&name);
@@ -866,6 +880,7 @@ mod tests {
             min_window_traces: 5,
             params: ScoreParams::default(),
             unknown_module: "unknown".into(),
+            custom: Default::default(),
         };
         let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample-traces.json");
         ingest_source(store, &Source::Path(f), &opts, &|_| {}).unwrap();

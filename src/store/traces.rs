@@ -82,6 +82,21 @@ fn trace_key(t: &RawTrace<'_>) -> String {
     }
 }
 
+/// A system trace's other numeric metadata members as a JSON object
+/// (`{"kafka_lag": 120}`), for custom metrics; `None` when it has none.
+fn system_metadata(meta: Option<&crate::trace::json::Metadata<'_>>) -> Option<String> {
+    let m = meta?;
+    let obj: serde_json::Map<String, serde_json::Value> = m
+        .numbers
+        .iter()
+        .filter_map(|(k, v)| {
+            let f = crate::trace::columns::py_float(v).ok().filter(|f| f.is_finite())?;
+            Some((k.to_string(), serde_json::Value::from(f)))
+        })
+        .collect();
+    (!obj.is_empty()).then(|| serde_json::Value::Object(obj).to_string())
+}
+
 impl Sink<'_> {
     fn insert(&mut self, t: &RawTrace<'_>) -> rusqlite::Result<()> {
         let class = classify(t);
@@ -138,6 +153,7 @@ impl Sink<'_> {
                 _ => None,
             },
             num(&t.lineno).map(|l| l as i64),
+            system.then(|| system_metadata(meta)).flatten(),
         ])?;
         if n == 0 {
             self.report.duplicates += 1;
@@ -212,7 +228,8 @@ impl SqliteStore {
             .conn
             .prepare_cached(
                 "SELECT t.timestamp, t.module, t.duration, t.wait_time, t.memory, t.error, t.exception_type, \
-                 t.branch_tag, t.stage, t.system_metric, t.lag FROM traces t JOIN services s ON s.id = t.service_id \
+                 t.branch_tag, t.stage, t.system_metric, t.lag, t.name, t.memory_diff, t.metadata \
+                 FROM traces t JOIN services s ON s.id = t.service_id \
                  WHERE s.name = ?1 AND t.timestamp >= ?2 AND t.timestamp < ?3 ORDER BY t.timestamp, t.id",
             )
             .map_err(err)?;
@@ -222,9 +239,16 @@ impl SqliteStore {
                 let timestamp: f64 = r.get(0)?;
                 let module: String = r.get(1)?;
                 if r.get::<_, i64>(9)? != 0 {
-                    visit(StoredTrace::System { module: &module, timestamp, lag: r.get(10)? });
+                    let metadata: Option<String> = r.get(13)?;
+                    visit(StoredTrace::System {
+                        module: &module,
+                        timestamp,
+                        lag: r.get(10)?,
+                        metadata: metadata.as_deref(),
+                    });
                     return Ok(());
                 }
+                let name: String = r.get(11)?;
                 let stage = match r.get::<_, i64>(8)? {
                     0 => Stage::Counted,
                     1 => Stage::Duration,
@@ -246,7 +270,7 @@ impl SqliteStore {
                     exception_message: None,
                     timestamp,
                 };
-                visit(StoredTrace::Regular { module: &module, row });
+                visit(StoredTrace::Regular { module: &module, name: &name, memory_diff: r.get(12)?, row });
                 Ok(())
             };
             scan().map_err(err)?;
@@ -283,7 +307,7 @@ fn write_windows(
         "DELETE FROM windows WHERE service_id = ?1 AND seconds = ?2 AND start >= ?3 AND start < ?4",
         params![sid, seconds, range.from, range.to],
     )?;
-    let values = Window::SCORE_COLUMNS.len() + crate::domain::Features::COUNT;
+    let values = Window::SCORE_COLUMNS.len() + crate::domain::Features::COUNT + 1;
     let mut insert = tx.prepare(&format!(
         "INSERT INTO windows (service_id, module, seconds, start, {}) VALUES (?1, ?2, ?3, ?4, {})",
         Window::value_columns(),
@@ -302,6 +326,10 @@ fn write_windows(
         ];
         vals.extend(win.sub.to_array().iter().map(|&x| rusqlite::types::Value::from(x)));
         vals.extend(win.features.values().iter().map(|&x| rusqlite::types::Value::from(x)));
+        vals.push(match win.custom.is_empty() {
+            true => rusqlite::types::Value::Null,
+            false => serde_json::to_string(&win.custom).expect("plain values serialize").into(),
+        });
         insert.execute(rusqlite::params_from_iter(vals))?;
     }
     Ok(windows.len() as u64)
@@ -327,8 +355,8 @@ fn insert_batch(
         .prepare_cached(
             "INSERT OR IGNORE INTO traces (service_id, trace_key, timestamp, module, name, duration, cpu_time, \
              wait_time, memory, memory_diff, error, exception_type, exception_message, branch_tag, stage, \
-             system_metric, lag, active_tasks, churn_rate, filename, lineno) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+             system_metric, lag, active_tasks, churn_rate, filename, lineno, metadata) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         )
         .map_err(err)?;
     let mut sink = Sink {

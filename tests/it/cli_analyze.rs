@@ -397,3 +397,35 @@ fn pss_tune_writes_the_whole_config_as_pypss_tune_does() {
     let again = pypss_cli(d, &["analyze", "--trace-file", "b.json"]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
 }
+
+/// Custom metrics flow past the report: a stored run's meta, the windows
+/// `pss ingest` stores (and their Parquet/CSV export), the board's overview.
+#[test]
+fn custom_metrics_reach_history_windows_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("t.json"), sample_traces(200)).unwrap();
+    std::fs::write(
+        d.join("pypss.toml"),
+        "[pypss]\nplugins = [\"IO\", \"NET\"]\n[[pss.metrics]]\ncode = \"SLOW\"\nstatistic = \"p95_ratio\"\nsensitivity = 0.5\nweight = 0.1\n",
+    )
+    .unwrap();
+    crate::common::ok(&pss(d, &["analyze", "t.json", "--store-history"]));
+    let h: Value = serde_json::from_str(&crate::common::ok(&pss(d, &["history", "--export", "json"]))).unwrap();
+    let custom = &h[0]["meta"]["custom"];
+    assert!(custom["IO"].is_number() && custom["NET"].is_number() && custom["SLOW"].is_number(), "{h}");
+    crate::common::ok(&pss(d, &["ingest", "t.json", "--history", "h.db", "--service", "s", "--window", "1h"]));
+    crate::common::ok(&pss(d, &["windows", "--history", "h.db", "--service", "s", "--export", "csv", "-o", "w.csv"]));
+    let csv = std::fs::read_to_string(d.join("w.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for code in ["IO", "NET", "SLOW"] {
+        assert!(header.contains(&code), "{header:?}");
+    }
+    // The window's PSS is the report's (all 200 traces fall in one hour).
+    let report: Value =
+        serde_json::from_str(&crate::common::ok(&pss(d, &["analyze", "t.json", "--format", "json"]))).unwrap();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()].parse::<f64>().unwrap();
+    assert_eq!(col("pss"), report["pss"].as_f64().unwrap());
+    assert_eq!(pss::pystats::py_round2(col("IO")), report["breakdown"]["IO"].as_f64().unwrap());
+}

@@ -221,7 +221,11 @@
   function subscoreBars(breakdown) {
     const host = $("subscores");
     clear(host);
-    for (const [key, , label] of SUBS) {
+    // The five, then custom metrics (pypss's plugins) by their codes.
+    const known = new Set(SUBS.map((s) => s[0]));
+    const rows = SUBS.map(([key, , label]) => [key, label]);
+    for (const key of Object.keys(breakdown)) if (!known.has(key)) rows.push([key, key + " (custom)"]);
+    for (const [key, label] of rows) {
       const v = Number(breakdown[key] || 0);
       const row = el("div", null, "bar");
       row.appendChild(el("span", label));

@@ -45,6 +45,7 @@ pub fn ingest(a: IngestArgs) -> CmdResult {
         min_window_traces: cfg.min_window_traces,
         params: cfg.score.clone(),
         unknown_module: cfg.unknown_module.clone(),
+        custom: crate::cli::custom_metrics(&cfg),
     };
     let mut failed = Vec::new();
     for f in &a.files {
