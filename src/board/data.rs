@@ -107,6 +107,8 @@ pub fn overview(store: &dyn Store, r: &Range, cfg: &Config) -> Result<Value, Que
         .map(|(m, p, t, e)| serde_json::json!({ "module": m, "pss": p, "traces": t, "errors": e }))
         .collect::<Vec<_>>());
     v["range"] = serde_json::json!({ "from": r.from, "to": r.to });
+    // Readings the traces lack (OpenTelemetry spans without memory or wait time), in words.
+    v["not_measured_note"] = report.unmeasured.describe(report.traces).into();
     Ok(v)
 }
 

@@ -282,6 +282,7 @@
     const adv = $("advisor");
     clear(adv);
     for (const line of [].concat(o.advisor.diagnosis || [], o.advisor.advice || [])) adv.appendChild(el("li", line));
+    if (o.not_measured_note) adv.appendChild(el("li", o.not_measured_note, "note"));
     lineChart("trend", s.t, [{ label: "PSS", values: s.pss }], { incidents, scales: { y: { range: [0, 100] } } });
     const body = $("modules").tBodies[0];
     clear(body);
