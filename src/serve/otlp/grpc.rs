@@ -122,17 +122,8 @@ pub(crate) async fn build(
     let listener = tokio::net::TcpListener::bind(g.address).await?;
     let addr = listener.local_addr()?;
     let metrics = ctx.metrics.clone();
-    let svc = OtlpGrpc {
-        exporter: Exporter {
-            queue: ctx.queue,
-            metrics: ctx.metrics,
-            default_service: ctx.service,
-            mapping: Arc::new(cfg.mapping),
-            patience: g.patience,
-            input: InputKind::OtlpGrpc,
-        },
-        token: ctx.token,
-    };
+    let exporter = Exporter::new(&ctx, cfg.mapping, g.patience, InputKind::OtlpGrpc);
+    let svc = OtlpGrpc { exporter, token: ctx.token };
     let server = TraceServiceServer::new(svc)
         .max_decoding_message_size(g.max_message_bytes)
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)

@@ -217,15 +217,8 @@ pub(crate) async fn build(
     let addr = listener.local_addr()?;
     let metrics = ctx.metrics.clone();
     let state = Ctx {
-        exporter: Exporter {
-            queue: ctx.queue,
-            metrics: ctx.metrics,
-            default_service: ctx.service,
-            mapping: Arc::new(cfg.mapping.clone()),
-            patience: h.patience,
-            input: InputKind::OtlpHttp,
-        },
-        token: ctx.token,
+        exporter: Exporter::new(&ctx, cfg.mapping.clone(), h.patience, InputKind::OtlpHttp),
+        token: ctx.token.clone(),
         limits: BodyLimits {
             max_body_bytes: h.max_body_bytes,
             patience: h.patience,

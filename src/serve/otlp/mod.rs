@@ -135,6 +135,24 @@ pub struct Exporter {
 }
 
 impl Exporter {
+    /// The exporter of an OTLP input: the shared queue, metrics and default
+    /// service from `ctx`.
+    pub(crate) fn new(
+        ctx: &crate::serve::input::InputContext,
+        mapping: SpanMapping,
+        patience: Duration,
+        input: InputKind,
+    ) -> Exporter {
+        Exporter {
+            queue: ctx.queue.clone(),
+            metrics: ctx.metrics.clone(),
+            default_service: ctx.service.clone(),
+            mapping: Arc::new(mapping),
+            patience,
+            input,
+        }
+    }
+
     /// Maps and stores one request; `service` names spans whose resource
     /// has no `service.name` (else the server's `--service`). Stores in a
     /// task of its own, so a client that gives up does not cancel the store.
