@@ -180,9 +180,19 @@ pub struct ScoreParams {
     pub score_error_vmr_multiplier: f64,
     pub score_error_spike_impact_multiplier: f64,
     pub score_consecutive_error_decay_multiplier: f64,
+    /// Custom metrics' weights (`custom_metric_weights`, code → weight) that
+    /// rescoring a stored window uses instead of the weight it was stored
+    /// with; pss-tune searches them with the five.
+    #[serde(skip)]
+    pub custom_weights: Vec<(String, f64)>,
 }
 
 impl ScoreParams {
+    /// The weight of custom metric `code`, when one is set.
+    pub fn custom_weight(&self, code: &str) -> Option<f64> {
+        self.custom_weights.iter().rev().find(|(c, _)| c == code).map(|w| w.1)
+    }
+
     /// The weights `w_ts` … `w_cc`, one per sub-score.
     pub fn weights(&self) -> SubScores {
         SubScores::from_array([self.w_ts, self.w_ms, self.w_ev, self.w_be, self.w_cc])
@@ -210,6 +220,7 @@ impl Default for ScoreParams {
             score_error_vmr_multiplier: 0.5,
             score_error_spike_impact_multiplier: 0.5,
             score_consecutive_error_decay_multiplier: 2.0,
+            custom_weights: Vec::new(),
         }
     }
 }
@@ -541,7 +552,7 @@ impl Config {
             }
         }
         let table: toml::Table = flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let score: ScoreParams = group(&table, file)?;
+        let mut score: ScoreParams = group(&table, file)?;
         let advisor: AdvisorParams = group(&table, file)?;
         let keys: PssKeys = group(&table, file)?;
         let pypss: PypssKeys = group(&table, file)?;
@@ -611,6 +622,7 @@ impl Config {
             spec.check().map_err(|e| bad(&format!("metrics[{i}].{}", e.field), e.to_string()))?;
             declared.push(spec.clone());
         }
+        score.custom_weights = custom_weights.clone();
         let custom = CustomConfig {
             plugins: plugins.clone(),
             weights: custom_weights,

@@ -37,8 +37,10 @@ pub fn rescore(w: &Window, p: &ScoreParams) -> Rescored {
     let wait = (n >= 2.0).then_some((f.wait_mean, f.wait_cv));
     let cc = formula::concurrency(wait, (f.lag_count > 0.0).then_some(f.lag_mean), p);
     let raw = SubScores::from_array([ts, ms, ev, be, cc]);
-    // Custom metrics keep the scores and weights the window was scored with.
-    let custom: Vec<(f64, f64)> = w.custom.iter().map(|c| (c.weight, c.score)).collect();
+    // Custom metrics keep the scores the window was scored with, at the
+    // weights `p` gives them (else the weights it was stored with).
+    let custom: Vec<(f64, f64)> =
+        w.custom.iter().map(|c| (p.custom_weight(&c.code).unwrap_or(c.weight), c.score)).collect();
     let (pss_raw, pss) = formula::pss_with(&raw, &custom, p);
     Rescored { pss, breakdown: raw.map(py_round2), pss_raw, raw }
 }

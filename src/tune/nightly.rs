@@ -273,6 +273,20 @@ fn params_with_bounds(job: &NightlyJob, cfg: &Config) -> Result<TuneParams, Nigh
     Ok(params)
 }
 
+/// The custom metrics the windows were scored with, as search dimensions
+/// (their weights are tuned with the five); none without custom metrics.
+fn custom_dims(data: &TuneData) -> Vec<super::space::CustomDim> {
+    let mut dims: Vec<super::space::CustomDim> = Vec::new();
+    for lw in &data.windows {
+        for c in &lw.window.custom {
+            if !dims.iter().any(|d| d.code == c.code) {
+                dims.push(super::space::CustomDim { code: c.code.clone(), weight: c.weight });
+            }
+        }
+    }
+    dims
+}
+
 /// Step 3: promote only when better than the active config on the same
 /// validation windows (when asked to compare).
 fn decide(
@@ -388,7 +402,8 @@ pub fn run(
     let _lock = lock(&job.history)?;
     let mut store = crate::store::open(&job.history)?;
     let l = load(&*store, job, cfg)?;
-    let params = params_with_bounds(job, cfg)?;
+    let mut params = params_with_bounds(job, cfg)?;
+    params.space.custom = custom_dims(&l.data);
     let checked = params.clone().check()?;
     let tuned = checked.fit(&l.data, on_trial)?;
     let label = if l.services.len() == 1 { l.services[0].clone() } else { "all".to_string() };

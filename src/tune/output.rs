@@ -41,7 +41,22 @@ pub fn config_toml(c: &Candidate, window_seconds: f64, header: &str) -> String {
     }
     out += &f("alert_threshold_pss", a.pss);
     out += &f("window_seconds", window_seconds);
+    if !s.custom_weights.is_empty() {
+        out += "\n# Custom metrics' weights, tuned with the five.\n[pypss.custom_metric_weights]\n";
+        for (code, w) in &s.custom_weights {
+            out += &format!("{} = {w:?}\n", toml_key(code));
+        }
+    }
     out
+}
+
+/// A TOML key: bare when it can be, quoted otherwise.
+fn toml_key(k: &str) -> String {
+    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        k.to_string()
+    } else {
+        toml::Value::String(k.to_string()).to_string()
+    }
 }
 
 fn split_json(m: &SplitMetrics) -> serde_json::Value {
@@ -61,7 +76,7 @@ pub fn model_card(
     window_seconds: f64,
     verdict: &str,
 ) -> serde_json::Value {
-    json!({
+    let mut card = json!({
         "schema_version": CARD_SCHEMA_VERSION,
         "kind": "pss-tuned-config",
         "pss_version": env!("CARGO_PKG_VERSION"),
@@ -90,7 +105,16 @@ pub fn model_card(
         "convergence": { "bayesian": t.convergence_bo, "bayesian_stage1": t.convergence_stage1, "random_search": t.convergence_random },
         "pr_curve": { "default": t.pr_default, "tuned": t.pr_tuned },
         "verdict": verdict,
-    })
+    });
+    if !p.space.custom.is_empty() {
+        // Custom metrics' weights, searched with the five.
+        card["custom_metric_weights"] = json!({
+            "searched": p.space.custom,
+            "tuned": t.tuned.score.custom_weights,
+            "random_search_best": t.random_best.score.custom_weights,
+        });
+    }
+    card
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;

@@ -41,6 +41,7 @@ pub fn pypss_space() -> Space {
             d(MemSpikeThresholdRatio, 1.1, 3.0),
             d(ConcurrencyWaitThreshold, 0.0001, 0.05),
         ],
+        custom: Vec::new(),
     }
 }
 

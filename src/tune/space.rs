@@ -121,6 +121,17 @@ impl Dim {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Space {
     pub dims: Vec<Dim>,
+    /// Custom metrics whose weights are searched too (after `dims` in the
+    /// unit cube, in [0, 1], on the simplex with the five weights).
+    pub custom: Vec<CustomDim>,
+}
+
+/// A custom metric's weight as a dimension: its code and the weight the
+/// windows were scored with (where a candidate that sets none sits).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomDim {
+    pub code: String,
+    pub weight: f64,
 }
 
 impl Default for Space {
@@ -150,6 +161,7 @@ impl Default for Space {
                 d(AlertCc, 0.0, 1.0, Linear),
                 d(AlertPss, 0.0, 100.0, Linear),
             ],
+            custom: Vec::new(),
         }
     }
 }
@@ -164,12 +176,17 @@ pub struct Candidate {
 impl Space {
     /// Number of dimensions.
     pub fn len(&self) -> usize {
-        self.dims.len()
+        self.dims.len() + self.custom.len()
     }
 
     /// True when there is nothing to tune.
     pub fn is_empty(&self) -> bool {
-        self.dims.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether dimension `i` is an alarm threshold (not a parameter of the score).
+    pub fn is_alert_threshold(&self, i: usize) -> bool {
+        self.dims.get(i).is_some_and(|d| d.key.is_alert_threshold())
     }
 
     /// Replaces the bounds of `key`; an error names an unknown key or bad bounds.
@@ -185,25 +202,33 @@ impl Space {
         Ok(())
     }
 
-    /// Decodes a unit-cube point; weights are normalised to sum to 1.
+    /// Decodes a unit-cube point; weights (the five and the custom
+    /// metrics') are normalised to sum to 1.
     pub fn decode(&self, u: &[f64]) -> Candidate {
         let mut c = Candidate::default();
         for (d, &x) in self.dims.iter().zip(u) {
             d.key.set(&mut c, d.decode(x));
         }
+        let custom: Vec<f64> =
+            (0..self.custom.len()).map(|k| u.get(self.dims.len() + k).map_or(0.0, |x| x.clamp(0.0, 1.0))).collect();
         let w = WEIGHTS.map(|p| p.get(&c));
-        let total: f64 = w.iter().sum();
-        let w = if total > 1e-9 { w.map(|x| x / total) } else { [0.2; 5] };
+        let total: f64 = w.iter().sum::<f64>() + custom.iter().sum::<f64>();
+        let n = (5 + custom.len()) as f64;
+        let norm = |x: f64| if total > 1e-9 { x / total } else { 1.0 / n };
         for (p, v) in WEIGHTS.iter().zip(w) {
-            p.set(&mut c, v);
+            p.set(&mut c, norm(v));
         }
+        c.score.custom_weights = self.custom.iter().zip(custom).map(|(d, x)| (d.code.clone(), norm(x))).collect();
         c
     }
 
     /// Encodes parameters as a unit-cube point (the inverse of [`decode`](Self::decode)
     /// up to weight normalisation).
+    /// A custom metric `c` gives no weight sits at the weight the windows
+    /// were scored with.
     pub fn encode(&self, c: &Candidate) -> Vec<f64> {
-        let wmax = WEIGHTS.iter().map(|p| p.get(c)).fold(0.0, f64::max).max(1e-12);
+        let custom: Vec<f64> = self.custom.iter().map(|d| c.score.custom_weight(&d.code).unwrap_or(d.weight)).collect();
+        let wmax = WEIGHTS.iter().map(|p| p.get(c)).chain(custom.iter().copied()).fold(0.0, f64::max).max(1e-12);
         self.dims
             .iter()
             .map(|d| {
@@ -214,6 +239,7 @@ impl Space {
                     d.encode(v)
                 }
             })
+            .chain(custom.iter().map(|v| (v / wmax).clamp(0.0, 1.0)))
             .collect()
     }
 }

@@ -221,8 +221,7 @@ impl CheckedTuneParams {
         // re-scoring, then a cheap judgement per cut). Stage 2 starts from the best of them
         // and searches all six thresholds, keeping a sub-score rule only
         // where it adds to the objective.
-        let (rank_dims, cut_dims): (Vec<usize>, Vec<usize>) =
-            (0..dim).partition(|&i| !p.space.dims[i].key.is_alert_threshold());
+        let (rank_dims, cut_dims): (Vec<usize>, Vec<usize>) = (0..dim).partition(|&i| !p.space.is_alert_threshold(i));
         let embed = |base: &[f64], dims: &[usize], sub: &[f64]| {
             let mut u = base.to_vec();
             for (k, &i) in dims.iter().enumerate() {

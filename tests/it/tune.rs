@@ -236,3 +236,52 @@ fn pypss_objective_tunes_a_baseline_without_labels() {
     let o = pss_tune(d, &["--history", "x.db", "--baseline", s]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// With custom metrics configured, windows carry them and pss-tune searches
+/// their weights with the five: the card lists them, the tuned config has a
+/// `[pypss.custom_metric_weights]` table, and loading that config back
+/// rescores the validation windows to the card's figures.
+#[test]
+fn custom_metric_weights_are_searched_and_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("pypss.toml"), "[pypss]\nplugins = [\"DB\", \"CACHE\"]\n").unwrap();
+    let data = repo("datasets/history");
+    let f = data.join("payments.jsonl.gz");
+    ok(&pss(d, &["ingest", f.to_str().unwrap(), "--history", "h.db", "--service", "payments", "--window", "5m"]));
+    let csv: String = std::fs::read_to_string(data.join("incidents.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("id,") || l.contains(",payments,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(d.join("inc.csv"), csv).unwrap();
+    ok(&pss(d, &["incidents", "import", "inc.csv", "--history", "h.db"]));
+    ok(&tune(d, &["--iterations", "24"]));
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("models/pss-tuned.card.json")).unwrap()).unwrap();
+    let searched: Vec<&str> = card["custom_metric_weights"]["searched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(searched, ["DB", "CACHE"]);
+    let toml = std::fs::read_to_string(d.join("models/pss-tuned.toml")).unwrap();
+    assert!(toml.contains("[pypss.custom_metric_weights]\nDB = "), "{toml}");
+    let tuned = Config::from_file(&d.join("models/pss-tuned.toml")).unwrap();
+    assert_eq!(tuned.score.custom_weights.len(), 2);
+    // The tuned config's weights (the five and the two) sum to one: one simplex.
+    let s = &tuned.score;
+    let total = s.w_ts + s.w_ms + s.w_ev + s.w_be + s.w_cc + s.custom_weights.iter().map(|w| w.1).sum::<f64>();
+    assert!((total - 1.0).abs() < 1e-9, "{total}");
+    // Loading it back gives the card's validation figures.
+    let store = SqliteStore::open(&d.join("h.db")).unwrap();
+    let ws = pss::store::Store::windows(&store, "payments", None, 300.0, None, None).unwrap();
+    assert!(ws.iter().all(|w| w.window.custom.len() == 2));
+    let incidents = pss::store::Store::incidents(&store, None).unwrap();
+    let val = time_split(&ws, card["validation_fraction"].as_f64().unwrap()).unwrap().val;
+    let j = judge(&val, &tuned.score, &tuned.alert);
+    let m = evaluate_windows(&val, &j, &incidents, card["lead_seconds"].as_f64().unwrap());
+    approx::assert_abs_diff_eq!(m.f1, card["metrics"]["tuned"]["validation"]["f1"].as_f64().unwrap(), epsilon = 1e-9);
+}
