@@ -337,20 +337,16 @@ fn every_command_line_of_pypss_readme_runs_under_pss() {
         assert_eq!(sj[k], pj[k], "report.txt key {k}");
     }
     // The history: two stored runs, the same scores, in pypss's table (pypss_history.db).
-    // pypss's csv module ends lines with CRLF and click adds an empty line; pss writes LF.
-    let csv = |o: &Output| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(|l| l.trim_end_matches('\r').to_string())
-            .filter(|l| !l.is_empty())
+    // Byte for byte pypss's, timestamps aside (CRLF, json.dumps meta, click's last newline).
+    let csv = |o: &Output| String::from_utf8_lossy(&o.stdout).split("\r\n").map(str::to_string).collect::<Vec<_>>();
+    let no_time = |rows: &[String]| {
+        rows.iter()
+            .map(|r| r.split(',').enumerate().filter(|(k, _)| *k != 1).map(|(_, f)| f).collect::<Vec<_>>().join(","))
             .collect::<Vec<_>>()
     };
     let (pc, sc) = (csv(&outs[6].0), csv(&outs[6].1));
-    assert_eq!(sc.len(), 3, "{sc:?}");
-    assert_eq!(sc.len(), pc.len());
-    let pss_col =
-        |rows: &[String]| rows.iter().skip(1).map(|r| r.split(',').nth(2).unwrap().to_string()).collect::<Vec<_>>();
-    assert_eq!(pss_col(&sc), pss_col(&pc));
+    assert_eq!(sc.len(), 4, "header, two rows, click's newline: {sc:?}");
+    assert_eq!(no_time(&sc), no_time(&pc));
     assert!(sd.join("pypss_history.db").exists());
     let table = String::from_utf8_lossy(&outs[4].1.stdout).to_string();
     assert!(table.contains("Historical PSS Trends"), "{table}");

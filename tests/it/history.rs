@@ -187,7 +187,7 @@ fn store_history_warns_on_regression_and_pss_history_reads_it() {
     let table = ok(&pss(d, &["history", "--history", "h.db"]));
     assert!(table.contains("Historical PSS Trends"), "{table}");
     let csv = ok(&pss(d, &["history", "--history", "h.db", "--export", "csv"]));
-    assert!(csv.starts_with("id,timestamp,pss,ts,ms,ev,be,cc,meta\n"));
+    assert!(csv.starts_with("id,timestamp,pss,ts,ms,ev,be,cc,meta\r\n"), "pypss's csv module's CRLF: {csv:?}");
 }
 
 #[test]

@@ -62,15 +62,19 @@ pub fn history(a: HistoryArgs) -> CmdResult {
     match a.export {
         Some(HistoryExport::Json) => print(&(serde_json::to_string_pretty(&rows).expect("serializable") + "\n")),
         Some(HistoryExport::Csv) => {
-            let mut out = String::from("id,timestamp,pss,ts,ms,ev,be,cc,meta\n");
+            // As pypss writes it: Python's csv module (CRLF, fields quoted
+            // when they need it), `meta` as `json.dumps` writes it, floats in
+            // Python's repr, and click's newline after it all.
+            let mut out = String::from("id,timestamp,pss,ts,ms,ev,be,cc,meta\r\n");
             for r in &rows {
-                let meta = r.meta.to_string().replace('"', "\"\"");
+                let meta = py_json(&r.meta).replace('"', "\"\"");
                 let [ts, ms, ev, be, cc] = r.sub.to_array();
-                // Python's float repr, as pypss's csv module writes it (64.0, not 64).
-                out +=
-                    &format!("{},{:?},{:?},{ts:?},{ms:?},{ev:?},{be:?},{cc:?},\"{meta}\"\n", r.id, r.timestamp, r.pss);
+                out += &format!(
+                    "{},{:?},{:?},{ts:?},{ms:?},{ev:?},{be:?},{cc:?},\"{meta}\"\r\n",
+                    r.id, r.timestamp, r.pss
+                );
             }
-            print(&out)
+            print(&(out + "\n"))
         }
         None => {
             if rows.is_empty() {
@@ -96,5 +100,65 @@ pub fn history(a: HistoryArgs) -> CmdResult {
             out.push('\n');
             print(&out)
         }
+    }
+}
+
+/// A JSON value as Python's `json.dumps` writes it by default: `", "` and
+/// `": "` separators, non-ASCII escaped as `\uXXXX` (surrogate pairs past
+/// the BMP), floats in Python's repr. serde_json writes compact UTF-8.
+fn py_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => if *b { "true" } else { "false" }.into(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) => format!("{f:?}"),
+            _ => n.to_string(),
+        },
+        Value::String(s) => {
+            let mut o = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => o += "\\\"",
+                    '\\' => o += "\\\\",
+                    '\n' => o += "\\n",
+                    '\r' => o += "\\r",
+                    '\t' => o += "\\t",
+                    '\u{8}' => o += "\\b",
+                    '\u{c}' => o += "\\f",
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut buf = [0u16; 2];
+                        for unit in c.encode_utf16(&mut buf) {
+                            o += &format!("\\u{unit:04x}");
+                        }
+                    }
+                    c => o.push(c),
+                }
+            }
+            o + "\""
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", py_json(&Value::String(k.clone())), py_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_as_python_dumps_it() {
+        let v =
+            serde_json::json!({"trace_file": "t.json", "n": 3, "x": 0.5, "s": "é\u{1F600}\n\"", "a": [1, null, true]});
+        assert_eq!(
+            super::py_json(&v),
+            r#"{"trace_file": "t.json", "n": 3, "x": 0.5, "s": "\u00e9\ud83d\ude00\n\"", "a": [1, null, true]}"#
+        );
     }
 }
