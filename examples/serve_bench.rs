@@ -99,38 +99,21 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let per = n / clients / 1000;
 
-    // HTTP: bodies built before the clock starts.
-    let bodies: Vec<Vec<String>> = (0..clients)
-        .map(|c| (0..per).map(|b| (0..1000).map(|i| line((c * per + b) * 1000 + i)).collect()).collect())
-        .collect();
-    let t = Instant::now();
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for c in bodies {
-            tasks.push(tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                for body in c {
-                    loop {
-                        let r =
-                            client.post(format!("http://{http}/v1/traces")).body(body.clone()).send().await.unwrap();
-                        if r.status() == 200 {
-                            break;
-                        }
-                        assert_eq!(r.status(), 429);
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    let secs = t.elapsed().as_secs_f64();
+    // Requests built before the clock starts.
     let sent = clients * per * 1000;
-    println!(
-        "http  batches of 1000, {clients} clients: {sent} traces in {secs:.2} s = {:.0} traces/s",
-        sent as f64 / secs
+    let bodies: Vec<Vec<Vec<u8>>> = (0..clients)
+        .map(|c| {
+            (0..per).map(|b| (0..1000).map(|i| line((c * per + b) * 1000 + i)).collect::<String>().into()).collect()
+        })
+        .collect();
+    let url = format!("http://{http}/v1/traces");
+    let secs = timed(
+        &rt,
+        bodies,
+        || (reqwest::Client::new(), url.clone()),
+        |(c, url), body| async move { post_until_taken(&c, &url, None, body).await },
     );
+    rate("http  batches of 1000", clients, sent, "traces", secs);
 
     let batches: Vec<Vec<Vec<TraceMessage>>> = (0..clients)
         .map(|c| {
@@ -157,32 +140,17 @@ fn main() {
                 .collect()
         })
         .collect();
-    let t = Instant::now();
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for c in batches {
-            tasks.push(tokio::spawn(async move {
-                let mut client = TraceBatchServiceClient::connect(format!("http://{grpc}")).await.unwrap();
-                for traces in c {
-                    loop {
-                        match client.submit_batch(TraceBatch { service: "bench".into(), traces: traces.clone() }).await
-                        {
-                            Ok(_) => break,
-                            Err(s) => assert_eq!(s.code(), tonic::Code::ResourceExhausted),
-                        }
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "grpc  SubmitBatch of 1000, {clients} clients: {sent} traces in {secs:.2} s = {:.0} traces/s",
-        sent as f64 / secs
+    let secs = timed(
+        &rt,
+        batches,
+        || TraceBatchServiceClient::new(channel(grpc)),
+        |mut c, traces| async move {
+            while let Err(s) = c.submit_batch(TraceBatch { service: "bench".into(), traces: traces.clone() }).await {
+                assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+            }
+        },
     );
+    rate("grpc  SubmitBatch of 1000", clients, sent, "traces", secs);
     otlp(&rt, otlp_http.unwrap(), otlp_grpc.unwrap(), clients, per);
     // Let the last refresh (windows, and with alerting their evaluation) run,
     // then read the server's CPU time (user + system) from /proc.
@@ -259,64 +227,84 @@ fn otlp(rt: &tokio::runtime::Runtime, http: SocketAddr, grpc: SocketAddr, client
     let sent = clients * per * 1000;
     let bodies: Vec<Vec<Vec<u8>>> =
         (0..clients).map(|c| (0..per).map(|b| otlp_request((c * per + b) * 1000).encode_to_vec()).collect()).collect();
-    let t = Instant::now();
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for c in bodies {
-            tasks.push(tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                for body in c {
-                    loop {
-                        let r = client
-                            .post(format!("http://{http}/v1/traces"))
-                            .header("content-type", "application/x-protobuf")
-                            .body(body.clone())
-                            .send()
-                            .await
-                            .unwrap();
-                        if r.status() == 200 {
-                            break;
-                        }
-                        assert_eq!(r.status(), 429);
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "otlp/http protobuf, 1000 spans a request, {clients} clients: {sent} spans in {secs:.2} s = {:.0} spans/s",
-        sent as f64 / secs
+    let url = format!("http://{http}/v1/traces");
+    let secs = timed(
+        rt,
+        bodies,
+        || (reqwest::Client::new(), url.clone()),
+        |(c, url), body| async move { post_until_taken(&c, &url, Some("application/x-protobuf"), body).await },
     );
+    rate("otlp/http protobuf, 1000 spans a request", clients, sent, "spans", secs);
     // Different span ids from the HTTP run: a second service's worth, not duplicates.
     let requests: Vec<Vec<_>> =
         (0..clients).map(|c| (0..per).map(|b| otlp_request(sent + (c * per + b) * 1000)).collect()).collect();
+    let secs = timed(
+        rt,
+        requests,
+        || TraceServiceClient::new(channel(grpc)),
+        |mut c, req| async move {
+            while let Err(s) = c.export(req.clone()).await {
+                assert_eq!(s.code(), tonic::Code::Unavailable);
+            }
+        },
+    );
+    rate("otlp/grpc Export, 1000 spans a request", clients, sent, "spans", secs);
+}
+
+/// One task per client, each sending its items in order with a client of
+/// its own (`send` retries what the server refuses with back-pressure);
+/// the seconds it all took.
+fn timed<T, C, Fut>(
+    rt: &tokio::runtime::Runtime,
+    work: Vec<Vec<T>>,
+    connect: impl Fn() -> C,
+    send: impl Fn(C, T) -> Fut + Copy + Send + 'static,
+) -> f64
+where
+    T: Send + 'static,
+    C: Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let t = Instant::now();
     rt.block_on(async {
-        let mut tasks = Vec::new();
-        for c in requests {
-            tasks.push(tokio::spawn(async move {
-                let mut client = TraceServiceClient::connect(format!("http://{grpc}")).await.unwrap();
-                for req in c {
-                    loop {
-                        match client.export(req.clone()).await {
-                            Ok(_) => break,
-                            Err(s) => assert_eq!(s.code(), tonic::Code::Unavailable),
-                        }
+        let tasks: Vec<_> = work
+            .into_iter()
+            .map(|items| {
+                let c = connect();
+                tokio::spawn(async move {
+                    for item in items {
+                        send(c.clone(), item).await;
                     }
-                }
-            }));
-        }
+                })
+            })
+            .collect();
         for t in tasks {
             t.await.unwrap();
         }
     });
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "otlp/grpc Export, 1000 spans a request, {clients} clients: {sent} spans in {secs:.2} s = {:.0} spans/s",
-        sent as f64 / secs
-    );
+    t.elapsed().as_secs_f64()
+}
+
+/// POSTs `body` until the server takes it (200), again after each 429.
+async fn post_until_taken(c: &reqwest::Client, url: &str, content_type: Option<&str>, body: Vec<u8>) {
+    loop {
+        let mut r = c.post(url).body(body.clone());
+        if let Some(t) = content_type {
+            r = r.header("content-type", t);
+        }
+        let status = r.send().await.unwrap().status();
+        if status == 200 {
+            return;
+        }
+        assert_eq!(status, 429);
+    }
+}
+
+/// A gRPC channel to `addr`, connected on first use (inside the timing).
+fn channel(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy()
+}
+
+fn rate(what: &str, clients: usize, sent: usize, unit: &str, secs: f64) {
+    println!("{what}, {clients} clients: {sent} {unit} in {secs:.2} s = {:.0} {unit}/s", sent as f64 / secs);
 }

@@ -278,13 +278,12 @@ impl Default for AlertParams {
 
 pub mod metric_spec;
 
-/// Custom metrics as configured: pypss's `plugins` and
-/// `custom_metric_weights`, pss's `[[pss.metrics]]` (checked when loaded).
+/// Custom metrics as configured: pypss's `plugins`, pss's `[[pss.metrics]]`
+/// (checked when loaded); their `custom_metric_weights` are the score's
+/// ([`ScoreParams::custom_weights`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomConfig {
     pub plugins: Vec<String>,
-    /// (code, weight) from the `custom_metric_weights` table.
-    pub weights: Vec<(String, f64)>,
     pub declared: Vec<metric_spec::MetricSpec>,
     /// `thread_starvation_sensitivity` (pypss's default 100).
     pub thread_starvation_sensitivity: f64,
@@ -296,7 +295,6 @@ impl Default for CustomConfig {
     fn default() -> Self {
         CustomConfig {
             plugins: Vec::new(),
-            weights: Vec::new(),
             declared: Vec::new(),
             thread_starvation_sensitivity: 100.0,
             kafka_lag_sensitivity: 1.0,
@@ -323,8 +321,6 @@ pub struct Config {
     /// Automatic prune: `pss ingest` deletes traces and windows older than
     /// this many seconds (pss's `retention`, e.g. "90d"; off by default).
     pub retention_seconds: Option<f64>,
-    /// `plugins` as written.
-    pub plugins: Vec<String>,
     /// Custom metrics: `plugins`, `custom_metric_weights`, `[[pss.metrics]]`
     /// (resolved into metrics by `score::custom::CustomMetrics::from_config`).
     pub custom: CustomConfig,
@@ -354,7 +350,6 @@ impl Default for Config {
             min_window_traces: 10,
             retention_seconds: None,
             tune_bounds: Vec::new(),
-            plugins: Vec::new(),
             custom: CustomConfig::default(),
             keys: PssKeys::default(),
             pypss: PypssKeys::default(),
@@ -622,10 +617,9 @@ impl Config {
             spec.check().map_err(|e| bad(&format!("metrics[{i}].{}", e.field), e.to_string()))?;
             declared.push(spec.clone());
         }
-        score.custom_weights = custom_weights.clone();
+        score.custom_weights = custom_weights;
         let custom = CustomConfig {
-            plugins: plugins.clone(),
-            weights: custom_weights,
+            plugins,
             declared,
             thread_starvation_sensitivity: pypss.thread_starvation_sensitivity.unwrap_or(100.0),
             kafka_lag_sensitivity: k.kafka_lag_sensitivity.unwrap_or(1.0),
@@ -639,7 +633,6 @@ impl Config {
             window_configured: k.window.is_some() || k.window_seconds.is_some(),
             min_window_traces,
             retention_seconds,
-            plugins,
             custom,
             tune_bounds,
             keys,

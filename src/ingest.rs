@@ -278,10 +278,13 @@ mod tests {
         }
         let file = dir.path().join("t.json");
         std::fs::write(&file, serde_json::to_vec(&traces).unwrap()).unwrap();
-        let cfg = CustomConfig {
-            plugins: ["IO", "DB", "GC", "CACHE", "STARVE", "NET", "KAFKA"].iter().map(|s| s.to_string()).collect(),
-            weights: vec![("DB".into(), 0.4)],
-            ..CustomConfig::default()
+        let cfg = crate::config::Config {
+            custom: CustomConfig {
+                plugins: ["IO", "DB", "GC", "CACHE", "STARVE", "NET", "KAFKA"].iter().map(|s| s.to_string()).collect(),
+                ..CustomConfig::default()
+            },
+            score: ScoreParams { custom_weights: vec![("DB".into(), 0.4)], ..ScoreParams::default() },
+            ..crate::config::Config::default()
         };
         let (custom, _) = CustomMetrics::from_config(&cfg);
         let mut store = SqliteStore::open(&dir.path().join("h.db")).unwrap();

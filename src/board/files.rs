@@ -40,7 +40,7 @@ pub fn ingest(files: &[PathBuf], db: &Path, first: f64, cfg: &Config) -> Result<
             min_window_traces: cfg.min_window_traces,
             params: cfg.score.clone(),
             unknown_module: cfg.unknown_module.clone(),
-            custom: crate::score::custom::CustomMetrics::from_config(&cfg.custom).0,
+            custom: crate::score::custom::CustomMetrics::from_config(cfg).0,
         };
         ingest_source(&mut *store, &Source::Path(f.clone()), &opts, &|_| {})?;
         out.push(opts);

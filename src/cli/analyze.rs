@@ -115,7 +115,7 @@ pub fn run(a: AnalyzeArgs) -> CmdResult {
         memory_diff: custom,
     };
     let (cols, files) = read_all(&sources, &cfg.unknown_module, keep)?;
-    let rep = report::build(&cols, &files, &cfg, by, format.detail());
+    let rep = report::build_with(&cols, &files, &cfg, &custom_metrics, by, format.detail());
     if rep.skipped.total() > 0 && !a.text_on_stdout() {
         warn(&format!("skipped {} traces: {}", rep.skipped.total(), rep.skipped.describe()));
     }
@@ -239,7 +239,7 @@ fn store_history(a: &AnalyzeArgs, cfg: &Config, rep: &report::Report, files: &[S
     // Custom metrics' scores (pypss's table has columns for the five only).
     if !rep.score.custom.is_empty() {
         meta["custom"] =
-            rep.score.custom.iter().map(|m| (m.code.clone(), serde_json::Value::from(m.rounded))).collect();
+            rep.score.custom.iter().map(|m| (m.code.clone(), serde_json::Value::from(m.rounded()))).collect();
     }
     store.save_history(&HistoryRow {
         id: 0,

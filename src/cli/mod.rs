@@ -119,7 +119,7 @@ pub enum Command {
 /// The custom metrics the configuration names; a `plugins` entry pss cannot
 /// run is named in a warning (the score leaves it out).
 pub(crate) fn custom_metrics(cfg: &crate::config::Config) -> crate::score::custom::CustomMetrics {
-    let (m, unresolved) = crate::score::custom::CustomMetrics::from_config(&cfg.custom);
+    let (m, unresolved) = crate::score::custom::CustomMetrics::from_config(cfg);
     if !unresolved.is_empty() {
         warn(&format!(
             "{}: plugins {} name no metric pss has: pss cannot run Python plugin modules. Name pypss's built-in \

@@ -117,7 +117,7 @@ pub fn render(r: &Report, title: &str) -> String {
                     div.bar {
                         div style={ "width:" ((m.score * 100.0).round()) "%;background:" (color(m.score)) } {}
                     }
-                    div { (f2(m.rounded)) }
+                    div { (f2(m.rounded())) }
                 }
             }
         }

@@ -15,7 +15,7 @@ pub fn score_value(s: &Score) -> Value {
     }
     // pypss's `breakdown.update(custom_scores)`: codes after the five.
     for m in &s.custom {
-        b.insert(m.code.clone(), Value::from(m.rounded));
+        b.insert(m.code.clone(), Value::from(m.rounded()));
     }
     json!({ "pss": s.pss, "breakdown": Value::Object(b) })
 }

@@ -32,7 +32,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "| {} | {:.2} |", title_key(key), v);
     }
     for m in &r.score.custom {
-        let _ = writeln!(o, "| {} ({}, weight {}) | {:.2} |", escape(&m.name), escape(&m.code), m.weight, m.rounded);
+        let _ = writeln!(o, "| {} ({}, weight {}) | {:.2} |", escape(&m.name), escape(&m.code), m.weight, m.rounded());
     }
     o.push_str("\n## Observations\n\n");
     if r.advice.diagnosis.is_empty() {

@@ -9,7 +9,7 @@ pub mod markdown;
 pub mod model;
 pub mod text;
 
-pub use model::{build, Detail, Report};
+pub use model::{build, build_with, Detail, Report};
 
 /// Output formats of `pss analyze`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

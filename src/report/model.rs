@@ -101,13 +101,24 @@ pub struct Detail {
 }
 
 /// Analyses columns: the overall score, the breakdown by module or name,
-/// the advisor, and the summaries and chart data `detail` asks for.
+/// the advisor, and the summaries and chart data `detail` asks for; with
+/// the custom metrics `cfg` names.
 pub fn build(c: &TraceColumns, files: &[FileSummary], cfg: &Config, by: GroupBy, detail: Detail) -> Report {
+    build_with(c, files, cfg, &crate::score::custom::CustomMetrics::from_config(cfg).0, by, detail)
+}
+
+/// [`build`] with custom metrics already resolved from `cfg`.
+pub fn build_with(
+    c: &TraceColumns,
+    files: &[FileSummary],
+    cfg: &Config,
+    custom: &crate::score::custom::CustomMetrics,
+    by: GroupBy,
+    detail: Detail,
+) -> Report {
     // The breakdown re-scores every group: run it beside the overall score
     // and the summaries.
     let plan = std::sync::OnceLock::new();
-    let (custom, _) = crate::score::custom::CustomMetrics::from_config(&cfg.custom);
-    let custom = &custom;
     let (s, latency, memory, wait_time) = std::thread::scope(|scope| {
         // The second thread splits the rows by group and starts scoring
         // groups; this thread scores the whole set, then helps.

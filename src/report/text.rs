@@ -44,7 +44,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "  - {}: {:.2}", title_key(key), v);
     }
     for m in &r.score.custom {
-        let _ = writeln!(out, "  - {}: {:.2}", title_key(&m.code), m.rounded);
+        let _ = writeln!(out, "  - {}: {:.2}", title_key(&m.code), m.rounded());
     }
     out.push_str(&advisor::render_text(&r.advice));
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use regex::Regex;
 
 use crate::config::metric_spec::{CheckedSpec, Field, Statistic, Target};
-use crate::config::{CustomConfig, ScoreParams};
+use crate::config::{Config, ScoreParams};
 use crate::pystats::{self, ExactSums};
 use crate::trace::{Stage, TraceColumns, NONE};
 
@@ -58,40 +58,29 @@ impl Default for CustomMetrics {
     }
 }
 
-impl PartialEq for CustomMetrics {
-    fn eq(&self, o: &Self) -> bool {
-        self.thread_starvation_sensitivity == o.thread_starvation_sensitivity
-            && self.kafka_lag_sensitivity == o.kafka_lag_sensitivity
-            && self.metrics.len() == o.metrics.len()
-            && self
-                .metrics
-                .iter()
-                .zip(&o.metrics)
-                .all(|(a, b)| a.metric.code() == b.metric.code() && a.weight == b.weight)
-    }
-}
-
 impl CustomMetrics {
     pub fn is_empty(&self) -> bool {
         self.metrics.is_empty()
     }
 
-    /// The metrics a configuration names (`plugins`, `custom_metric_weights`,
-    /// `[[pss.metrics]]`), with the `plugins` entries that name no metric pss
-    /// has (a Python module of the user's own: pss cannot run it).
-    pub fn from_config(c: &CustomConfig) -> (CustomMetrics, Vec<String>) {
+    /// The metrics a configuration names (`plugins`, `[[pss.metrics]]`, at
+    /// the weights `custom_metric_weights` gives), with the `plugins` entries
+    /// that name no metric pss has (a Python module of the user's own: pss
+    /// cannot run it).
+    pub fn from_config(cfg: &Config) -> (CustomMetrics, Vec<String>) {
+        let c = &cfg.custom;
         let declared = c
             .declared
             .iter()
             .map(|spec| DeclaredMetric::new(spec.check().expect("checked when the configuration was loaded")))
             .collect();
-        let (metrics, unresolved) = resolve(&c.plugins, &c.weights, declared);
+        let (metrics, unresolved) = resolve(&c.plugins, &cfg.score.custom_weights, declared);
         let m = CustomMetrics {
             metrics,
             thread_starvation_sensitivity: c.thread_starvation_sensitivity,
             kafka_lag_sensitivity: c.kafka_lag_sensitivity,
         };
-        (m, unresolved.into_iter().map(|u| u.0).collect())
+        (m, unresolved)
     }
 }
 
@@ -102,9 +91,14 @@ pub struct CustomScore {
     pub name: String,
     /// Clamped to 0–1, before rounding.
     pub score: f64,
-    /// Rounded to two decimals, as the breakdown shows it.
-    pub rounded: f64,
     pub weight: f64,
+}
+
+impl CustomScore {
+    /// Rounded to two decimals, as the breakdown shows it.
+    pub fn rounded(&self) -> f64 {
+        pystats::py_round2(self.score)
+    }
 }
 
 /// Scores every metric on the selection.
@@ -126,7 +120,6 @@ pub(crate) fn score_all(
                 code: w.metric.code().to_string(),
                 name: w.metric.name().to_string(),
                 score,
-                rounded: pystats::py_round2(score),
                 weight: w.weight,
             }
         })
@@ -445,18 +438,14 @@ impl CustomMetric for DeclaredMetric {
     }
 }
 
-/// What `plugins` names that pss cannot score: a Python module it cannot
-/// run (its metrics are unknown), or an unknown code.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unresolved(pub String);
-
 /// The metrics `plugins`, `custom_metric_weights` and `[[pss.metrics]]`
-/// configure, with the `plugins` entries pss could not resolve.
+/// configure, with the `plugins` entries pss could not resolve (a Python
+/// module of the user's own, or an unknown code).
 pub fn resolve(
     plugins: &[String],
     weights: &[(String, f64)],
     declared: Vec<DeclaredMetric>,
-) -> (Vec<Weighted>, Vec<Unresolved>) {
+) -> (Vec<Weighted>, Vec<String>) {
     let mut out: Vec<Weighted> = Vec::new();
     let mut unresolved = Vec::new();
     let weight_of = |code: &str, default: f64| weights.iter().rev().find(|(c, _)| c == code).map_or(default, |w| w.1);
@@ -475,7 +464,7 @@ pub fn resolve(
                 let d = m.default_weight();
                 push(m, d);
             }
-            None => unresolved.push(Unresolved(p.clone())),
+            None => unresolved.push(p.clone()),
         }
     }
     for d in declared {
@@ -517,7 +506,7 @@ mod tests {
         assert_eq!(Builtin::named("CacheStabilityMetric"), Some(Builtin::Cache));
         let (m, bad) = resolve(&["DB".into(), "my_pkg.metrics".into()], &[("DB".into(), 0.5)], vec![]);
         assert_eq!((m.len(), m[0].weight), (1, 0.5));
-        assert_eq!(bad, vec![Unresolved("my_pkg.metrics".into())]);
+        assert_eq!(bad, vec!["my_pkg.metrics".to_string()]);
     }
 
     #[test]
@@ -529,7 +518,7 @@ mod tests {
         let s = score(&c, &metrics(&["CACHE"], vec![]));
         assert_eq!(s.custom[0].code, "CACHE");
         approx::assert_abs_diff_eq!(s.custom[0].score, 2.0 / 3.0);
-        assert_eq!(s.custom[0].rounded, 0.67);
+        assert_eq!(s.custom[0].rounded(), 0.67);
     }
 
     #[test]

@@ -182,7 +182,7 @@ pub(super) struct BodyLimits {
 }
 
 impl BodyLimits {
-    fn of(c: &HttpConfig) -> Self {
+    pub(super) fn of(c: &HttpConfig) -> Self {
         BodyLimits { max_body_bytes: c.max_body_bytes, patience: c.patience, request_timeout: c.request_timeout }
     }
 }

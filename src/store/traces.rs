@@ -85,14 +85,9 @@ fn trace_key(t: &RawTrace<'_>) -> String {
 /// A system trace's other numeric metadata members as a JSON object
 /// (`{"kafka_lag": 120}`), for custom metrics; `None` when it has none.
 fn system_metadata(meta: Option<&crate::trace::json::Metadata<'_>>) -> Option<String> {
-    let m = meta?;
-    let obj: serde_json::Map<String, serde_json::Value> = m
-        .numbers
-        .iter()
-        .filter_map(|(k, v)| {
-            let f = crate::trace::columns::py_float(v).ok().filter(|f| f.is_finite())?;
-            Some((k.to_string(), serde_json::Value::from(f)))
-        })
+    let obj: serde_json::Map<String, serde_json::Value> = crate::trace::columns::metadata_numbers(meta?)
+        .into_iter()
+        .map(|(k, f)| (k.into_string(), serde_json::Value::from(f)))
         .collect();
     (!obj.is_empty()).then(|| serde_json::Value::Object(obj).to_string())
 }
@@ -248,7 +243,11 @@ impl SqliteStore {
                     });
                     return Ok(());
                 }
-                let name: String = r.get(11)?;
+                // Borrowed from the row: no allocation per trace on the
+                // windows' hot path (names are kept only for custom metrics).
+                let name = r.get_ref(11)?.as_str().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, Box::new(e))
+                })?;
                 let stage = match r.get::<_, i64>(8)? {
                     0 => Stage::Counted,
                     1 => Stage::Duration,
@@ -270,7 +269,7 @@ impl SqliteStore {
                     exception_message: None,
                     timestamp,
                 };
-                visit(StoredTrace::Regular { module: &module, name: &name, memory_diff: r.get(12)?, row });
+                visit(StoredTrace::Regular { module: &module, name, memory_diff: r.get(12)?, row });
                 Ok(())
             };
             scan().map_err(err)?;

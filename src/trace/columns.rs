@@ -387,9 +387,7 @@ impl TraceColumns {
                 let module = self.group(&t.module, false);
                 self.push_system_values(module, lag, timestamp);
                 if let (Some(m), Some(last)) = (&t.metadata, self.sys_meta.last_mut()) {
-                    last.extend(m.numbers.iter().filter_map(|(k, v)| {
-                        py_float(v).ok().filter(|f| f.is_finite()).map(|f| (Box::from(k.as_ref()), f))
-                    }));
+                    *last = metadata_numbers(m);
                 }
             }
             Classified::Row(r) => {
@@ -478,6 +476,15 @@ impl Skipped {
             SkipReason::BadLag => self.bad_lag += 1,
         }
     }
+}
+
+/// A system trace's other numeric `metadata` members (finite, as `float()`
+/// reads them): what custom metrics read, from a file or the store.
+pub fn metadata_numbers(m: &super::json::Metadata<'_>) -> Vec<(Box<str>, f64)> {
+    m.numbers
+        .iter()
+        .filter_map(|(k, v)| py_float(v).ok().filter(|f| f.is_finite()).map(|f| (Box::from(k.as_ref()), f)))
+        .collect()
 }
 
 /// Rows that carry no `memory` or no `wait_time` key (traces from

@@ -42,21 +42,12 @@ pub fn config_toml(c: &Candidate, window_seconds: f64, header: &str) -> String {
     out += &f("alert_threshold_pss", a.pss);
     out += &f("window_seconds", window_seconds);
     if !s.custom_weights.is_empty() {
+        // The toml crate quotes a code that is not a bare key.
+        let t: toml::Table = s.custom_weights.iter().map(|(c, w)| (c.clone(), toml::Value::Float(*w))).collect();
         out += "\n# Custom metrics' weights, tuned with the five.\n[pypss.custom_metric_weights]\n";
-        for (code, w) in &s.custom_weights {
-            out += &format!("{} = {w:?}\n", toml_key(code));
-        }
+        out += &toml::to_string(&t).expect("a table of floats serializes");
     }
     out
-}
-
-/// A TOML key: bare when it can be, quoted otherwise.
-fn toml_key(k: &str) -> String {
-    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        k.to_string()
-    } else {
-        toml::Value::String(k.to_string()).to_string()
-    }
 }
 
 fn split_json(m: &SplitMetrics) -> serde_json::Value {

@@ -91,11 +91,18 @@ fn error_body(enc: Encoding, status: StatusCode, message: &str) -> Vec<u8> {
     }
 }
 
+/// An error answer: a `google.rpc.Status` in `enc`, with `Retry-After`
+/// when OTLP says the status is retryable (429, 503).
+fn error(enc: Encoding, status: StatusCode, message: &str) -> Response {
+    let retry = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
+    answer(enc, status, error_body(enc, status, message), retry)
+}
+
 impl Ctx {
+    /// A refusal before the exporter saw the request, counted here.
     fn refuse(&self, enc: Encoding, reason: Reason, status: StatusCode, message: &str) -> Response {
         self.exporter.metrics.rejected(InputKind::OtlpHttp, reason, 1);
-        let retry = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
-        answer(enc, status, error_body(enc, status, message), retry)
+        error(enc, status, message)
     }
 }
 
@@ -120,7 +127,8 @@ fn inflate(headers: &HeaderMap, bytes: &[u8], limit: u64) -> Result<Option<Vec<u
         "" | "identity" => Ok(None),
         "gzip" => {
             let mut out = Vec::new();
-            let mut d = flate2::read::GzDecoder::new(bytes).take(limit + 1);
+            // Every member of a multi-member gzip body, as the trace reader reads them.
+            let mut d = flate2::read::MultiGzDecoder::new(bytes).take(limit + 1);
             d.read_to_end(&mut out)
                 .map_err(|e| (Reason::Malformed, StatusCode::BAD_REQUEST, format!("the gzip body is corrupt: {e}")))?;
             if out.len() as u64 > limit {
@@ -174,19 +182,17 @@ async fn export(State(c): State<Ctx>, headers: HeaderMap, body: Body) -> Respons
     let service = headers.get("x-pss-service").and_then(|v| v.to_str().ok()).map(str::to_string);
     let result = c.exporter.export(req, service).await;
     drop(permit);
+    // The exporter counted its own refusals.
     match result {
         Ok(resp) => answer(enc, StatusCode::OK, response_body(enc, &resp), false),
-        Err(ExportError::Busy(m)) => {
-            answer(enc, StatusCode::TOO_MANY_REQUESTS, error_body(enc, StatusCode::TOO_MANY_REQUESTS, &m), true)
-        }
-        Err(ExportError::Unavailable(m)) => {
-            answer(enc, StatusCode::SERVICE_UNAVAILABLE, error_body(enc, StatusCode::SERVICE_UNAVAILABLE, &m), true)
-        }
-        Err(ExportError::Invalid(m)) => {
-            answer(enc, StatusCode::BAD_REQUEST, error_body(enc, StatusCode::BAD_REQUEST, &m), false)
-        }
-        Err(ExportError::TooLarge(m)) => {
-            answer(enc, StatusCode::PAYLOAD_TOO_LARGE, error_body(enc, StatusCode::PAYLOAD_TOO_LARGE, &m), false)
+        Err(e) => {
+            let status = match e {
+                ExportError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+                ExportError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ExportError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ExportError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            };
+            error(enc, status, &e.to_string())
         }
     }
 }
@@ -219,11 +225,7 @@ pub(crate) async fn build(
     let state = Ctx {
         exporter: Exporter::new(&ctx, cfg.mapping.clone(), h.patience, InputKind::OtlpHttp),
         token: ctx.token.clone(),
-        limits: BodyLimits {
-            max_body_bytes: h.max_body_bytes,
-            patience: h.patience,
-            request_timeout: h.request_timeout,
-        },
+        limits: BodyLimits::of(h),
         budget: body_budget(h.body_budget_bytes, h.max_body_bytes),
         max_inflated: cfg.max_inflated_bytes,
     };

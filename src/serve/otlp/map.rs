@@ -20,8 +20,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
-
 use super::pb::collector::ExportTraceServiceRequest;
 use super::pb::common::{any_value, KeyValue};
 use super::pb::trace::{status, Span};
@@ -162,7 +160,7 @@ pub fn map_request(req: &ExportTraceServiceRequest, mapping: &SpanMapping, defau
             for sp in &ss.spans {
                 if let Some(t) = map_span(sp, scope, &service, mapping, &mut out) {
                     let body = &mut bodies[at].1;
-                    // A `Value` always serializes.
+                    // Plain strings and numbers always serialize.
                     let _ = serde_json::to_writer(&mut *body, &t);
                     body.push(b'\n');
                 }
@@ -173,8 +171,34 @@ pub fn map_request(req: &ExportTraceServiceRequest, mapping: &SpanMapping, defau
     out
 }
 
-/// One span as a pypss trace object, or `None` (rejected, counted).
-fn map_span(sp: &Span, scope: Option<&str>, service: &str, m: &SpanMapping, out: &mut Mapped) -> Option<Value> {
+/// A span as the pypss trace object it is stored as (pypss's keys; the
+/// optional readings left out when the span lacks them). Serialized straight
+/// to the request's JSON Lines body, without a map per span.
+#[derive(serde::Serialize)]
+struct PypssTrace {
+    name: String,
+    module: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lineno: Option<i64>,
+    timestamp: f64,
+    duration: f64,
+    error: bool,
+    exception_type: Option<String>,
+    exception_message: Option<String>,
+    branch_tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<f64>,
+    trace_id: String,
+}
+
+/// One span as a pypss trace, or `None` (rejected, counted).
+fn map_span(sp: &Span, scope: Option<&str>, service: &str, m: &SpanMapping, out: &mut Mapped) -> Option<PypssTrace> {
     let label = || format!("span '{}' ({})", sp.name.chars().take(80).collect::<String>(), hex::encode(&sp.span_id));
     if sp.start_time_unix_nano == 0 {
         out.reject(format!("{}: no start time", label()));
@@ -202,37 +226,33 @@ fn map_span(sp: &Span, scope: Option<&str>, service: &str, m: &SpanMapping, out:
         exception_type = exception_message.as_ref().map(|_| "Error".to_string());
     }
     let start = sp.start_time_unix_nano;
-    let mut o = Map::new();
-    o.insert("name".into(), name.into());
-    o.insert("module".into(), module.into());
-    if let Some(f) = first_text(a, &["code.file.path", "code.filepath"]) {
-        o.insert("filename".into(), f.into());
+    // cpu_time, wait_time, memory ([`OPTIONAL_FIELDS`]'s order); absent ones counted.
+    let [cpu_time, wait_time, memory] = [&m.cpu_time, &m.wait_time, &m.memory].map(|key| out.number(a, key));
+    for (k, v) in [cpu_time, wait_time, memory].iter().enumerate() {
+        out.absent[k] += u64::from(v.is_none());
     }
-    if let Some(l) = ["code.line.number", "code.lineno"].iter().find_map(|k| match attr(a, k) {
-        Some(any_value::Value::IntValue(i)) => Some(*i),
-        _ => None,
-    }) {
-        o.insert("lineno".into(), l.into());
-    }
-    o.insert("timestamp".into(), json!(start as f64 / 1e9));
-    o.insert("duration".into(), json!((sp.end_time_unix_nano - start) as f64 / 1e9));
-    o.insert("error".into(), error.into());
-    o.insert("exception_type".into(), exception_type.filter(|_| error).into());
-    o.insert("exception_message".into(), exception_message.filter(|_| error).into());
-    o.insert("branch_tag".into(), out.tag(a, &m.branch_tag).filter(|t| !t.is_empty()).into());
-    for (k, (field, key)) in OPTIONAL_FIELDS.iter().zip([&m.cpu_time, &m.wait_time, &m.memory]).enumerate() {
-        match out.number(a, key) {
-            Some(v) => {
-                o.insert((*field).into(), v.into());
-            }
-            None => out.absent[k] += 1,
-        }
-    }
-    o.insert("trace_id".into(), format!("otel:{}:{}", hex::encode(&sp.trace_id), hex::encode(&sp.span_id)).into());
     let kind = usize::try_from(sp.kind).ok().filter(|k| *k < 6).unwrap_or(6);
     out.by_kind[kind] += 1;
     out.spans += 1;
-    Some(Value::Object(o))
+    Some(PypssTrace {
+        name,
+        module,
+        filename: first_text(a, &["code.file.path", "code.filepath"]),
+        lineno: ["code.line.number", "code.lineno"].iter().find_map(|k| match attr(a, k) {
+            Some(any_value::Value::IntValue(i)) => Some(*i),
+            _ => None,
+        }),
+        timestamp: start as f64 / 1e9,
+        duration: (sp.end_time_unix_nano - start) as f64 / 1e9,
+        error,
+        exception_type: exception_type.filter(|_| error),
+        exception_message: exception_message.filter(|_| error),
+        branch_tag: out.tag(a, &m.branch_tag).filter(|t| !t.is_empty()),
+        cpu_time,
+        wait_time,
+        memory,
+        trace_id: format!("otel:{}:{}", hex::encode(&sp.trace_id), hex::encode(&sp.span_id)),
+    })
 }
 
 /// Decodes an OTLP/JSON body (`ExportTraceServiceRequest`).
@@ -251,6 +271,7 @@ mod tests {
     use crate::serve::otlp::pb::resource::Resource;
     use crate::serve::otlp::pb::trace::{span::Event, ResourceSpans, ScopeSpans, Status};
     use prost::Message;
+    use serde_json::Value;
 
     fn kv(k: &str, v: any_value::Value) -> KeyValue {
         KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
