@@ -10,6 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Building and testing pss takes about 4 GB of disk (the test build, clippy's
+# check build, the Python venv); say so up front rather than fail mid-compile.
+mkdir -p target
+free_kb=$(df -Pk target | awk 'NR == 2 { print $4 }')
+if [ "${free_kb:-0}" -lt $((5 * 1024 * 1024)) ]; then
+    echo "warning: only $((free_kb / 1024)) MB free on $(df -P target | awk 'NR == 2 { print $6 }'); the build and tests need about 4 GB (free some, or set CARGO_TARGET_DIR elsewhere)" >&2
+fi
+
 VENV=target/pypss-venv
 if ! "$VENV/bin/python" -c 'import pypss, grpc, redis, google.protobuf, prometheus_client, selenium, importlib.metadata as m; assert m.version("pypss") == "1.3.1"' 2>/dev/null; then
     echo "==> installing pypss==1.3.1, grpcio, protobuf, redis, prometheus-client, selenium into $VENV"
