@@ -251,6 +251,10 @@ pub struct CustomValue {
     /// 0–1, before rounding.
     pub score: f64,
     pub weight: f64,
+    /// The statistic behind the score when `alpha` or `gamma` decays it
+    /// (pypss's IO, DB, NET, GC): rescoring under other parameters uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<crate::score::custom::Decay>,
 }
 
 impl Window {

@@ -137,7 +137,12 @@ pub fn score_window(
         custom: s
             .custom
             .iter()
-            .map(|m| crate::domain::CustomValue { code: m.code.clone(), score: m.score, weight: m.weight })
+            .map(|m| crate::domain::CustomValue {
+                code: m.code.clone(),
+                score: m.score,
+                weight: m.weight,
+                decay: m.decay,
+            })
             .collect(),
     }
 }
@@ -229,6 +234,58 @@ mod tests {
             assert_eq!(r.pss, from_traces.pss, "{key}: PSS");
             assert_eq!(r.breakdown, from_traces.sub, "{key}: sub-scores");
             assert!(r.pss_raw != base.pss_raw, "{key} changed nothing: the test data does not exercise it");
+        }
+    }
+
+    /// Custom metrics that `alpha` or `gamma` decay (IO, DB, GC) follow them
+    /// when a stored window is re-scored, as scoring its traces would; the
+    /// others keep their stored score, at the weights the parameters give.
+    #[test]
+    fn custom_metrics_rescore_as_they_score() {
+        let traces: Vec<String> = (0..200)
+            .map(|i| {
+                format!(
+                    r#"{{"name":"{}","duration":{},"wait_time":{},"memory_diff":{},"branch_tag":"{}","timestamp":{}}}"#,
+                    if i % 4 == 0 { "db_query" } else { "render" },
+                    0.01 + (i % 11) as f64 * 0.003,
+                    0.001 * (i % 5) as f64,
+                    if i % 6 == 0 { -200.0 - (i % 17) as f64 * 40.0 } else { 10.0 },
+                    if i % 3 == 0 { "cache_miss" } else { "cache_hit" },
+                    1000.0 + i as f64 * 0.1
+                )
+            })
+            .collect();
+        let keep = crate::trace::ColumnOptions { timestamps: true, names: true, memory_diff: true };
+        let mut c = TraceColumns::with_options("unknown", keep);
+        crate::trace::read_bytes("t", format!("[{}]", traces.join(",")).as_bytes(), &mut c).unwrap();
+        let plugins: Vec<String> = ["IO", "DB", "GC", "CACHE"].map(String::from).to_vec();
+        // The metrics as a configuration with `p`'s weights resolves them.
+        let custom = |p: &ScoreParams| {
+            let (metrics, _) = crate::score::custom::resolve(&plugins, &p.custom_weights, vec![]);
+            crate::score::custom::CustomMetrics { metrics, ..Default::default() }
+        };
+        let d = ScoreParams::default();
+        let mut stored =
+            score_window("s", "", 1000.0, 60.0, &c, &Scoring { params: &d, min_traces: 1, custom: &custom(&d) });
+        assert_eq!(stored.custom.iter().filter(|v| v.decay.is_some()).count(), 3, "IO, DB and GC decay");
+        // As the store keeps them.
+        let json = serde_json::to_string(&stored.custom).unwrap();
+        stored.custom = serde_json::from_str(&json).unwrap();
+        let mut weights = d.clone();
+        weights.custom_weights = vec![("CACHE".into(), 0.9), ("GC".into(), 0.05)];
+        for p in [
+            ScoreParams { alpha: 0.3, ..d.clone() },
+            ScoreParams { gamma: 0.2, ..d.clone() },
+            ScoreParams { alpha: 4.0, gamma: 3.0, ..weights },
+        ] {
+            let m = custom(&p);
+            let want = score_window("s", "", 1000.0, 60.0, &c, &Scoring { params: &p, min_traces: 1, custom: &m });
+            let got = score::rescore::rescore(&stored, &p);
+            assert_eq!(got.pss, want.pss);
+            let raw = score::score_with(&c, Selection::All, &p, &m).pss_raw;
+            approx::assert_abs_diff_eq!(got.pss_raw, raw, epsilon = 1e-12);
+            let moved = want.custom.iter().zip(&stored.custom).filter(|(a, b)| a.score != b.score).count();
+            assert!(moved >= 1, "the parameters move a custom metric's score");
         }
     }
 }

@@ -29,8 +29,72 @@ pub trait CustomMetric: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     /// The weight when `custom_metric_weights` names none.
     fn default_weight(&self) -> f64;
-    /// The score of `traces`; clamped to 0–1 by the caller.
-    fn score(&self, traces: &MetricInput<'_>, p: &ScoreParams) -> f64;
+    /// What the metric measures on `traces`: a score, or a statistic that
+    /// pypss's `alpha` or `gamma` decays into one (so a stored window's score
+    /// follows when the tuner moves them). Clamped to 0–1 by the caller.
+    fn measure(&self, traces: &MetricInput<'_>) -> Measured;
+}
+
+/// A custom metric's measurement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measured {
+    /// A score that no scoring parameter changes.
+    Score(f64),
+    /// `exp(-rate × statistic)`, pypss's `exponential_decay_score`, with the
+    /// rate a tuned parameter.
+    Decay(Decay),
+}
+
+/// A statistic and the scoring parameter that decays it into a score.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Decay {
+    pub statistic: f64,
+    pub rate: Rate,
+}
+
+/// The scoring parameters pypss's built-in metrics decay by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rate {
+    Alpha,
+    Gamma,
+}
+
+impl Decay {
+    /// The score under parameters `p`, clamped to 0–1 (NaN is 0).
+    pub fn score(&self, p: &ScoreParams) -> f64 {
+        let rate = match self.rate {
+            Rate::Alpha => p.alpha,
+            Rate::Gamma => p.gamma,
+        };
+        clamped(decay(self.statistic, rate))
+    }
+}
+
+impl Measured {
+    /// The score under parameters `p`, clamped to 0–1 (NaN is 0).
+    pub fn score(&self, p: &ScoreParams) -> f64 {
+        match self {
+            Measured::Score(s) => clamped(*s),
+            Measured::Decay(d) => d.score(p),
+        }
+    }
+
+    /// The statistic and rate, when a parameter decays it.
+    pub fn decay(&self) -> Option<Decay> {
+        match self {
+            Measured::Score(_) => None,
+            Measured::Decay(d) => Some(*d),
+        }
+    }
+}
+
+fn clamped(s: f64) -> f64 {
+    if s.is_nan() {
+        0.0
+    } else {
+        s.clamp(0.0, 1.0)
+    }
 }
 
 /// A metric with the weight it carries in the PSS.
@@ -92,6 +156,9 @@ pub struct CustomScore {
     /// Clamped to 0–1, before rounding.
     pub score: f64,
     pub weight: f64,
+    /// The statistic behind the score when `alpha` or `gamma` decays it.
+    #[serde(skip)]
+    pub decay: Option<Decay>,
 }
 
 impl CustomScore {
@@ -114,13 +181,13 @@ pub(crate) fn score_all(
         .metrics
         .iter()
         .map(|w| {
-            let s = w.metric.score(&input, p);
-            let score = if s.is_nan() { 0.0 } else { s.clamp(0.0, 1.0) };
+            let m = w.metric.measure(&input);
             CustomScore {
                 code: w.metric.code().to_string(),
                 name: w.metric.name().to_string(),
-                score,
+                score: m.score(p),
                 weight: w.weight,
+                decay: m.decay(),
             }
         })
         .collect()
@@ -296,7 +363,9 @@ impl CustomMetric for BuiltinMetric {
         self.which.facts().3
     }
 
-    fn score(&self, t: &MetricInput<'_>, p: &ScoreParams) -> f64 {
+    fn measure(&self, t: &MetricInput<'_>) -> Measured {
+        let decayed = |statistic, rate| Measured::Decay(Decay { statistic, rate });
+        let fixed = |statistic, sensitivity| Measured::Score(decay(statistic, sensitivity));
         match self.which {
             Builtin::Io => {
                 let ratios: Vec<f64> = t
@@ -305,9 +374,9 @@ impl CustomMetric for BuiltinMetric {
                     .map(|r| (r.wait_time / r.duration).clamp(0.0, 1.0))
                     .collect();
                 if ratios.len() < 2 {
-                    return 1.0;
+                    return Measured::Score(1.0);
                 }
-                decay(super::cv(&ratios), p.alpha)
+                decayed(super::cv(&ratios), Rate::Alpha)
             }
             Builtin::Db | Builtin::Net => {
                 let re = self.pattern.as_ref().expect("DB and NET have a pattern");
@@ -318,9 +387,9 @@ impl CustomMetric for BuiltinMetric {
                     .filter(|d| *d > 0.0)
                     .collect();
                 if durations.len() < 2 {
-                    return 1.0;
+                    return Measured::Score(1.0);
                 }
-                decay(super::cv(&durations), p.alpha)
+                decayed(super::cv(&durations), Rate::Alpha)
             }
             Builtin::Gc => {
                 let pauses: Vec<f64> =
@@ -331,9 +400,9 @@ impl CustomMetric for BuiltinMetric {
                 } else if freed.len() >= 2 {
                     super::cv(&freed)
                 } else {
-                    return 1.0;
+                    return Measured::Score(1.0);
                 };
-                decay(cv, p.gamma)
+                decayed(cv, Rate::Gamma)
             }
             Builtin::Cache => {
                 let (mut hits, mut misses) = (0u64, 0u64);
@@ -346,23 +415,23 @@ impl CustomMetric for BuiltinMetric {
                     }
                 }
                 if hits + misses == 0 {
-                    return 1.0;
+                    return Measured::Score(1.0);
                 }
-                hits as f64 / (hits + misses) as f64
+                Measured::Score(hits as f64 / (hits + misses) as f64)
             }
             Builtin::Starve => {
                 let lags: Vec<f64> = t.system().filter_map(|s| s.lag).filter(|l| *l > 0.0).collect();
                 if lags.len() < 2 {
-                    return 1.0;
+                    return Measured::Score(1.0);
                 }
-                decay(mean(&lags), t.settings().thread_starvation_sensitivity)
+                fixed(mean(&lags), t.settings().thread_starvation_sensitivity)
             }
             Builtin::Kafka => {
                 let lags: Vec<f64> = t.system().filter_map(|s| s.metadata("kafka_lag")).collect();
                 if lags.len() < 2 {
-                    return 1.0;
+                    return Measured::Score(1.0);
                 }
-                decay(mean(&lags) / 100.0, t.settings().kafka_lag_sensitivity)
+                fixed(mean(&lags) / 100.0, t.settings().kafka_lag_sensitivity)
             }
         }
     }
@@ -401,7 +470,7 @@ impl CustomMetric for DeclaredMetric {
         self.0.weight
     }
 
-    fn score(&self, t: &MetricInput<'_>, _: &ScoreParams) -> f64 {
+    fn measure(&self, t: &MetricInput<'_>) -> Measured {
         let s = &self.0;
         let mut failed = 0u64;
         let values: Vec<f64> = match &s.metadata {
@@ -422,7 +491,7 @@ impl CustomMetric for DeclaredMetric {
         };
         let stat = match s.statistic {
             Statistic::Rate if !values.is_empty() => failed as f64 / values.len() as f64,
-            _ if values.len() < 2 => return 1.0,
+            _ if values.len() < 2 => return Measured::Score(1.0),
             Statistic::Cv => super::cv(&values),
             Statistic::Mean => mean(&values),
             Statistic::P95Ratio => {
@@ -434,7 +503,8 @@ impl CustomMetric for DeclaredMetric {
             }
             Statistic::Rate => 0.0,
         };
-        decay(stat, s.sensitivity)
+        // A declared metric's sensitivity is its own, not a tuned parameter.
+        Measured::Score(decay(stat, s.sensitivity))
     }
 }
 

@@ -37,10 +37,13 @@ pub fn rescore(w: &Window, p: &ScoreParams) -> Rescored {
     let wait = (n >= 2.0).then_some((f.wait_mean, f.wait_cv));
     let cc = formula::concurrency(wait, (f.lag_count > 0.0).then_some(f.lag_mean), p);
     let raw = SubScores::from_array([ts, ms, ev, be, cc]);
-    // Custom metrics keep the scores the window was scored with, at the
-    // weights `p` gives them (else the weights it was stored with).
-    let custom: Vec<(f64, f64)> =
-        w.custom.iter().map(|c| (p.custom_weight(&c.code).unwrap_or(c.weight), c.score)).collect();
+    // Custom metrics at the weights `p` gives them (else those they were
+    // stored with); those `alpha` or `gamma` decay, under `p`'s.
+    let custom: Vec<(f64, f64)> = w
+        .custom
+        .iter()
+        .map(|c| (p.custom_weight(&c.code).unwrap_or(c.weight), c.decay.map_or(c.score, |d| d.score(p))))
+        .collect();
     let (pss_raw, pss) = formula::pss_with(&raw, &custom, p);
     Rescored { pss, breakdown: raw.map(py_round2), pss_raw, raw }
 }
