@@ -200,8 +200,7 @@ fn pool_quiet(
         min_window_traces: policy.min_window_traces,
         params: policy.score.clone(),
         unknown_module: b.unknown_module.clone(),
-        // Pooled quiet spans are scored on the five sub-scores.
-        custom: Default::default(),
+        custom: policy.custom.clone(),
     };
     let mut pool = super::pool::Pool::new(policy.min_window_traces, policy.pool_max_windows, b.window_seconds);
     let (mut out, mut pooled, mut still_small) = (Vec::with_capacity(ws.len()), 0, 0);
@@ -239,6 +238,10 @@ mod tests {
     /// 40 one-minute windows: 20 busy (50 traces), module `app.b` slow and
     /// erratic in windows 8-10; then 20 quiet ones (3 traces), failing in 30-33.
     fn history(dir: &std::path::Path) -> SqliteStore {
+        history_with(dir, &Default::default())
+    }
+
+    fn history_with(dir: &std::path::Path, custom: &crate::score::custom::CustomMetrics) -> SqliteStore {
         let mut lines = Vec::new();
         for w in 0..40usize {
             let (n, quiet) = if w < 20 { (50, false) } else { (3, true) };
@@ -251,11 +254,16 @@ mod tests {
                     ("app.a", 0.01 + jitter * 0.002)
                 };
                 let error = quiet && (30..=33).contains(&w);
-                lines.push(serde_json::json!({
+                let mut line = serde_json::json!({
                     "name": "f", "module": module, "duration": duration, "memory": 1000, "wait_time": 0.0,
                     "error": error, "exception_type": if error { "Boom" } else { "" },
                     "timestamp": T0 + w as f64 * 60.0 + i as f64 * (55.0 / n as f64)
-                }));
+                });
+                if !custom.is_empty() {
+                    // A cache hit ratio of 2/3 for the CACHE metric.
+                    line["branch_tag"] = (if i % 3 == 0 { "cache_miss" } else { "cache_hit" }).into();
+                }
+                lines.push(line);
             }
         }
         let f = dir.join("t.jsonl");
@@ -267,7 +275,7 @@ mod tests {
             min_window_traces: 10,
             params: Default::default(),
             unknown_module: "unknown".into(),
-            custom: Default::default(),
+            custom: custom.clone(),
         };
         ingest_source(&mut store, &Source::Path(f), &opts, &|_| {}).unwrap();
         store
@@ -372,5 +380,33 @@ mod tests {
         assert!(e.contains("no service 'nope'") && e.contains("services: s"), "{e}");
         let e = run(&store, &p, &Backtest { window_seconds: 300.0, ..backtest() }).unwrap_err().to_string();
         assert!(e.contains("no windows of 300 s") && e.contains("60 s"), "{e}");
+    }
+
+    /// Pooled quiet spans are scored with the custom metrics the windows
+    /// were, at the policy's weights (a tuned file names only the weights).
+    #[test]
+    fn pooled_spans_carry_the_windows_custom_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::from_toml_str("[pypss]\nplugins = [\"CACHE\", \"IO\"]\n", "pypss.toml").unwrap();
+        let metrics = crate::score::custom::CustomMetrics::from_config(&cfg).0;
+        let store = history_with(dir.path(), &metrics);
+        let tuned = "[pypss]\nalert_threshold_pss = 75\n[pypss.custom_metric_weights]\nCACHE = 0.5\n";
+        let p = policy(tuned).with_custom_metrics(&metrics);
+        let weights: Vec<(String, f64)> =
+            p.custom.metrics.iter().map(|w| (w.metric.code().to_string(), w.weight)).collect();
+        assert_eq!(weights, vec![("CACHE".to_string(), 0.5), ("IO".to_string(), 0.15)]);
+        let whole: Vec<Window> =
+            store.windows("s", None, 60.0, None, None).unwrap().into_iter().map(|lw| lw.window).collect();
+        assert!(whole.iter().all(|w| w.custom.len() == 2), "every window was scored with both");
+        let (out, (pooled, _)) = pool_quiet(&store, &p, &backtest(), &whole).unwrap();
+        assert_eq!(pooled, 5);
+        let spans: Vec<&Window> = out.iter().filter(|w| w.start >= T0 + 1200.0).collect();
+        assert_eq!(spans.len(), 5);
+        for w in spans {
+            let codes: Vec<(&str, f64)> = w.custom.iter().map(|c| (c.code.as_str(), c.weight)).collect();
+            assert_eq!(codes, vec![("CACHE", 0.5), ("IO", 0.15)]);
+            let cache = w.custom[0].score;
+            assert!((cache - 2.0 / 3.0).abs() < 0.1, "a third of the spans' traces miss: {cache}");
+        }
     }
 }

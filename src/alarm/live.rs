@@ -160,8 +160,7 @@ impl Live {
             min_window_traces: self.policy.min_window_traces,
             params: self.policy.score.clone(),
             unknown_module: self.unknown_module.clone(),
-            // Pooled quiet spans are scored on the five sub-scores.
-            custom: Default::default(),
+            custom: self.policy.custom.clone(),
         };
         for lw in ws {
             let w = &lw.window;

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::config::{AlertParams, Config, ScoreParams};
 use crate::detect::model::{window_features, DetectorModel};
 use crate::domain::Window;
+use crate::score::custom::CustomMetrics;
 use crate::score::rescore::{fired_rules, rescore};
 use episodes::Step;
 pub use episodes::{Persistence, Span};
@@ -58,6 +59,11 @@ pub struct AlarmPolicy {
     pub detector_quantile: Option<f64>,
     /// The services' window detectors, attached with [`AlarmPolicy::attach_detector`].
     pub detectors: Vec<DetectorRule>,
+    /// The custom metrics pooled quiet spans are scored with, as the
+    /// windows were (a tuned policy file names only their weights: see
+    /// [`AlarmPolicy::with_custom_metrics`]).
+    #[serde(skip)]
+    pub custom: CustomMetrics,
     /// Where the policy came from.
     pub source: String,
 }
@@ -168,8 +174,20 @@ impl AlarmPolicy {
             persistence,
             pool_max_windows: pool,
             min_window_traces: cfg.min_window_traces,
+            custom: CustomMetrics::from_config(cfg).0,
             source: cfg.source.clone(),
         })
+    }
+
+    /// Scores pooled quiet spans with `metrics` (the custom metrics of the
+    /// configuration the windows were scored with, which a policy file
+    /// written by pss-tune does not name) at the policy's weights for them;
+    /// a policy whose own file names custom metrics keeps those.
+    pub fn with_custom_metrics(mut self, metrics: &CustomMetrics) -> AlarmPolicy {
+        if self.custom.is_empty() {
+            self.custom = metrics.clone().weighted_by(&self.score);
+        }
+        self
     }
 
     /// The policy in force for `service`: `explicit`, else
@@ -181,13 +199,14 @@ impl AlarmPolicy {
         cfg: &Config,
         models: &std::path::Path,
     ) -> Result<(AlarmPolicy, Option<std::path::PathBuf>), PolicyError> {
+        let metrics = CustomMetrics::from_config(cfg).0;
         if let Some(p) = explicit {
-            return Ok((AlarmPolicy::from_file(p)?, Some(p.to_path_buf())));
+            return Ok((AlarmPolicy::from_file(p)?.with_custom_metrics(&metrics), Some(p.to_path_buf())));
         }
         for dir in [service, "all"] {
             let p = models.join(dir).join("pss-tuned.toml");
             if p.is_file() {
-                return Ok((AlarmPolicy::from_file(&p)?, Some(p)));
+                return Ok((AlarmPolicy::from_file(&p)?.with_custom_metrics(&metrics), Some(p)));
             }
         }
         Ok((AlarmPolicy::from_config(cfg)?, None))

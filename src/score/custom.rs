@@ -122,9 +122,30 @@ impl Default for CustomMetrics {
     }
 }
 
+/// Equal when the same codes carry the same weights and sensitivities.
+impl PartialEq for CustomMetrics {
+    fn eq(&self, o: &Self) -> bool {
+        let key = |m: &CustomMetrics| -> Vec<(String, f64)> {
+            m.metrics.iter().map(|w| (w.metric.code().to_string(), w.weight)).collect()
+        };
+        key(self) == key(o)
+            && self.thread_starvation_sensitivity == o.thread_starvation_sensitivity
+            && self.kafka_lag_sensitivity == o.kafka_lag_sensitivity
+    }
+}
+
 impl CustomMetrics {
     pub fn is_empty(&self) -> bool {
         self.metrics.is_empty()
+    }
+
+    /// The same metrics at the weights `p` gives them (`custom_metric_weights`),
+    /// each keeping its own where `p` names none.
+    pub fn weighted_by(mut self, p: &ScoreParams) -> CustomMetrics {
+        for w in &mut self.metrics {
+            w.weight = p.custom_weight(w.metric.code()).unwrap_or(w.weight);
+        }
+        self
     }
 
     /// The metrics a configuration names (`plugins`, `[[pss.metrics]]`, at

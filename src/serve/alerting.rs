@@ -80,6 +80,7 @@ impl Evaluator {
         *seen = now;
         let (msg, ok) = match AlarmPolicy::from_file(path) {
             Ok(p) => {
+                let p = p.with_custom_metrics(&self.live.policy().custom);
                 self.live.set_policy(p);
                 (format!("alarm policy {} reloaded and in force", path.display()), true)
             }

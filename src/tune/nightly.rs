@@ -133,6 +133,8 @@ fn choose_alarm(
         min_window_traces: cfg.min_window_traces,
         detector_quantile: None,
         detectors: Vec::new(),
+        // Nothing is pooled here (`pool_max_windows` 0).
+        custom: Default::default(),
         source: "pss-tune".into(),
     };
     let (train, val): (Vec<_>, Vec<_>) = l.data.windows.iter().partition(|w| w.window.start < tuned.split_at);
