@@ -44,6 +44,8 @@ pub struct ServiceInfo {
     pub name: String,
     /// Window lengths stored for it, seconds.
     pub windows: Vec<f64>,
+    /// The length shown when none is asked for ([`default_window`]).
+    pub window: Option<f64>,
     /// First window start and last window end, epoch seconds.
     pub from: Option<f64>,
     pub to: Option<f64>,
@@ -62,9 +64,32 @@ pub fn services(store: &dyn Store) -> Result<Vec<ServiceInfo>, QueryError> {
             }
         }
         let incidents = store.incidents(Some(&name))?.len();
-        out.push(ServiceInfo { name, windows, from, to, incidents });
+        let window = default_window(store, &name, &windows)?;
+        out.push(ServiceInfo { name, windows, window, from, to, incidents });
     }
     Ok(out)
+}
+
+/// The window length shown when none is asked for: the shortest of
+/// `lengths` whose windows are mostly large enough to score, else the one
+/// with the smallest share too small. (A short trace file's 10 s windows can
+/// all be too small: shown by default, the PSS trend would be empty.)
+pub fn default_window(store: &dyn Store, service: &str, lengths: &[f64]) -> Result<Option<f64>, StoreError> {
+    let mut best: Option<(f64, f64)> = None;
+    for &seconds in lengths {
+        let c = store.window_counts(service, seconds)?;
+        if c.windows == 0 {
+            continue;
+        }
+        let share = c.too_small as f64 / c.windows as f64;
+        if share <= 0.5 {
+            return Ok(Some(seconds));
+        }
+        if best.is_none_or(|(s, _)| share < s) {
+            best = Some((share, seconds));
+        }
+    }
+    Ok(best.map(|(_, seconds)| seconds).or(lengths.first().copied()))
 }
 
 fn window_of(store: &dyn Store, r: &Range) -> Result<f64, QueryError> {
@@ -76,7 +101,8 @@ fn window_of(store: &dyn Store, r: &Range) -> Result<f64, QueryError> {
             r.service,
             lengths.iter().map(|l| format!("{l} s")).collect::<Vec<_>>().join(", ")
         ))),
-        None => lengths.first().copied().ok_or_else(|| QueryError::Input(format!("'{}' has no windows", r.service))),
+        None => default_window(store, &r.service, &lengths)?
+            .ok_or_else(|| QueryError::Input(format!("'{}' has no windows", r.service))),
     }
 }
 
@@ -508,5 +534,32 @@ mod tests {
         let all = downsample("s", "", 60.0, &ws, 1000);
         assert_eq!((all.step, all.t.len()), (1, 10));
         assert_eq!(all.pss[9], None, "a too-small window is a gap");
+    }
+
+    /// The board opens on the shortest length that mostly scores: a short
+    /// file's 10 s windows all too small would leave its trend empty.
+    #[test]
+    fn the_default_window_is_the_shortest_that_mostly_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::SqliteStore::open(&dir.path().join("h.db")).unwrap();
+        let put = |store: &mut crate::store::SqliteStore, seconds: f64, n: usize, small: usize| {
+            let ws: Vec<Window> = (0..n)
+                .map(|k| Window {
+                    too_small: k < small,
+                    ..Window::unscored("s", k as f64 * seconds, seconds, Features::default())
+                })
+                .collect();
+            let range = crate::store::TimeRange { from: 0.0, to: n as f64 * seconds };
+            store.replace_windows("s", seconds, range, &ws).unwrap();
+        };
+        put(&mut store, 10.0, 90, 90);
+        put(&mut store, 30.0, 30, 20);
+        put(&mut store, 60.0, 15, 5);
+        put(&mut store, 300.0, 3, 0);
+        let lengths = store.window_lengths(Some("s")).unwrap();
+        assert_eq!(lengths, vec![10.0, 30.0, 60.0, 300.0]);
+        assert_eq!(default_window(&store, "s", &lengths).unwrap(), Some(60.0));
+        assert_eq!(default_window(&store, "s", &[10.0, 30.0]).unwrap(), Some(30.0), "else the fewest too small");
+        assert_eq!(default_window(&store, "s", &[]).unwrap(), None);
     }
 }

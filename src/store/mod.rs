@@ -33,6 +33,13 @@ pub enum StoreError {
     Read(#[from] crate::trace::ReadError),
 }
 
+/// A service's windows of one length: all, and those too small to score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WindowCounts {
+    pub windows: u64,
+    pub too_small: u64,
+}
+
 /// A time range `[from, to]` in epoch seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimeRange {
@@ -250,6 +257,9 @@ pub trait Store {
     fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError>;
     /// The window lengths stored (of one service, or any), shortest first.
     fn window_lengths(&self, service: Option<&str>) -> Result<Vec<f64>, StoreError>;
+    /// How many service-level windows of length `seconds` a service has,
+    /// and how many of them are too small to score.
+    fn window_counts(&self, service: &str, seconds: f64) -> Result<WindowCounts, StoreError>;
     /// The first window start and the last window end of a service's
     /// service-level windows of length `seconds` (`None`: it has none).
     fn window_span(&self, service: &str, seconds: f64) -> Result<Option<TimeRange>, StoreError>;

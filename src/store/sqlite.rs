@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{
     FollowOffset, InsertedTraces, NewNotification, Notification, NotificationRecord, PruneReport, RegisteredModel,
     RunRecord, Silence, SlowestTrace, Store, StoreError, StoredTrace, TimeRange, TraceBatch, TraceRow, TraceSlice,
+    WindowCounts,
 };
 use crate::domain::{Features, SubScores, Window};
 use crate::domain::{HistoryRow, Incident, LabeledWindow};
@@ -478,6 +479,18 @@ impl Store for SqliteStore {
             self.conn.prepare("SELECT DISTINCT w.seconds FROM windows w ORDER BY 1").map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn window_counts(&self, service: &str, seconds: f64) -> Result<WindowCounts, StoreError> {
+        // A range of the primary key (service_id, module, seconds, ...).
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(w.too_small), 0) FROM windows w \
+                 WHERE w.service_id = (SELECT id FROM services WHERE name = ?1) AND w.module = '' AND w.seconds = ?2",
+                params![service, seconds],
+                |r| Ok(WindowCounts { windows: r.get::<_, i64>(0)? as u64, too_small: r.get::<_, i64>(1)? as u64 }),
+            )
+            .map_err(|e| self.err(e))
     }
 
     fn window_span(&self, service: &str, seconds: f64) -> Result<Option<TimeRange>, StoreError> {

@@ -81,6 +81,12 @@ fn the_api_gives_the_numbers_pss_analyze_and_pss_windows_give() {
     assert!(crate::common::wait_until(std::time::Duration::from_secs(20), || {
         b.json("/api/meta")["services"][0]["windows"].as_array().unwrap().len() == 5
     }));
+    // Unasked, the series are of the service's default length: one whose windows mostly score.
+    let default = b.json("/api/meta")["services"][0]["window"].as_f64().unwrap();
+    let s = b.json("/api/series?service=sample-traces&points=5000");
+    assert_eq!(s["window"].as_f64(), Some(default));
+    let scored = s["pss"].as_array().unwrap().iter().filter(|v| !v.is_null()).count();
+    assert!(scored * 2 >= s["t"].as_array().unwrap().len() && scored > 0, "{default} s: {s}");
     let m = b.json("/api/module?service=sample-traces&module=api.orders");
     assert!(m["traces"].as_u64().unwrap() > 0 && !m["latency"].as_array().unwrap().is_empty());
     drop(b);

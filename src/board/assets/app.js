@@ -73,6 +73,8 @@
     const p = new URLSearchParams(location.search);
     st.service = p.get("service");
     st.window = p.get("window") ? Number(p.get("window")) : null;
+    // A window from the address or the picker stays; else the service's default follows the data.
+    st.windowChosen = st.window != null;
     st.from = p.get("from") ? Number(p.get("from")) : null;
     st.to = p.get("to") ? Number(p.get("to")) : null;
     st.preset = p.get("range") || "all";
@@ -83,7 +85,7 @@
   function writeUrl() {
     const p = new URLSearchParams();
     if (st.service) p.set("service", st.service);
-    if (st.window) p.set("window", st.window);
+    if (st.window && st.windowChosen) p.set("window", st.window);
     if (st.preset !== "all") p.set("range", st.preset);
     if (st.from != null && st.preset === "zoom") p.set("from", st.from);
     if (st.to != null && st.preset === "zoom") p.set("to", st.to);
@@ -555,7 +557,7 @@
       o.value = w;
       sel.appendChild(o);
     }
-    if (!ws.includes(st.window)) st.window = ws.length ? (info.windows[0]) : null;
+    if (!st.windowChosen || !ws.includes(st.window)) st.window = ws.length ? (info.window ?? info.windows[0]) : null;
     sel.value = st.window == null ? "" : String(st.window);
     $("preset").value = st.preset === "zoom" ? "all" : st.preset;
     applyPreset();
@@ -571,9 +573,8 @@
       st.lastTo = info ? info.to : null;
       $("live").textContent = `live · checked ${new Date().toLocaleTimeString()}`;
       if (changed && !st.busy) {
-        const keep = st.window;
+        // A chosen window stays; else the default follows (new lengths arrive in the background).
         fillServices();
-        if (keep && svcInfo() && svcInfo().windows.includes(keep)) { st.window = keep; $("window").value = String(keep); }
         load();
       }
     } catch (e) {
@@ -585,7 +586,7 @@
     readUrl();
     for (const b of document.querySelectorAll("nav button")) b.addEventListener("click", () => showTab(b.dataset.tab));
     $("service").addEventListener("change", () => { st.service = $("service").value; st.preset = "all"; fillWindows(); writeUrl(); load(); });
-    $("window").addEventListener("change", () => { st.window = Number($("window").value); writeUrl(); load(); });
+    $("window").addEventListener("change", () => { st.window = Number($("window").value); st.windowChosen = true; writeUrl(); load(); });
     $("preset").addEventListener("change", () => { st.preset = $("preset").value; applyPreset(); writeUrl(); load(); });
     $("reset").addEventListener("click", () => { st.preset = "all"; applyPreset(); writeUrl(); load(); });
     $("token-form").addEventListener("submit", (ev) => {
