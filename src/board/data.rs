@@ -71,13 +71,15 @@ pub fn services(store: &dyn Store) -> Result<Vec<ServiceInfo>, QueryError> {
 }
 
 /// The window length shown when none is asked for: the shortest of
-/// `lengths` whose windows are mostly large enough to score, else the one
-/// with the smallest share too small. (A short trace file's 10 s windows can
-/// all be too small: shown by default, the PSS trend would be empty.)
+/// `lengths` whose latest windows are mostly large enough to score, else the
+/// one with the smallest share too small. (A short trace file's 10 s windows
+/// can all be too small: shown by default, the PSS trend would be empty.)
 pub fn default_window(store: &dyn Store, service: &str, lengths: &[f64]) -> Result<Option<f64>, StoreError> {
+    // The latest windows only: `/api/meta` asks every 3 s, whatever the history's length.
+    const LATEST: usize = 1000;
     let mut best: Option<(f64, f64)> = None;
     for &seconds in lengths {
-        let c = store.window_counts(service, seconds)?;
+        let c = store.window_counts(service, seconds, LATEST)?;
         if c.windows == 0 {
             continue;
         }
@@ -163,8 +165,17 @@ pub struct Series {
     pub wait_mean: Vec<Option<f64>>,
     pub error_rate: Vec<Option<f64>>,
     pub tag_entropy: Vec<Option<f64>>,
+    /// Custom metrics' scores (lowest per bucket), in the order they were configured.
+    pub custom: Vec<CustomSeries>,
     /// Windows too small to score: their scores are gaps (`null`).
     pub too_small: usize,
+}
+
+/// One custom metric's scores over the buckets of a [`Series`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CustomSeries {
+    pub code: String,
+    pub values: Vec<Option<f64>>,
 }
 
 fn fold(xs: impl Iterator<Item = f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
@@ -182,6 +193,13 @@ pub fn downsample(service: &str, module: &str, window: f64, ws: &[Window], point
         too_small: ws.iter().filter(|w| w.too_small).count(),
         ..Series::default()
     };
+    for w in ws {
+        for c in &w.custom {
+            if !s.custom.iter().any(|x| x.code == c.code) {
+                s.custom.push(CustomSeries { code: c.code.clone(), values: Vec::new() });
+            }
+        }
+    }
     for chunk in ws.chunks(step) {
         let scored: Vec<&Window> = chunk.iter().filter(|w| !w.too_small).collect();
         let min = |f: fn(&Window) -> f64| fold(scored.iter().map(|w| f(w)), f64::min);
@@ -201,6 +219,11 @@ pub fn downsample(service: &str, module: &str, window: f64, ws: &[Window], point
         s.wait_mean.push(max(|w| w.features.wait_mean));
         s.error_rate.push(max(|w| w.features.error_rate));
         s.tag_entropy.push(max(|w| w.features.tag_entropy));
+        for cs in &mut s.custom {
+            let of =
+                |w: &&Window| w.custom.iter().find(|c| c.code == cs.code).map(|c| crate::pystats::py_round2(c.score));
+            cs.values.push(fold(scored.iter().filter_map(of), f64::min));
+        }
     }
     s
 }
@@ -531,6 +554,7 @@ mod tests {
         assert_eq!(s.traces, vec![40, 40, 20]);
         assert_eq!(s.p99, vec![Some(3.0), Some(7.0), Some(8.0)], "too-small window 9 is left out");
         assert_eq!(s.too_small, 1);
+        assert!(s.custom.is_empty(), "no custom metrics, no custom series");
         let all = downsample("s", "", 60.0, &ws, 1000);
         assert_eq!((all.step, all.t.len()), (1, 10));
         assert_eq!(all.pss[9], None, "a too-small window is a gap");
@@ -561,5 +585,19 @@ mod tests {
         assert_eq!(default_window(&store, "s", &lengths).unwrap(), Some(60.0));
         assert_eq!(default_window(&store, "s", &[10.0, 30.0]).unwrap(), Some(30.0), "else the fewest too small");
         assert_eq!(default_window(&store, "s", &[]).unwrap(), None);
+    }
+
+    /// Custom metrics get a series each, lowest score per bucket, too-small windows gaps.
+    #[test]
+    fn custom_metrics_are_series_beside_the_five() {
+        let cv =
+            |code: &str, score: f64| crate::domain::CustomValue { code: code.into(), score, weight: 0.1, decay: None };
+        let ws: Vec<Window> = (0..5)
+            .map(|k| Window { custom: vec![cv("CACHE", 0.9 - k as f64 * 0.1), cv("IO", 0.5)], ..w(k, 90.0, k == 4) })
+            .collect();
+        let s = downsample("s", "", 60.0, &ws, 3);
+        let got: Vec<(&str, &[Option<f64>])> =
+            s.custom.iter().map(|c| (c.code.as_str(), c.values.as_slice())).collect();
+        assert_eq!(got, vec![("CACHE", &[Some(0.8), Some(0.6), None][..]), ("IO", &[Some(0.5), Some(0.5), None][..])]);
     }
 }

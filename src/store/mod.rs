@@ -257,9 +257,9 @@ pub trait Store {
     fn window_modules(&self, service: &str, seconds: f64) -> Result<Vec<String>, StoreError>;
     /// The window lengths stored (of one service, or any), shortest first.
     fn window_lengths(&self, service: Option<&str>) -> Result<Vec<f64>, StoreError>;
-    /// How many service-level windows of length `seconds` a service has,
-    /// and how many of them are too small to score.
-    fn window_counts(&self, service: &str, seconds: f64) -> Result<WindowCounts, StoreError>;
+    /// Of a service's latest `limit` service-level windows of length
+    /// `seconds`, how many there are and how many are too small to score.
+    fn window_counts(&self, service: &str, seconds: f64, limit: usize) -> Result<WindowCounts, StoreError>;
     /// The first window start and the last window end of a service's
     /// service-level windows of length `seconds` (`None`: it has none).
     fn window_span(&self, service: &str, seconds: f64) -> Result<Option<TimeRange>, StoreError>;

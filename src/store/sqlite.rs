@@ -481,13 +481,15 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    fn window_counts(&self, service: &str, seconds: f64) -> Result<WindowCounts, StoreError> {
-        // A range of the primary key (service_id, module, seconds, ...).
+    fn window_counts(&self, service: &str, seconds: f64, limit: usize) -> Result<WindowCounts, StoreError> {
+        // The end of a primary-key range (service_id, module, seconds, start):
+        // bounded by `limit`, however long the history.
         self.conn
             .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(w.too_small), 0) FROM windows w \
-                 WHERE w.service_id = (SELECT id FROM services WHERE name = ?1) AND w.module = '' AND w.seconds = ?2",
-                params![service, seconds],
+                "SELECT COUNT(*), COALESCE(SUM(too_small), 0) FROM (SELECT w.too_small FROM windows w \
+                 WHERE w.service_id = (SELECT id FROM services WHERE name = ?1) AND w.module = '' AND w.seconds = ?2 \
+                 ORDER BY w.start DESC LIMIT ?3)",
+                params![service, seconds, limit as i64],
                 |r| Ok(WindowCounts { windows: r.get::<_, i64>(0)? as u64, too_small: r.get::<_, i64>(1)? as u64 }),
             )
             .map_err(|e| self.err(e))

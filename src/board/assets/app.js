@@ -13,6 +13,8 @@
     ["concurrency_chaos", "cc", "Concurrency"],
   ];
   const COLORS = ["#2f6fdd", "#1a9850", "#d73027", "#8e44ad", "#f39c12", "#16a085"];
+  // Custom metrics' lines (dashed), apart from the five's colours.
+  const CUSTOM_COLORS = ["#17becf", "#bcbd22", "#e377c2", "#8c564b", "#7f7f7f", "#ff7f0e", "#393b79"];
   const st = { meta: null, service: null, window: null, tab: "overview", from: null, to: null, preset: "all", charts: {}, generation: null, lastTo: null, busy: false };
   // For tests and the curious: what has been drawn, and what failed.
   const probe = (window.__board = { drawn: {}, errors: [], loads: 0, ready: false });
@@ -173,7 +175,7 @@
         cursor: { sync: { key: opts.time === false ? null : "pss" }, drag: { x: opts.time !== false, y: false } },
         hooks: opts.time === false ? {} : { setSelect: [zoomHook] },
         series: [{ label: opts.xlabel || "time" }].concat(
-          series.map((s, i) => ({ label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 1.5, spanGaps: false, scale: s.scale || "y", points: { show: false } }))
+          series.map((s, i) => ({ label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 1.5, dash: s.dash, spanGaps: false, scale: s.scale || "y", points: { show: false } }))
         ),
       },
       [xs].concat(series.map((s) => s.values)),
@@ -304,7 +306,10 @@
   async function metrics(incidents) {
     const s = await api("series", { points: points("m-pss") });
     lineChart("m-pss", s.t, [{ label: "PSS", values: s.pss }], { incidents, scales: { y: { range: [0, 100] } } });
-    lineChart("m-sub", s.t, SUBS.map(([, code, label]) => ({ label, values: s[code] })), { incidents, scales: { y: { range: [0, 1] } } });
+    const subs = SUBS.map(([, code, label]) => ({ label, values: s[code] }));
+    // Custom metrics (pypss's plugins, declared metrics) beside the five, dashed.
+    (s.custom || []).forEach((c, i) => subs.push({ label: c.code, values: c.values, dash: [6, 4], color: CUSTOM_COLORS[i % CUSTOM_COLORS.length] }));
+    lineChart("m-sub", s.t, subs, { incidents, scales: { y: { range: [0, 1] } } });
     lineChart("m-traffic", s.t, [{ label: "traces", values: s.traces }, { label: "errors", values: s.errors, color: "#d73027" }], { incidents });
   }
 
