@@ -254,7 +254,23 @@ pub struct CustomValue {
     /// The statistic behind the score when `alpha` or `gamma` decays it
     /// (pypss's IO, DB, NET, GC): rescoring under other parameters uses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decay: Option<crate::score::custom::Decay>,
+    pub decay: Option<Decay>,
+}
+
+/// A custom metric's statistic and the scoring parameter that decays it
+/// into its score, `exp(-rate × statistic)` (`score::custom::decay_score`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Decay {
+    pub statistic: f64,
+    pub rate: Rate,
+}
+
+/// The scoring parameters pypss's built-in metrics decay by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rate {
+    Alpha,
+    Gamma,
 }
 
 impl Window {

@@ -45,30 +45,15 @@ pub enum Measured {
     Decay(Decay),
 }
 
-/// A statistic and the scoring parameter that decays it into a score.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Decay {
-    pub statistic: f64,
-    pub rate: Rate,
-}
+pub use crate::domain::{Decay, Rate};
 
-/// The scoring parameters pypss's built-in metrics decay by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rate {
-    Alpha,
-    Gamma,
-}
-
-impl Decay {
-    /// The score under parameters `p`, clamped to 0–1 (NaN is 0).
-    pub fn score(&self, p: &ScoreParams) -> f64 {
-        let rate = match self.rate {
-            Rate::Alpha => p.alpha,
-            Rate::Gamma => p.gamma,
-        };
-        clamped(decay(self.statistic, rate))
-    }
+/// A decayed statistic's score under parameters `p`, clamped to 0–1 (NaN is 0).
+pub fn decay_score(d: &Decay, p: &ScoreParams) -> f64 {
+    let rate = match d.rate {
+        Rate::Alpha => p.alpha,
+        Rate::Gamma => p.gamma,
+    };
+    clamped(decay(d.statistic, rate))
 }
 
 impl Measured {
@@ -76,7 +61,7 @@ impl Measured {
     pub fn score(&self, p: &ScoreParams) -> f64 {
         match self {
             Measured::Score(s) => clamped(*s),
-            Measured::Decay(d) => d.score(p),
+            Measured::Decay(d) => decay_score(d, p),
         }
     }
 

@@ -42,7 +42,12 @@ pub fn rescore(w: &Window, p: &ScoreParams) -> Rescored {
     let custom: Vec<(f64, f64)> = w
         .custom
         .iter()
-        .map(|c| (p.custom_weight(&c.code).unwrap_or(c.weight), c.decay.map_or(c.score, |d| d.score(p))))
+        .map(|c| {
+            (
+                p.custom_weight(&c.code).unwrap_or(c.weight),
+                c.decay.map_or(c.score, |d| super::custom::decay_score(&d, p)),
+            )
+        })
         .collect();
     let (pss_raw, pss) = formula::pss_with(&raw, &custom, p);
     Rescored { pss, breakdown: raw.map(py_round2), pss_raw, raw }
