@@ -261,7 +261,7 @@ mod tests {
         let plugins: Vec<String> = ["IO", "DB", "GC", "CACHE"].map(String::from).to_vec();
         // The metrics as a configuration with `p`'s weights resolves them.
         let custom = |p: &ScoreParams| {
-            let (metrics, _) = crate::score::custom::resolve(&plugins, &p.custom_weights, vec![]);
+            let (metrics, _) = crate::score::custom::resolve(&plugins, p, vec![]);
             crate::score::custom::CustomMetrics { metrics, ..Default::default() }
         };
         let d = ScoreParams::default();

@@ -199,14 +199,17 @@ impl AlarmPolicy {
         cfg: &Config,
         models: &std::path::Path,
     ) -> Result<(AlarmPolicy, Option<std::path::PathBuf>), PolicyError> {
-        let metrics = CustomMetrics::from_config(cfg).0;
+        let file = |p: std::path::PathBuf| -> Result<_, PolicyError> {
+            let policy = AlarmPolicy::from_file(&p)?.with_custom_metrics(&CustomMetrics::from_config(cfg).0);
+            Ok((policy, Some(p)))
+        };
         if let Some(p) = explicit {
-            return Ok((AlarmPolicy::from_file(p)?.with_custom_metrics(&metrics), Some(p.to_path_buf())));
+            return file(p.to_path_buf());
         }
         for dir in [service, "all"] {
             let p = models.join(dir).join("pss-tuned.toml");
             if p.is_file() {
-                return Ok((AlarmPolicy::from_file(&p)?.with_custom_metrics(&metrics), Some(p)));
+                return file(p);
             }
         }
         Ok((AlarmPolicy::from_config(cfg)?, None))

@@ -110,10 +110,12 @@ impl Default for CustomMetrics {
 /// Equal when the same codes carry the same weights and sensitivities.
 impl PartialEq for CustomMetrics {
     fn eq(&self, o: &Self) -> bool {
-        let key = |m: &CustomMetrics| -> Vec<(String, f64)> {
-            m.metrics.iter().map(|w| (w.metric.code().to_string(), w.weight)).collect()
-        };
-        key(self) == key(o)
+        self.metrics.len() == o.metrics.len()
+            && self
+                .metrics
+                .iter()
+                .zip(&o.metrics)
+                .all(|(a, b)| a.metric.code() == b.metric.code() && a.weight == b.weight)
             && self.thread_starvation_sensitivity == o.thread_starvation_sensitivity
             && self.kafka_lag_sensitivity == o.kafka_lag_sensitivity
     }
@@ -144,7 +146,7 @@ impl CustomMetrics {
             .iter()
             .map(|spec| DeclaredMetric::new(spec.check().expect("checked when the configuration was loaded")))
             .collect();
-        let (metrics, unresolved) = resolve(&c.plugins, &cfg.score.custom_weights, declared);
+        let (metrics, unresolved) = resolve(&c.plugins, &cfg.score, declared);
         let m = CustomMetrics {
             metrics,
             thread_starvation_sensitivity: c.thread_starvation_sensitivity,
@@ -514,19 +516,14 @@ impl CustomMetric for DeclaredMetric {
     }
 }
 
-/// The metrics `plugins`, `custom_metric_weights` and `[[pss.metrics]]`
-/// configure, with the `plugins` entries pss could not resolve (a Python
-/// module of the user's own, or an unknown code).
-pub fn resolve(
-    plugins: &[String],
-    weights: &[(String, f64)],
-    declared: Vec<DeclaredMetric>,
-) -> (Vec<Weighted>, Vec<String>) {
+/// The metrics `plugins` and `[[pss.metrics]]` configure, at the weights
+/// `p`'s `custom_metric_weights` give them, with the `plugins` entries pss
+/// could not resolve (a Python module of the user's own, or an unknown code).
+pub fn resolve(plugins: &[String], p: &ScoreParams, declared: Vec<DeclaredMetric>) -> (Vec<Weighted>, Vec<String>) {
     let mut out: Vec<Weighted> = Vec::new();
     let mut unresolved = Vec::new();
-    let weight_of = |code: &str, default: f64| weights.iter().rev().find(|(c, _)| c == code).map_or(default, |w| w.1);
     let mut push = |m: Arc<dyn CustomMetric>, default: f64| {
-        let w = Weighted { weight: weight_of(m.code(), default), metric: m };
+        let w = Weighted { weight: p.custom_weight(m.code()).unwrap_or(default), metric: m };
         // A later registration of a code replaces the earlier (a dict by code in pypss).
         match out.iter().position(|x| x.metric.code() == w.metric.code()) {
             Some(i) => out[i] = w,
@@ -566,7 +563,8 @@ mod tests {
     }
 
     fn metrics(plugins: &[&str], declared: Vec<DeclaredMetric>) -> CustomMetrics {
-        let (metrics, bad) = resolve(&plugins.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &[], declared);
+        let (metrics, bad) =
+            resolve(&plugins.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &ScoreParams::default(), declared);
         assert!(bad.is_empty());
         CustomMetrics { metrics, ..CustomMetrics::default() }
     }
@@ -580,7 +578,11 @@ mod tests {
         assert_eq!(Builtin::named("io"), Some(Builtin::Io));
         assert_eq!(Builtin::named("pypss.plugins.metrics.KafkaLagStabilityMetric"), Some(Builtin::Kafka));
         assert_eq!(Builtin::named("CacheStabilityMetric"), Some(Builtin::Cache));
-        let (m, bad) = resolve(&["DB".into(), "my_pkg.metrics".into()], &[("DB".into(), 0.5)], vec![]);
+        let (m, bad) = resolve(
+            &["DB".into(), "my_pkg.metrics".into()],
+            &ScoreParams { custom_weights: vec![("DB".into(), 0.5)], ..ScoreParams::default() },
+            vec![],
+        );
         assert_eq!((m.len(), m[0].weight), (1, 0.5));
         assert_eq!(bad, vec!["my_pkg.metrics".to_string()]);
     }

@@ -163,8 +163,13 @@ pub fn run_pypss_tune(a: PypssTuneArgs) -> CmdResult {
         output: Some(a.output.clone()),
         style: ConfigStyle::PypssFull,
     };
-    let bar = progress(a.iterations, "{bar:40} {pos}/{len} evaluations");
-    let r = crate::tune::baseline::run(&job, &cfg, &mut |_, _| bar.inc(1))?;
+    run_baseline(&job, &cfg)
+}
+
+/// Tunes against pypss's loss on a baseline, with a progress bar, and renders.
+fn run_baseline(job: &BaselineJob, cfg: &Config) -> CmdResult {
+    let bar = progress(job.iterations, "{bar:40} {pos}/{len} evaluations");
+    let r = crate::tune::baseline::run(job, cfg, &mut |_, _| bar.inc(1))?;
     bar.finish_and_clear();
     print(&render::baseline(&r))
 }
@@ -184,10 +189,7 @@ pub fn run(a: TuneArgs) -> CmdResult {
             output: a.output.clone(),
             style: ConfigStyle::Pss,
         };
-        let bar = progress(a.iterations, "{bar:40} {pos}/{len} evaluations");
-        let r = crate::tune::baseline::run(&job, &cfg, &mut |_, _| bar.inc(1))?;
-        bar.finish_and_clear();
-        return print(&render::baseline(&r));
+        return run_baseline(&job, &cfg);
     }
     if a.baseline.is_some() {
         return Err(Failure::input("--baseline goes with --objective pypss"));
